@@ -1,0 +1,183 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Tollgate: audit, metering and cost allocation for multi-tenant AI platforms.
+///
+/// MCP gateways and GPU workers emit tagged tool-call and GPU-second events
+/// (CloudEvents 1.0 JSON) to Kafka; Tollgate validates them, hashes PII,
+/// stores them as Parquet and prices them per team.
+///
+/// Start with `tollgate demo`: it runs the pipeline on a generated workload
+/// with no Kafka and no SMTP server.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Configuration file [default: ./tollgate.toml if present].
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "TOLLGATE_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More log output (-v info, -vv debug); TOLLGATE_LOG=<filter> overrides.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pipeline on a generated workload, with no Kafka and no SMTP.
+    ///
+    /// Generates the fixture workload in-process, passes every event through
+    /// the stages that exist (decode, upcast, validate), writes the results
+    /// to the data directory and prints what happened.
+    Demo(DemoArgs),
+    /// Generate test workloads.
+    #[command(subcommand)]
+    Fixtures(FixturesCommand),
+    /// Work with encoded events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Check or show the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// Options of `tollgate demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to write results [default: storage.data_dir, ./tollgate-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The workload to generate.
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+}
+
+/// The shape of a generated workload.
+#[derive(Debug, Args, Clone)]
+pub struct WorkloadArgs {
+    /// Seed of every random choice; the same seed gives the same bytes.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Number of days.
+    #[arg(long, default_value_t = 35, value_parser = clap::value_parser!(u32).range(1..=3660))]
+    pub days: u32,
+    /// Number of teams (over two tenants; 2 or more).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..=500))]
+    pub teams: u64,
+    /// Average events per day (GPU usage plus tool calls).
+    #[arg(long, default_value_t = 2000)]
+    pub events_per_day: u32,
+    /// First day (UTC) [default: so that the last day is yesterday].
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub start: Option<NaiveDate>,
+    /// Share of bad events, 0 to 0.5.
+    #[arg(long, default_value_t = 0.01)]
+    pub invalid_rate: f64,
+}
+
+/// `tollgate fixtures ...`
+#[derive(Debug, Subcommand)]
+pub enum FixturesCommand {
+    /// Write a deterministic workload as NDJSON (to a file or stdout) or to Kafka.
+    ///
+    /// 5 teams in 2 tenants, 4-12 users each, tool calls with PII in their
+    /// arguments, GPU jobs of every workload kind and tier, one team with a
+    /// spend spike, one that crosses 80 % and 100 % of its quota, v0 and v1.1
+    /// producers beside v1, and about 1 % bad events of every kind. A summary
+    /// of the scenario goes to stderr.
+    Generate(GenerateArgs),
+}
+
+/// Options of `tollgate fixtures generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The workload to generate.
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// NDJSON output file; `-` for stdout.
+    #[arg(long, short, default_value = "-", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Produce to Kafka (kafka.brokers, kafka.raw_topic) instead of writing NDJSON.
+    #[arg(long, conflicts_with = "output")]
+    pub kafka: bool,
+    /// Override kafka.brokers for --kafka.
+    #[arg(long, requires = "kafka", value_name = "HOST:PORT")]
+    pub brokers: Option<String>,
+    /// Override kafka.raw_topic for --kafka.
+    #[arg(long, requires = "kafka")]
+    pub topic: Option<String>,
+    /// Also write the pricing and teams config that fits the workload (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub config_out: Option<PathBuf>,
+    /// Also write the scenario report (JSON): daily costs, spike, quota crossings.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Print no summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `tollgate events ...`
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Decode and validate NDJSON events, one result per line.
+    ///
+    /// Prints `ok` with the kind and version, or the reason (field: problem).
+    /// Exits 0 when every line is valid, 1 when any is not.
+    Validate(ValidateArgs),
+}
+
+/// Options of `tollgate events validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// NDJSON file; `-` for stdin.
+    #[arg(default_value = "-")]
+    pub input: PathBuf,
+    /// Check the skew window against this time instead of now (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub received_at: Option<DateTime<Utc>>,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Print only the totals.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `tollgate config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load and validate the configuration, and say what it holds.
+    Check,
+    /// Print the effective configuration (file plus environment), secrets left out.
+    Show,
+}

@@ -1,0 +1,75 @@
+//! `tollgate`: one binary that wires the stages together.
+
+mod cli;
+mod config;
+mod demo;
+mod events_cmd;
+mod fixtures_cmd;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing(cli.log_format, cli.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    let config_path = cli.config.clone();
+    let load = || config::Config::load(config_path.as_deref());
+    match cli.command {
+        cli::Command::Demo(args) => demo::run(load()?, args),
+        cli::Command::Fixtures(cli::FixturesCommand::Generate(args)) => {
+            fixtures_cmd::generate(load()?, args)
+        }
+        cli::Command::Events(cli::EventsCommand::Validate(args)) => {
+            events_cmd::validate(load()?, args)
+        }
+        cli::Command::Config(cli::ConfigCommand::Check) => {
+            let loaded = load()?;
+            let c = &loaded.config;
+            println!(
+                "configuration OK ({}): {} team(s), {} GPU rate(s), {} token rate(s), {} tool fee(s), currency {}, {}",
+                loaded.path.as_ref().map_or("defaults and environment only".to_string(), |p| p.display().to_string()),
+                c.teams.len(),
+                c.pricing.gpu.len(),
+                c.pricing.tokens.len(),
+                c.pricing.tools.len(),
+                c.pricing.currency,
+                if c.alerts.smtp.is_some() { "emails over SMTP" } else { "emails to the outbox folder" },
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        cli::Command::Config(cli::ConfigCommand::Show) => {
+            print!("{}", load()?.config.to_redacted_toml()?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn init_tracing(format: cli::LogFormat, verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter =
+        EnvFilter::try_from_env("TOLLGATE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        cli::LogFormat::Json => builder.json().init(),
+        cli::LogFormat::Text => builder.init(),
+    }
+}
