@@ -280,3 +280,186 @@ fn human(d: chrono::Duration) -> String {
     let secs = d.num_seconds().max(0).unsigned_abs();
     humantime::format_duration(Duration::from_secs(secs)).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{CallStatus, EventBody, EventKind, Phase, PricingTier, WorkloadKind};
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-03T15:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn gpu_v1() -> Value {
+        json!({
+            "specversion": "1.0", "id": "gpu-1", "source": "https://gpu-pool.acme.example/eu-west-1",
+            "type": "dev.tollgate.gpu_usage.v1", "time": "2026-11-03T14:00:00Z",
+            "data": {
+                "tenant": "acme", "team": "search", "user": "usr_1", "environment": "prod",
+                "workload_id": "search-serving", "workload_kind": "realtime_inference",
+                "gpu_model": "L4", "gpu_count": 2,
+                "interval_start": "2026-11-03T13:00:00Z", "interval_end": "2026-11-03T14:00:00Z",
+                "pricing_tier": "reserved", "node": "gpu-eu-01", "region": "eu-west-1"
+            }
+        })
+    }
+
+    fn tool_end_v1() -> Value {
+        json!({
+            "specversion": "1.0", "id": "call-9-end", "source": "https://mcp-gw.acme.example",
+            "type": "dev.tollgate.tool_call.v1", "time": "2026-11-03T14:00:01.250Z",
+            "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "data": {
+                "tenant": "acme", "team": "search", "user": "usr_1", "environment": "prod",
+                "mcp_server": "crm", "tool": "lookup_customer", "phase": "end", "call_id": "call-9",
+                "status": "error", "error_class": "rate_limited", "latency_ms": 1250.5,
+                "model": "gpt-4o", "input_tokens": 1200, "output_tokens": 80
+            }
+        })
+    }
+
+    fn decode_json(v: &Value) -> Result<Event, RejectReason> {
+        decode(
+            &serde_json::to_vec(v).unwrap(),
+            &DecodeLimits::default(),
+            now(),
+        )
+    }
+
+    fn reason(v: &Value) -> (ReasonCode, String, String) {
+        let r = decode_json(v).expect_err("must be refused");
+        (r.code, r.field.clone(), r.to_string())
+    }
+
+    #[test]
+    fn decodes_current_gpu_usage() {
+        let e = decode_json(&gpu_v1()).unwrap();
+        assert_eq!(e.tags.team, "search");
+        let EventBody::GpuUsage(g) = &e.body else {
+            panic!("not gpu")
+        };
+        assert_eq!(g.workload_kind, WorkloadKind::RealtimeInference);
+        assert_eq!(g.pricing_tier, PricingTier::Reserved);
+        assert_eq!(g.gpu_millis(), 2 * 3_600_000);
+        assert!(e.extra.is_empty());
+    }
+
+    #[test]
+    fn decodes_tool_call_end_with_extension() {
+        let e = decode_json(&tool_end_v1()).unwrap();
+        let EventBody::ToolCall(c) = &e.body else {
+            panic!("not a tool call")
+        };
+        assert_eq!((c.phase, c.status), (Phase::End, Some(CallStatus::Error)));
+        assert_eq!(c.latency_ms, Some(1250.5));
+        assert_eq!(c.output_tokens, Some(80));
+        assert!(e.envelope.extensions.contains_key("traceparent"));
+    }
+
+    #[test]
+    fn names_field_and_problem() {
+        let mut v = gpu_v1();
+        v["data"]["gpu_count"] = json!(0);
+        assert_eq!(reason(&v).2, "data.gpu_count: must be 1..=1024, got 0");
+        v["data"]["gpu_count"] = json!(1025);
+        assert_eq!(reason(&v).2, "data.gpu_count: must be 1..=1024, got 1025");
+        let mut v = gpu_v1();
+        v["data"].as_object_mut().unwrap().remove("team");
+        assert_eq!(reason(&v).2, "data.team: is required");
+        let mut v = gpu_v1();
+        v["data"]["team"] = Value::Null;
+        assert_eq!(reason(&v).0, ReasonCode::MissingField);
+    }
+
+    #[test]
+    fn upcasts_v0_gpu_seconds_to_an_interval() {
+        let v = json!({
+            "specversion": "1.0", "id": "old-1", "source": "https://gpu-pool-legacy.acme.example",
+            "type": "dev.tollgate.gpu_usage.v0", "time": "2026-11-03T14:00:00Z",
+            "data": {
+                "org": "acme", "team_id": "search", "user_id": "usr_1", "env": "prod",
+                "job_id": "j-1", "kind": "fine_tune", "gpu": "H100", "gpus": 8,
+                "started_at": "2026-11-03T13:00:00Z", "gpu_seconds": 28800,
+                "tier": "spot", "host": "gpu-eu-07", "region": "eu-west-1"
+            }
+        });
+        let e = decode_json(&v).unwrap();
+        assert_eq!(e.envelope.schema.major, 0);
+        assert_eq!(e.tags.tenant, "acme");
+        let EventBody::GpuUsage(g) = &e.body else {
+            panic!("not gpu")
+        };
+        assert_eq!(g.interval_end.to_rfc3339(), "2026-11-03T14:00:00+00:00");
+        assert_eq!((g.gpu_count, g.node.as_str()), (8, "gpu-eu-07"));
+        // Errors name the field as the v0 producer spelt it.
+        let mut bad = v.clone();
+        bad["data"].as_object_mut().unwrap().remove("team_id");
+        assert_eq!(reason(&bad).1, "data.team_id");
+    }
+
+    #[test]
+    fn keeps_unknown_fields_of_a_newer_minor_only() {
+        let mut v = gpu_v1();
+        v["data"]["carbon_grams"] = json!(12.5);
+        assert_eq!(reason(&v).0, ReasonCode::UnknownField);
+        v["type"] = json!("dev.tollgate.gpu_usage.v1.4");
+        let e = decode_json(&v).unwrap();
+        assert_eq!(e.extra.get("carbon_grams"), Some(&json!(12.5)));
+        assert_eq!(e.body.kind(), EventKind::GpuUsage);
+    }
+
+    #[test]
+    fn applies_bounds() {
+        let mut v = tool_end_v1();
+        v["data"]["latency_ms"] = json!(-1);
+        assert_eq!(reason(&v).0, ReasonCode::Negative);
+        v["data"]["latency_ms"] = json!("Infinity");
+        assert_eq!(reason(&v).0, ReasonCode::NotFinite);
+        let mut v = tool_end_v1();
+        v["data"]["input_tokens"] = json!(1e300);
+        assert_eq!(reason(&v).0, ReasonCode::OutOfRange);
+        let mut v = gpu_v1();
+        v["data"]["interval_end"] = json!("2026-11-03T12:59:59Z");
+        assert_eq!(reason(&v).0, ReasonCode::EndBeforeStart);
+        let mut v = gpu_v1();
+        v["time"] = json!("2026-11-03T15:06:00Z");
+        assert_eq!(reason(&v).0, ReasonCode::InFuture);
+        v["time"] = json!("2026-11-03T15:04:00+00:00");
+        assert!(decode_json(&v).is_ok(), "inside the skew window");
+        let mut v = gpu_v1();
+        v["id"] = json!("x".repeat(257));
+        assert_eq!(reason(&v).0, ReasonCode::TooLong);
+        v["id"] = json!("x".repeat(256));
+        assert!(decode_json(&v).is_ok());
+    }
+
+    #[test]
+    fn size_limit_applies_before_parsing() {
+        let limits = DecodeLimits {
+            max_event_bytes: 100,
+            ..DecodeLimits::default()
+        };
+        let bytes = serde_json::to_vec(&gpu_v1()).unwrap();
+        let r = decode(&bytes, &limits, now()).unwrap_err();
+        assert_eq!(r.code, ReasonCode::TooLarge);
+        assert!(r.message.contains(&format!("{} bytes", bytes.len())));
+    }
+
+    #[test]
+    fn reasons_never_quote_user_content() {
+        let mut v = tool_end_v1();
+        v["data"]["status"] = json!("alice@example.com");
+        let (_, _, text) = reason(&v);
+        assert!(!text.contains("alice"), "{text}");
+        let r = decode(
+            b"{\"id\": \"alice@example.com\"",
+            &DecodeLimits::default(),
+            now(),
+        )
+        .unwrap_err();
+        assert!(!r.to_string().contains("alice"));
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the ingest crate: the documented examples, the
+//! decoder under arbitrary input, and the Kafka round trip with an
+//! independent client.
+
+mod decoder_props;
+mod docs_examples;
+mod kafka_roundtrip;

@@ -1,0 +1,67 @@
+"""The independent Kafka client of the round-trip test (kafka-python, a pure
+Python implementation of the protocol).
+
+    python3 kafka_interop.py produce BROKER TOPIC FILE   # FILE: lines of "key<TAB>json"
+    python3 kafka_interop.py consume BROKER TOPIC N      # prints N records as JSON lines
+"""
+
+import json
+import sys
+
+from kafka import KafkaConsumer, KafkaProducer
+
+
+def produce(broker, topic, path):
+    producer = KafkaProducer(bootstrap_servers=broker, acks="all", retries=5)
+    sent = 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            key, value = line.split("\t", 1)
+            producer.send(topic, key=key.encode(), value=value.encode()).get(timeout=30)
+            sent += 1
+    producer.flush(timeout=30)
+    producer.close()
+    print(json.dumps({"sent": sent}))
+
+
+def consume(broker, topic, n):
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=broker,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=60000,
+    )
+    got = 0
+    for record in consumer:
+        print(
+            json.dumps(
+                {
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "key": record.key.decode() if record.key is not None else None,
+                    "value": record.value.decode(),
+                }
+            ),
+            flush=True,
+        )
+        got += 1
+        if got >= n:
+            break
+    consumer.close()
+    if got < n:
+        sys.exit(f"consumed {got} of {n} records before the timeout")
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1]
+    if cmd == "produce":
+        produce(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif cmd == "consume":
+        consume(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    else:
+        sys.exit(f"unknown command {cmd}")
