@@ -276,6 +276,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's signature
     fn env_overrides_file() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

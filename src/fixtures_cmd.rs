@@ -87,6 +87,15 @@ pub fn generate(loaded: Loaded, args: GenerateArgs) -> Result<ExitCode> {
         })?;
         pb.set_message("waiting for the broker");
         let d = emitter.flush(Duration::from_secs(120))?;
+        if d.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("UnknownTopicOrPartition"))
+        {
+            bail!(
+                "topic {topic} does not exist on {}; create it first (for example: kafka-topics.sh --create --topic {topic} --partitions 6), or name another with --topic",
+                kafka.brokers
+            );
+        }
         if d.failed > 0 || d.delivered != summary.records {
             bail!(
                 "the broker acknowledged {} of {} records ({} failed; last error: {})",

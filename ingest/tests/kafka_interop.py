@@ -3,12 +3,14 @@ Python implementation of the protocol).
 
     python3 kafka_interop.py produce BROKER TOPIC FILE   # FILE: lines of "key<TAB>json"
     python3 kafka_interop.py consume BROKER TOPIC N      # prints N records as JSON lines
+    python3 kafka_interop.py create BROKER TOPIC PARTITIONS
 """
 
 import json
 import sys
 
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
 
 
 def produce(broker, topic, path):
@@ -44,7 +46,7 @@ def consume(broker, topic, n):
                     "partition": record.partition,
                     "offset": record.offset,
                     "key": record.key.decode() if record.key is not None else None,
-                    "value": record.value.decode(),
+                    "value": record.value.decode("utf-8", "replace"),
                 }
             ),
             flush=True,
@@ -57,11 +59,19 @@ def consume(broker, topic, n):
         sys.exit(f"consumed {got} of {n} records before the timeout")
 
 
+def create(broker, topic, partitions):
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+    admin.create_topics([NewTopic(name=topic, num_partitions=partitions, replication_factor=1)])
+    admin.close()
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "produce":
         produce(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "consume":
         consume(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif cmd == "create":
+        create(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
         sys.exit(f"unknown command {cmd}")

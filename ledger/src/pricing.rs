@@ -87,12 +87,12 @@ pub struct PriceBook {
 
 /// The entry of `entries` that matches and is in force at `at`: the one with
 /// the latest `effective_from` not after `at`.
-fn in_force<'a, T>(
-    entries: &'a [T],
+fn in_force<T>(
+    entries: &[T],
     at: DateTime<Utc>,
     matches: impl Fn(&T) -> bool,
     from: impl Fn(&T) -> DateTime<Utc>,
-) -> Option<&'a T> {
+) -> Option<&T> {
     entries
         .iter()
         .filter(|e| matches(e) && from(e) <= at)

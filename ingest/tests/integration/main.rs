@@ -2,6 +2,8 @@
 //! decoder under arbitrary input, and the Kafka round trip with an
 //! independent client.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod decoder_props;
 mod docs_examples;
 mod kafka_roundtrip;

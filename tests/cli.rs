@@ -1,0 +1,329 @@
+//! The `tollgate` binary as a user runs it: help, demo, fixtures, validation,
+//! configuration, and producing the workload to a real broker.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn tollgate(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TOLLGATE_CONFIG")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("running tollgate")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn help_explains_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["--help"],
+        vec!["demo", "--help"],
+        vec!["fixtures", "generate", "--help"],
+        vec!["events", "validate", "--help"],
+        vec!["config", "check", "--help"],
+        vec!["config", "show", "--help"],
+    ] {
+        let out = tollgate(dir.path(), &args);
+        assert!(out.status.success(), "{args:?}");
+        let help = text(&out.stdout);
+        assert!(help.contains("Usage: tollgate"), "{args:?}: {help}");
+        assert!(
+            help.lines().count() > 5,
+            "{args:?} help is too thin: {help}"
+        );
+    }
+    let out = tollgate(dir.path(), &["frobnicate"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("unrecognized subcommand"));
+}
+
+#[test]
+fn demo_runs_without_kafka_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tollgate(
+        dir.path(),
+        &["demo", "--days", "12", "--events-per-day", "600"],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("consumed") && stdout.contains("dead-lettered"),
+        "{stdout}"
+    );
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("tollgate-data/demo/summary.json")).unwrap(),
+    )
+    .unwrap();
+    let c = &summary["counts"];
+    let (consumed, stored, dead) = (
+        c["consumed"].as_u64().unwrap(),
+        c["stored"].as_u64().unwrap(),
+        c["dead_lettered"].as_u64().unwrap(),
+    );
+    assert!(consumed > 6000, "{c}");
+    assert_eq!(consumed, stored + dead, "nothing is lost");
+    assert_eq!(c["mismatches"], 0);
+    assert!(dead > 0 && c["upcast_from_v0"].as_u64().unwrap() > 0);
+    // Dead letters keep the reason and never the payload.
+    let dl =
+        std::fs::read_to_string(dir.path().join("tollgate-data/demo/dead_letters.ndjson")).unwrap();
+    assert_eq!(dl.lines().count() as u64, dead);
+    for payload_text in ["@", "Customer", "SELECT", "sk-", "\"query\""] {
+        assert!(
+            !dl.contains(payload_text),
+            "dead letters must not hold payload text ({payload_text})"
+        );
+    }
+    // The written config loads.
+    let cfg = dir.path().join("tollgate-data/demo/tollgate.demo.toml");
+    let out = tollgate(
+        dir.path(),
+        &["--config", cfg.to_str().unwrap(), "config", "check"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("5 team(s)"));
+}
+
+#[test]
+fn fixtures_are_byte_identical_for_a_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "fixtures",
+        "generate",
+        "--days",
+        "35",
+        "--seed",
+        "7",
+        "--start",
+        "2026-10-01",
+        "--events-per-day",
+        "300",
+        "-q",
+    ];
+    let a = tollgate(dir.path(), &args);
+    let b = tollgate(dir.path(), &args);
+    assert!(a.status.success(), "{}", text(&a.stderr));
+    assert!(!a.stdout.is_empty());
+    assert_eq!(a.stdout, b.stdout, "same seed, different bytes");
+    let lines = a
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    assert!(lines > 35 * 250, "{lines} lines");
+
+    // Written to a file with the report, the scenario is there.
+    let report = dir.path().join("report.json");
+    let out = tollgate(
+        dir.path(),
+        &[
+            "fixtures",
+            "generate",
+            "--days",
+            "35",
+            "--seed",
+            "7",
+            "--start",
+            "2026-10-01",
+            "--events-per-day",
+            "300",
+            "-o",
+            "w.ndjson",
+            "--report",
+            "report.json",
+        ],
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read(dir.path().join("w.ndjson")).unwrap(),
+        a.stdout
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("spike: search (acme)") && stderr.contains("quota: vision (globex)"),
+        "{stderr}"
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    assert_eq!(r["spike"]["team"], "search");
+    assert_eq!(r["quota"]["team"], "vision");
+    assert_eq!(r["anomalies"].as_array().unwrap().len(), 1);
+    assert!(r["quota"]["warning_date"].as_str() < r["quota"]["exhausted_date"].as_str());
+}
+
+#[test]
+fn events_validate_names_each_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = r#"{"specversion":"1.0","id":"a","source":"s","type":"dev.tollgate.gpu_usage.v1","time":"2026-11-03T14:00:00Z","data":{"tenant":"acme","team":"t","user":"u","environment":"prod","workload_id":"w","workload_kind":"notebook","gpu_model":"L4","gpu_count":1,"interval_start":"2026-11-03T13:00:00Z","interval_end":"2026-11-03T14:00:00Z","pricing_tier":"spot","node":"n","region":"r"}}"#;
+    let zero = good.replace("\"gpu_count\":1", "\"gpu_count\":0");
+    std::fs::write(
+        dir.path().join("e.ndjson"),
+        format!("{good}\n{zero}\nnot json\n\n"),
+    )
+    .unwrap();
+    let out = tollgate(
+        dir.path(),
+        &[
+            "events",
+            "validate",
+            "e.ndjson",
+            "--received-at",
+            "2026-11-03T14:01:00Z",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit 1 when any line is refused"
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("line 1: ok gpu_usage"), "{stdout}");
+    assert!(
+        stdout.contains("line 2: rejected [out_of_range] data.gpu_count: must be 1..=1024, got 0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("line 3: rejected [invalid_json] $: is not valid JSON"),
+        "{stdout}"
+    );
+    assert!(text(&out.stderr).contains("checked 3 event(s): 1 valid, 2 rejected"));
+    std::fs::write(dir.path().join("ok.ndjson"), format!("{good}\n")).unwrap();
+    let out = tollgate(
+        dir.path(),
+        &[
+            "events",
+            "validate",
+            "ok.ndjson",
+            "--received-at",
+            "2026-11-03T14:01:00Z",
+            "--json",
+        ],
+    );
+    assert!(out.status.success());
+    let v: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(
+        (v["ok"].as_bool(), v["kind"].as_str()),
+        (Some(true), Some("gpu_usage"))
+    );
+}
+
+#[test]
+fn config_errors_are_clear_and_secrets_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tollgate.toml"),
+        "[kafka]\nbrokrs = \"x\"\n",
+    )
+    .unwrap();
+    let out = tollgate(dir.path(), &["config", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("brokrs") && err.contains("tollgate.toml"),
+        "{err}"
+    );
+
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/tollgate.example.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["--config", example.to_str().unwrap(), "config", "show"])
+        .env("TOLLGATE__ALERTS__SMTP__PASSWORD", "s3cr3t-pass")
+        .env("TOLLGATE__KAFKA__BROKERS", "127.0.0.1:39092")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("127.0.0.1:39092"), "env overrides the file");
+    assert!(!shown.contains("s3cr3t"), "{shown}");
+    assert!(
+        shown.contains("alerts.smtp.password"),
+        "says the secret is set"
+    );
+
+    let out = tollgate(dir.path(), &["--config", "missing.toml", "config", "check"]);
+    assert!(text(&out.stderr).contains("missing.toml does not exist"));
+}
+
+#[test]
+fn fixtures_produce_to_a_real_broker() {
+    let Ok(brokers) = std::env::var("TOLLGATE_TEST_KAFKA") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set TOLLGATE_TEST_KAFKA"
+        );
+        eprintln!(
+            "SKIPPED: set TOLLGATE_TEST_KAFKA=127.0.0.1:PORT to produce fixtures to a broker"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let topic = format!("tollgate-cli-{}", std::process::id());
+    // The same workload as NDJSON, to count what the broker must hold.
+    let args = [
+        "fixtures",
+        "generate",
+        "--days",
+        "3",
+        "--events-per-day",
+        "400",
+        "--seed",
+        "11",
+        "-q",
+    ];
+    let ndjson = tollgate(dir.path(), &args);
+    let expected = ndjson
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ingest/tests/kafka_interop.py");
+    let mut kargs = args.to_vec();
+    kargs.extend(["--kafka", "--brokers", &brokers, "--topic", &topic]);
+    let out = tollgate(dir.path(), &kargs);
+    assert!(!out.status.success(), "the topic does not exist yet");
+    assert!(
+        text(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+    let created = Command::new("python3")
+        .arg(&script)
+        .args(["create", &brokers, &topic, "2"])
+        .status()
+        .unwrap();
+    assert!(created.success(), "creating the topic with kafka-python");
+    let mut kargs = args.to_vec();
+    kargs.extend(["--kafka", "--brokers", &brokers, "--topic", &topic]);
+    let out = tollgate(dir.path(), &kargs);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let read = Command::new("python3")
+        .arg(script)
+        .args(["consume", &brokers, &topic, &expected.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(
+        read.status.success(),
+        "kafka-python did not read {expected} records"
+    );
+    let lines: Vec<Value> = text(&read.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), expected);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["key"].as_str().is_some_and(|k| !k.is_empty())),
+        "every record is keyed by team"
+    );
+}
