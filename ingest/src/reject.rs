@@ -67,6 +67,37 @@ pub enum ReasonCode {
 }
 
 impl ReasonCode {
+    /// Every code, for documentation checks and metric registration.
+    pub const ALL: &'static [ReasonCode] = &[
+        Self::NotUtf8,
+        Self::InvalidJson,
+        Self::NotAnObject,
+        Self::TooLarge,
+        Self::MissingField,
+        Self::WrongType,
+        Self::Empty,
+        Self::TooLong,
+        Self::ControlCharacters,
+        Self::UnsupportedSpecversion,
+        Self::UnknownType,
+        Self::UnsupportedVersion,
+        Self::InvalidTimestamp,
+        Self::TooOld,
+        Self::InFuture,
+        Self::OutOfRange,
+        Self::Negative,
+        Self::NotFinite,
+        Self::NotInteger,
+        Self::EndBeforeStart,
+        Self::IntervalTooLong,
+        Self::InvalidValue,
+        Self::NotAllowed,
+        Self::UnknownField,
+        Self::InvalidExtensionName,
+        Self::UnsupportedContentType,
+        Self::BinaryData,
+    ];
+
     /// The stable snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -97,6 +128,23 @@ impl ReasonCode {
             Self::InvalidExtensionName => "invalid_extension_name",
             Self::UnsupportedContentType => "unsupported_content_type",
             Self::BinaryData => "binary_data",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_code_once() {
+        let names: std::collections::BTreeSet<&str> =
+            ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), ReasonCode::ALL.len());
+        // as_str is exhaustive, so a new variant must be named there; this
+        // catches one missing from ALL by comparing with the serde names.
+        for c in ReasonCode::ALL {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
         }
     }
 }
