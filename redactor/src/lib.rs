@@ -1,27 +1,40 @@
 //! Tollgate's redaction stage: personal and secret data in user content is
-//! replaced with keyed HMAC-SHA256 tokens before anything is stored.
+//! replaced with keyed tokens (`<email:3f9a1c0b7d2e4a6f>`: a truncated
+//! HMAC-SHA256 of the normalised value under the tenant's key) before
+//! anything is stored. The same value gives the same token within a tenant
+//! and an unrelated one in another tenant.
 //!
-//! This crate holds the `[redaction]` config section today; the detectors
-//! and the key store land with the redactor issue.
+//! [`Redactor`] works on text, JSON, whole events and Arrow record batches.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+mod columnar;
+pub mod config;
+mod detect;
+pub mod keys;
+mod kind;
+mod redact;
+mod token;
+mod validate;
 
-use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+pub use columnar::{Content, KEY_ID_COLUMN};
+pub use config::{CustomPatternConfig, PolicyConfig, RedactionConfig};
+pub use detect::{CustomPattern, Detected, Engine, Finding};
+pub use kind::Kind;
+pub use redact::{Counts, EventRedaction, Redactor};
+pub use token::{normalise, token};
 
-/// `[redaction]`: where tenant keys come from.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RedactionConfig {
-    /// The key store file (owner-only permissions); relative paths are under
-    /// `storage.data_dir`. Unset means `keys.json` in the data directory.
-    pub key_store: Option<PathBuf>,
-    /// A file holding tenant keys as `tenant = "hex key"` lines (TOML); read
-    /// at start, never printed.
-    pub keys_file: Option<PathBuf>,
-    /// Tenant keys given inline (hex, at least 32 bytes), by tenant. Prefer
-    /// `keys_file` or `TOLLGATE__REDACTION__KEYS__<TENANT>`; never printed.
-    #[serde(skip_serializing)]
-    pub keys: BTreeMap<String, SecretString>,
+/// Errors of the redaction stage.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The `[redaction]` section is wrong.
+    #[error("redaction: {0}")]
+    Config(String),
+    /// The key store cannot be read or written.
+    #[error("key store: {0}")]
+    KeyStore(String),
+    /// A record batch lacks a column or has the wrong type.
+    #[error("redaction: column {0}")]
+    Column(String),
+    /// Arrow refused the redacted batch.
+    #[error("redaction: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
 }

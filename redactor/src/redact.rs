@@ -1,0 +1,320 @@
+//! The redactor: detectors, keys and policy together. Text, JSON and whole
+//! events go in; the same with every finding replaced by its token comes out.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use tollgate_ingest::event::{Event, EventBody};
+
+use crate::config::RedactionConfig;
+use crate::detect::{CustomPattern, Engine};
+use crate::keys::{KeyStore, TenantKey};
+use crate::kind::Kind;
+use crate::token::{normalise, token};
+use crate::Error;
+
+/// Findings replaced, by kind name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts(pub BTreeMap<String, u64>);
+
+impl Counts {
+    /// Adds one finding of `kind`.
+    pub fn add(&mut self, kind: &str) {
+        *self.0.entry(kind.to_string()).or_default() += 1;
+    }
+
+    /// Adds all of `other`.
+    pub fn merge(&mut self, other: &Counts) {
+        for (k, v) in &other.0 {
+            *self.0.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    /// Total findings.
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+}
+
+/// What redacting an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRedaction {
+    /// The key id the tokens were made with (stored beside the row).
+    pub key_id: String,
+    /// Findings by kind.
+    pub counts: Counts,
+}
+
+/// Which event fields are user content.
+#[derive(Debug, Clone)]
+struct Policy {
+    arguments: bool,
+    output_excerpt: bool,
+    unknown_fields: bool,
+}
+
+/// The redactor.
+pub struct Redactor {
+    keys: KeyStore,
+    base: Arc<Engine>,
+    per_tenant: HashMap<String, Arc<Engine>>,
+    policy: Policy,
+}
+
+/// Shortest run of digits in a JSON number worth checking (an SSN has 9).
+const MIN_NUMBER_DIGITS: usize = 9;
+
+impl Redactor {
+    /// Builds the redactor from `[redaction]`; the key store defaults to
+    /// `keys.json` under `data_dir`.
+    pub fn new(config: &RedactionConfig, data_dir: &Path) -> Result<Self, Error> {
+        let mut enabled = Vec::new();
+        for name in &config.detectors {
+            let kind = Kind::from_name(name).ok_or_else(|| {
+                let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+                Error::Config(format!(
+                    "redaction.detectors: unknown detector {name:?}; known: {}",
+                    all.join(", ")
+                ))
+            })?;
+            enabled.push(kind);
+        }
+        let mut policy = Policy {
+            arguments: false,
+            output_excerpt: false,
+            unknown_fields: config.policy.unknown_fields,
+        };
+        for f in &config.policy.tool_call {
+            match f.as_str() {
+                "arguments" => policy.arguments = true,
+                "output_excerpt" => policy.output_excerpt = true,
+                other => {
+                    return Err(Error::Config(format!(
+                        "redaction.policy.tool_call: {other:?} is not a user-content field (arguments, output_excerpt); identifiers and infrastructure fields are never redacted"
+                    )))
+                }
+            }
+        }
+        if let Some(f) = config.policy.gpu_usage.first() {
+            return Err(Error::Config(format!(
+                "redaction.policy.gpu_usage: {f:?} is not a user-content field; GPU usage events hold none"
+            )));
+        }
+        let custom_for = |tenant: Option<&str>| -> Vec<CustomPattern> {
+            config
+                .custom
+                .iter()
+                .filter(|c| c.tenant == "*" || Some(c.tenant.as_str()) == tenant)
+                .map(|c| CustomPattern {
+                    name: c.name.clone(),
+                    pattern: c.pattern.clone(),
+                })
+                .collect()
+        };
+        let base = Arc::new(Engine::new(&enabled, &custom_for(None))?);
+        let mut per_tenant = HashMap::new();
+        for c in config.custom.iter().filter(|c| c.tenant != "*") {
+            if !per_tenant.contains_key(&c.tenant) {
+                per_tenant.insert(
+                    c.tenant.clone(),
+                    Arc::new(Engine::new(&enabled, &custom_for(Some(&c.tenant)))?),
+                );
+            }
+        }
+        let store_path = match &config.key_store {
+            Some(p) if p.is_absolute() => p.clone(),
+            Some(p) => data_dir.join(p),
+            None => data_dir.join("keys.json"),
+        };
+        Ok(Self {
+            keys: KeyStore::open(&store_path, &config.keys)?,
+            base,
+            per_tenant,
+            policy,
+        })
+    }
+
+    /// The key store.
+    pub fn keys(&self) -> &KeyStore {
+        &self.keys
+    }
+
+    /// The detectors that apply to `tenant`.
+    pub fn engine(&self, tenant: &str) -> &Engine {
+        self.per_tenant.get(tenant).unwrap_or(&self.base)
+    }
+
+    /// The token of `value` as `kind` for `tenant` (its active key, or the
+    /// key `key_id` for data redacted before a rotation).
+    pub fn token_for(
+        &self,
+        tenant: &str,
+        kind: &str,
+        value: &str,
+        key_id: Option<&str>,
+    ) -> Result<String, Error> {
+        let key = match key_id {
+            Some(id) => self.keys.key_by_id(tenant, id)?,
+            None => self.keys.key_for(tenant)?,
+        };
+        Ok(token(key.bytes(), kind, &normalise(kind, value)))
+    }
+
+    /// Redacts free text for `tenant`.
+    pub fn redact_text<'t>(
+        &self,
+        tenant: &str,
+        text: &'t str,
+    ) -> Result<(Cow<'t, str>, EventRedaction), Error> {
+        let key = self.keys.key_for(tenant)?;
+        let mut counts = Counts::default();
+        let out = redact_with(self.engine(tenant), &key, text, &mut counts);
+        Ok((
+            out,
+            EventRedaction {
+                key_id: key.id,
+                counts,
+            },
+        ))
+    }
+
+    /// Redacts every string (values and keys) of a JSON value in place, and
+    /// numbers that are PII as a whole (a card number sent as a number
+    /// becomes its token, a string). The JSON stays valid.
+    pub fn redact_json(&self, tenant: &str, value: &mut Value) -> Result<EventRedaction, Error> {
+        let key = self.keys.key_for(tenant)?;
+        let mut counts = Counts::default();
+        redact_value(self.engine(tenant), &key, value, &mut counts);
+        Ok(EventRedaction {
+            key_id: key.id,
+            counts,
+        })
+    }
+
+    /// Redacts the user-content fields of `event` under its tenant's key, as
+    /// the policy says: tool-call arguments and output excerpts, and fields
+    /// of a newer minor version.
+    pub fn redact_event(&self, event: &mut Event) -> Result<EventRedaction, Error> {
+        let key = self.keys.key_for(&event.tags.tenant)?;
+        let engine = self.engine(&event.tags.tenant);
+        let mut counts = Counts::default();
+        if let EventBody::ToolCall(call) = &mut event.body {
+            if self.policy.arguments {
+                if let Some(args) = &mut call.arguments {
+                    redact_value(engine, &key, args, &mut counts);
+                }
+            }
+            if self.policy.output_excerpt {
+                if let Some(text) = &mut call.output_excerpt {
+                    if let Cow::Owned(s) = redact_with(engine, &key, text, &mut counts) {
+                        *text = s;
+                    }
+                }
+            }
+        }
+        if self.policy.unknown_fields && !event.extra.is_empty() {
+            let mut extra = Value::Object(std::mem::take(&mut event.extra));
+            redact_value(engine, &key, &mut extra, &mut counts);
+            if let Value::Object(m) = extra {
+                event.extra = m;
+            }
+        }
+        Ok(EventRedaction {
+            key_id: key.id,
+            counts,
+        })
+    }
+}
+
+impl Redactor {
+    /// Redacts a JSON value with a given engine and key; returns it encoded.
+    pub(crate) fn redact_json_with(
+        &self,
+        engine: &Engine,
+        key: &TenantKey,
+        value: &mut Value,
+        counts: &mut Counts,
+    ) -> Option<String> {
+        redact_value(engine, key, value, counts);
+        serde_json::to_string(value).ok()
+    }
+}
+
+/// Replaces each finding in `text` with its token.
+pub(crate) fn redact_with<'t>(
+    engine: &Engine,
+    key: &TenantKey,
+    text: &'t str,
+    counts: &mut Counts,
+) -> Cow<'t, str> {
+    let mut out: Option<String> = None;
+    let mut last = 0;
+    engine.scan(text, |f| {
+        let buf = out.get_or_insert_with(|| String::with_capacity(text.len() + 16));
+        buf.push_str(&text[last..f.start]);
+        let kind = f.kind.name();
+        buf.push_str(&token(
+            key.bytes(),
+            kind,
+            &normalise(kind, &text[f.start..f.end]),
+        ));
+        counts.add(kind);
+        last = f.end;
+    });
+    match out {
+        None => Cow::Borrowed(text),
+        Some(mut s) => {
+            s.push_str(&text[last..]);
+            Cow::Owned(s)
+        }
+    }
+}
+
+fn redact_value(engine: &Engine, key: &TenantKey, value: &mut Value, counts: &mut Counts) {
+    match value {
+        Value::String(s) => {
+            if let Cow::Owned(r) = redact_with(engine, key, s, counts) {
+                *s = r;
+            }
+        }
+        Value::Array(items) => {
+            for v in items {
+                redact_value(engine, key, v, counts);
+            }
+        }
+        Value::Object(map) => {
+            let needs_key_redaction = map.keys().any(|k| !engine.find(k).is_empty());
+            if needs_key_redaction {
+                let old = std::mem::take(map);
+                let mut new = Map::with_capacity(old.len());
+                for (k, v) in old {
+                    let k = redact_with(engine, key, &k, counts).into_owned();
+                    new.insert(k, v);
+                }
+                *map = new;
+            }
+            for v in map.values_mut() {
+                redact_value(engine, key, v, counts);
+            }
+        }
+        Value::Number(n) => {
+            let s = n.to_string();
+            let unsigned = s.trim_start_matches('-');
+            if unsigned.bytes().filter(u8::is_ascii_digit).count() >= MIN_NUMBER_DIGITS {
+                let findings = engine.find(unsigned);
+                if let [f] = findings.as_slice() {
+                    if f.start == 0 && f.end == unsigned.len() {
+                        let kind = f.kind.name();
+                        counts.add(kind);
+                        *value =
+                            Value::String(token(key.bytes(), kind, &normalise(kind, unsigned)));
+                    }
+                }
+            }
+        }
+        Value::Null | Value::Bool(_) => {}
+    }
+}

@@ -1,0 +1,370 @@
+//! The redactor against the labelled corpus, under property tests, and over
+//! Arrow batches and events.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use tollgate_redactor::{Content, Engine, Kind, RedactionConfig, Redactor, KEY_ID_COLUMN};
+
+fn redactor(dir: &Path) -> Redactor {
+    Redactor::new(&RedactionConfig::default(), dir).unwrap()
+}
+
+#[derive(Default, Debug)]
+struct Score {
+    labelled: u64,
+    found: u64,
+    flagged: u64,
+    correct: u64,
+}
+
+#[test]
+fn labelled_corpus_recall_and_precision() {
+    let corpus = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/pii-corpus.jsonl"),
+    )
+    .unwrap();
+    let engine = Engine::new(&Kind::ALL, &[]).unwrap();
+    let mut by_kind: BTreeMap<String, Score> = BTreeMap::new();
+    let (mut pii_total, mut near_misses) = (0, 0);
+    let mut misses = Vec::new();
+    let mut false_positives = Vec::new();
+    for line in corpus.lines() {
+        let item: Value = serde_json::from_str(line).unwrap();
+        let text = item["text"].as_str().unwrap();
+        let labels: Vec<(String, String)> = item["pii"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["kind"].as_str().unwrap().to_string(),
+                    p["value"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        if labels.is_empty() {
+            near_misses += 1;
+        }
+        let found: Vec<(String, String)> = engine
+            .find(text)
+            .into_iter()
+            .map(|f| (f.kind.name().to_string(), text[f.start..f.end].to_string()))
+            .collect();
+        for (kind, value) in &labels {
+            pii_total += 1;
+            let s = by_kind.entry(kind.clone()).or_default();
+            s.labelled += 1;
+            if found.iter().any(|(k, v)| k == kind && v == value) {
+                s.found += 1;
+            } else {
+                misses.push(format!("{kind}: {value:?} in {text:?} (found {found:?})"));
+            }
+        }
+        for (kind, value) in &found {
+            let s = by_kind.entry(kind.clone()).or_default();
+            s.flagged += 1;
+            if labels.iter().any(|(k, v)| k == kind && v == value) {
+                s.correct += 1;
+            } else {
+                false_positives.push(format!("{kind}: {value:?} in {text:?}"));
+            }
+        }
+    }
+    assert!(
+        pii_total >= 500 && near_misses >= 500,
+        "corpus too small: {pii_total} PII, {near_misses} near misses"
+    );
+    let mut total = Score::default();
+    println!(
+        "{:<12} {:>8} {:>8} {:>10} {:>10}",
+        "kind", "labelled", "flagged", "recall", "precision"
+    );
+    for (kind, s) in &by_kind {
+        let recall = if s.labelled == 0 {
+            1.0
+        } else {
+            s.found as f64 / s.labelled as f64
+        };
+        let precision = if s.flagged == 0 {
+            1.0
+        } else {
+            s.correct as f64 / s.flagged as f64
+        };
+        println!(
+            "{kind:<12} {:>8} {:>8} {:>9.2}% {:>9.2}%",
+            s.labelled,
+            s.flagged,
+            recall * 100.0,
+            precision * 100.0
+        );
+        total.labelled += s.labelled;
+        total.found += s.found;
+        total.flagged += s.flagged;
+        total.correct += s.correct;
+    }
+    let recall = total.found as f64 / total.labelled as f64;
+    let precision = total.correct as f64 / total.flagged as f64;
+    println!(
+        "{:<12} {:>8} {:>8} {:>9.2}% {:>9.2}%",
+        "all",
+        total.labelled,
+        total.flagged,
+        recall * 100.0,
+        precision * 100.0
+    );
+    println!("missed: {misses:#?}\nfalse positives: {false_positives:#?}");
+    assert!(recall >= 0.99, "recall {recall:.4} < 0.99");
+    assert!(precision >= 0.98, "precision {precision:.4} < 0.98");
+}
+
+/// Text with PII of several kinds mixed into arbitrary text.
+fn arb_text_with_pii() -> impl Strategy<Value = String> {
+    let pii = prop::sample::select(vec![
+        "alice.kim@example.com",
+        "Bob@Example.ORG",
+        "+1 415 555 0142",
+        "(212) 555-0198",
+        "4111 1111 1111 1111",
+        "5500-0000-0000-0004",
+        "123-45-6789",
+        "DE89 3704 0044 0532 0130 00",
+        "GB82WEST12345698765432",
+        "192.168.10.20",
+        "2001:db8:85a3::8a2e:370:7334",
+        "AKIAIOSFODNN7EXAMPLE",
+        "sk-abcdefghijklmnopqrstuvwxyz012345",
+        "Bearer abcdefghijklmnop0123456789",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    ]);
+    prop::collection::vec(
+        prop_oneof![
+            3 => "[ -~\\n\\té€😀]{0,20}",
+            1 => pii.prop_map(|s| format!(" {s} ")),
+        ],
+        0..8,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+fn arb_json(text: BoxedStrategy<String>) -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        Just(json!(4111111111111111u64)),
+        text.clone().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 32, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map(text.clone(), inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn redacting_twice_equals_once_and_nothing_survives(text in arb_text_with_pii()) {
+        let dir = tempfile::tempdir().unwrap();
+        let r = redactor(dir.path());
+        let (once, _) = r.redact_text("acme", &text).unwrap();
+        let (twice, again) = r.redact_text("acme", &once).unwrap();
+        prop_assert_eq!(&once, &twice);
+        prop_assert_eq!(again.counts.total(), 0);
+        prop_assert!(r.engine("acme").find(&once).is_empty(), "a detector still matches {:?}", once);
+        // Output is a valid String by construction; check it kept the non-PII text.
+        prop_assert!(once.len() + 64 >= text.len() / 4);
+    }
+
+    #[test]
+    fn json_stays_valid_and_clean(v in arb_json(arb_text_with_pii().boxed())) {
+        let dir = tempfile::tempdir().unwrap();
+        let r = redactor(dir.path());
+        let mut redacted = v.clone();
+        r.redact_json("acme", &mut redacted).unwrap();
+        let encoded = serde_json::to_string(&redacted).unwrap();
+        let reparsed: Value = serde_json::from_str(&encoded).unwrap();
+        prop_assert_eq!(&reparsed, &redacted);
+        fn strings(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::String(s) => out.push(s.clone()),
+                Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+                Value::Object(m) => m.iter().for_each(|(k, x)| { out.push(k.clone()); strings(x, out) }),
+                Value::Number(n) => out.push(n.to_string()),
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        strings(&redacted, &mut all);
+        for s in all {
+            prop_assert!(r.engine("acme").find(&s).is_empty(), "{:?} survived", s);
+        }
+        let mut twice = redacted.clone();
+        r.redact_json("acme", &mut twice).unwrap();
+        prop_assert_eq!(twice, redacted);
+    }
+
+    #[test]
+    fn tokens_are_stable_per_tenant_and_differ_across(user in "[a-z]{1,12}", domain in "[a-z]{2,10}") {
+        let dir = tempfile::tempdir().unwrap();
+        let r = redactor(dir.path());
+        let email = format!("{user}@{domain}.com");
+        let a1 = r.token_for("acme", "email", &email, None).unwrap();
+        let a2 = r.token_for("acme", "email", &email.to_uppercase(), None).unwrap();
+        let g = r.token_for("globex", "email", &email, None).unwrap();
+        prop_assert_eq!(&a1, &a2);
+        prop_assert_ne!(&a1, &g);
+        let input = format!("mail {email} now");
+        let (text, _) = r.redact_text("acme", &input).unwrap();
+        prop_assert_eq!(text.as_ref(), format!("mail {a1} now"));
+        // A second redactor over the same key store gives the same token.
+        let again = redactor(dir.path()).token_for("acme", "email", &email, None).unwrap();
+        prop_assert_eq!(a1, again);
+    }
+}
+
+#[test]
+fn batches_are_redacted_per_row_tenant_with_key_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = redactor(dir.path());
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("tenant", DataType::Utf8, false),
+        Field::new("tool", DataType::Utf8, false),
+        Field::new("arguments", DataType::Utf8, true),
+        Field::new("output_excerpt", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(vec!["acme", "globex", "acme"])),
+            Arc::new(StringArray::from(vec![
+                "crm",
+                "send_email_to_alice@example.com",
+                "web",
+            ])),
+            Arc::new(StringArray::from(vec![
+                Some(r#"{"query":"alice@example.com","n":5}"#),
+                Some(r#"{"to":"alice@example.com"}"#),
+                None,
+            ])),
+            Arc::new(StringArray::from(vec![
+                Some("called +1 415 555 0142"),
+                None,
+                Some("not json: 123-45-6789"),
+            ])),
+        ],
+    )
+    .unwrap();
+    let (out, counts) = r
+        .redact_batch(
+            &batch,
+            "tenant",
+            &[
+                ("arguments", Content::Json),
+                ("output_excerpt", Content::Text),
+            ],
+        )
+        .unwrap();
+    assert_eq!(counts.0.get("email"), Some(&2));
+    assert_eq!(counts.0.get("phone"), Some(&1));
+    let col = |name: &str| {
+        out.column_by_name(name)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap()
+            .clone()
+    };
+    let args = col("arguments");
+    let acme = r
+        .token_for("acme", "email", "alice@example.com", None)
+        .unwrap();
+    let globex = r
+        .token_for("globex", "email", "alice@example.com", None)
+        .unwrap();
+    assert_eq!(args.value(0), format!(r#"{{"n":5,"query":"{acme}"}}"#));
+    assert_eq!(args.value(1), format!(r#"{{"to":"{globex}"}}"#));
+    assert!(args.is_null(2));
+    assert!(!col("output_excerpt").value(2).contains("123-45-6789"));
+    assert_eq!(
+        col("tool").value(1),
+        "send_email_to_alice@example.com",
+        "identifier columns are untouched"
+    );
+    let ids = col(KEY_ID_COLUMN);
+    assert_eq!(ids.value(0), ids.value(2));
+    assert_ne!(ids.value(0), ids.value(1));
+    assert!(r
+        .redact_batch(&batch, "nope", &[])
+        .unwrap_err()
+        .to_string()
+        .contains("nope"));
+}
+
+#[test]
+fn events_are_redacted_by_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = redactor(dir.path());
+    let raw = json!({
+        "specversion": "1.0", "id": "e1", "source": "s", "type": "dev.tollgate.tool_call.v1.2",
+        "time": "2026-11-03T14:00:01Z",
+        "data": {
+            "tenant": "acme", "team": "search", "user": "usr_1", "environment": "prod",
+            "mcp_server": "crm", "tool": "lookup_customer", "phase": "end", "call_id": "c1",
+            "status": "ok", "latency_ms": 10, "output_excerpt": "Found bob@example.org at +44 20 7946 0958",
+            "note": "card 4111-1111-1111-1111"
+        }
+    });
+    let mut event = tollgate_ingest::decode(
+        raw.to_string().as_bytes(),
+        &tollgate_ingest::DecodeLimits::default(),
+        "2026-11-03T14:00:02Z".parse().unwrap(),
+    )
+    .unwrap();
+    let outcome = r.redact_event(&mut event).unwrap();
+    assert_eq!(outcome.counts.total(), 3);
+    let tollgate_ingest::event::EventBody::ToolCall(call) = &event.body else {
+        panic!()
+    };
+    let excerpt = call.output_excerpt.as_deref().unwrap();
+    assert!(
+        excerpt.starts_with("Found <email:") && excerpt.contains("<phone:"),
+        "{excerpt}"
+    );
+    assert!(event.extra["note"]
+        .as_str()
+        .unwrap()
+        .starts_with("card <card:"));
+    assert_eq!(outcome.key_id, r.keys().key_for("acme").unwrap().id);
+}
+
+#[test]
+fn policy_refuses_identifier_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = RedactionConfig::default();
+    cfg.policy.tool_call.push("tool".into());
+    let err = Redactor::new(&cfg, dir.path()).err().unwrap().to_string();
+    assert!(
+        err.contains("\"tool\"") && err.contains("never redacted"),
+        "{err}"
+    );
+    let mut cfg = RedactionConfig::default();
+    cfg.detectors = vec!["emails".into()];
+    assert!(Redactor::new(&cfg, dir.path())
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("unknown detector"));
+}
