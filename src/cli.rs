@@ -68,6 +68,67 @@ pub enum Command {
     /// Check or show the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Try the PII redaction on samples, compute tokens, manage tenant keys.
+    Pii(PiiArgs),
+}
+
+/// `tollgate pii ...`
+#[derive(Debug, Args)]
+pub struct PiiArgs {
+    /// Data directory holding the key store [default: storage.data_dir].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: PiiCommand,
+}
+
+/// The `pii` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PiiCommand {
+    /// Redact text lines from stdin with a tenant's policy and key, one line
+    /// out per line in (for trying the detectors on real samples).
+    Redact {
+        /// The tenant whose key and custom patterns apply.
+        #[arg(long)]
+        tenant: String,
+        /// Treat each line as a JSON document: redact its strings in place.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the token a value gets for a tenant, to search the audit log by value.
+    Token {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The kind: email, phone, card, ssn, iban, ipv4, ipv6, jwt, aws_key,
+        /// api_key, bearer, private_key, or a custom pattern's name.
+        #[arg(long)]
+        kind: String,
+        /// The key id, for data redacted before a rotation [default: the active key].
+        #[arg(long)]
+        key_id: Option<String>,
+        /// The value, as it would appear in user content.
+        value: String,
+    },
+    /// List tenants and their key ids (never the keys).
+    Keys,
+    /// Give a tenant a fresh active key; older keys stay for old tokens.
+    RotateKey {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Delete every key of a tenant (crypto-shredding): its tokens can never
+    /// again be linked to a value. Irreversible.
+    Shred {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Confirm: this cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// Options of `tollgate demo`.

@@ -146,6 +146,7 @@ impl Config {
     /// Cross-checks sections.
     fn check(&self) -> Result<()> {
         PriceBook::new(self.pricing.clone())?;
+        tollgate_redactor::Redactor::check(&self.redaction)?;
         tollgate_ledger::teams::validate(&self.teams)?;
         if self.kafka.brokers.trim().is_empty() {
             bail!("kafka.brokers must not be empty");

@@ -31,6 +31,8 @@ struct Counts {
     gpu_usage: u64,
     upcast_from_v0: u64,
     newer_minor_fields_kept: u64,
+    /// PII found and replaced by tokens, by kind (stored events and dead letters).
+    redacted_by_kind: BTreeMap<String, u64>,
     rejected_by_reason: BTreeMap<String, u64>,
     /// Bad events the generator planted that the validator refused with a
     /// different reason, or let through; and good events it refused. Zero
@@ -62,6 +64,7 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
         ));
     }
 
+    let redactor = tollgate_redactor::Redactor::new(&config.redaction, &data_dir)?;
     let generator = Generator::new(p.clone(), tollgate_fixtures::demo_price_book()?)?;
     let wconfig = workload_config(&generator)?;
     let started = Instant::now();
@@ -70,6 +73,11 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
         p.days, p.teams, p.seed
     );
 
+    let ev_path = out_dir.join("events.ndjson");
+    let mut events = BufWriter::new(
+        File::create(&ev_path).with_context(|| format!("creating {}", ev_path.display()))?,
+    );
+    let mut redacted = tollgate_redactor::Counts::default();
     let dl_path = out_dir.join("dead_letters.ndjson");
     let mut dead_letters = BufWriter::new(
         File::create(&dl_path).with_context(|| format!("creating {}", dl_path.display()))?,
@@ -85,7 +93,15 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
         c.consumed += 1;
         pb.inc(1);
         match tollgate_ingest::decode(&r.bytes, &limits, received_at) {
-            Ok(e) => {
+            Ok(mut e) => {
+                // Nothing is written before it passed the redactor.
+                let outcome = redactor.redact_event(&mut e)?;
+                redacted.merge(&outcome.counts);
+                serde_json::to_writer(
+                    &mut events,
+                    &json!({"redaction_key_id": outcome.key_id, "event": &e}),
+                )?;
+                events.write_all(b"\n")?;
                 c.stored += 1;
                 match &e.body {
                     EventBody::ToolCall(t) if t.phase == Phase::Start => c.tool_call_start += 1,
@@ -113,8 +129,12 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
                     first_mismatch
                         .get_or_insert(format!("event at offset {offset} refused with {reason}"));
                 }
-                // The reason never quotes user content, so it is safe at
-                // rest before redaction; the payload itself is not written.
+                // The reason never quotes user content; the payload is kept
+                // as redacted text under the tenant it names, if it names one.
+                let tenant = tenant_of(&r.bytes);
+                let text = String::from_utf8_lossy(&r.bytes);
+                let (payload, outcome) = redactor.redact_text(&tenant, &text)?;
+                redacted.merge(&outcome.counts);
                 let row = json!({
                     "offset": offset,
                     "key": r.key,
@@ -122,6 +142,9 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
                     "code": reason.code,
                     "field": reason.field,
                     "reason": reason.message,
+                    "tenant": tenant,
+                    "redaction_key_id": outcome.key_id,
+                    "payload_redacted": payload,
                 });
                 serde_json::to_writer(&mut dead_letters, &row)?;
                 dead_letters.write_all(b"\n")?;
@@ -131,6 +154,8 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
     })?;
     pb.finish_and_clear();
     dead_letters.flush()?;
+    events.flush()?;
+    c.redacted_by_kind = redacted.0.clone();
     let elapsed = started.elapsed().as_secs_f64();
 
     write_toml(
@@ -187,16 +212,29 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
         shown.join(", "),
         if reasons.len() > 6 { ", ..." } else { "" }
     );
+    let kinds: Vec<String> = c
+        .redacted_by_kind
+        .iter()
+        .map(|(k, n)| format!("{k} {}", count(*n)))
+        .collect();
+    println!(
+        "  redacted      {} PII values replaced by tenant-keyed tokens: {}",
+        count(redacted.total()),
+        kinds.join(", ")
+    );
     for line in summary.scenario.describe() {
         println!("  scenario      {line}");
     }
     for n in &notes {
         println!("  note          {n}");
     }
-    println!("  not yet       redaction, Parquet storage, the ledger and alert emails arrive with their stages");
+    println!(
+        "  not yet       Parquet storage, the ledger and alert emails arrive with their stages"
+    );
     println!("  wrote         {}", out_dir.display());
+    println!("                  events.ndjson       every stored event, redacted (until Parquet storage lands)");
     println!("                  summary.json        counts and the priced scenario");
-    println!("                  dead_letters.ndjson one line per refused event: offset, key, reason (no payload)");
+    println!("                  dead_letters.ndjson one line per refused event: offset, key, reason, redacted payload");
     println!("                  tollgate.demo.toml  the pricing and teams of this workload");
     if c.mismatches > 0 {
         bail!(
@@ -209,6 +247,22 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
         bail!("consumed != stored + dead-lettered");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The tenant an undecodable payload names, if it can be read; else
+/// `_unattributed`, whose key redacts everything that names no tenant.
+fn tenant_of(bytes: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| {
+            let d = v.get("data")?;
+            d.get("tenant")
+                .or_else(|| d.get("org"))?
+                .as_str()
+                .map(str::to_string)
+        })
+        .filter(|t| !t.is_empty() && t.len() <= 128 && !t.chars().any(char::is_control))
+        .unwrap_or_else(|| "_unattributed".to_string())
 }
 
 fn humantime_days(d: Duration) -> String {

@@ -5,6 +5,7 @@ mod config;
 mod demo;
 mod events_cmd;
 mod fixtures_cmd;
+mod pii_cmd;
 mod progress;
 
 use std::process::ExitCode;
@@ -49,6 +50,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        cli::Command::Pii(args) => pii_cmd::run(load()?, args),
         cli::Command::Config(cli::ConfigCommand::Show) => {
             print!("{}", load()?.config.to_redacted_toml()?);
             Ok(ExitCode::SUCCESS)

@@ -59,7 +59,7 @@ impl Redactor {
                 values.len(),
                 values.value_data().len() + values.len() * 8,
             );
-            for row in 0..values.len() {
+            for (row, key) in keys.iter().enumerate() {
                 if values.is_null(row) {
                     out.append_null();
                     continue;
@@ -69,16 +69,12 @@ impl Redactor {
                 match content {
                     Content::Json => match serde_json::from_str::<Value>(text) {
                         Ok(mut v) => {
-                            let r = self.redact_json_with(engine, &keys[row], &mut v, &mut counts);
+                            let r = self.redact_json_with(engine, key, &mut v, &mut counts);
                             out.append_value(r.unwrap_or_default());
                         }
-                        Err(_) => {
-                            out.append_value(redact_with(engine, &keys[row], text, &mut counts))
-                        }
+                        Err(_) => out.append_value(redact_with(engine, key, text, &mut counts)),
                     },
-                    Content::Text => {
-                        out.append_value(redact_with(engine, &keys[row], text, &mut counts))
-                    }
+                    Content::Text => out.append_value(redact_with(engine, key, text, &mut counts)),
                 }
             }
             arrays[idx] = Arc::new(out.finish());

@@ -68,62 +68,16 @@ pub struct Redactor {
 const MIN_NUMBER_DIGITS: usize = 9;
 
 impl Redactor {
+    /// Checks `[redaction]` (detector names, policy fields, custom
+    /// patterns) without touching the key store.
+    pub fn check(config: &RedactionConfig) -> Result<(), Error> {
+        compile(config).map(|_| ())
+    }
+
     /// Builds the redactor from `[redaction]`; the key store defaults to
     /// `keys.json` under `data_dir`.
     pub fn new(config: &RedactionConfig, data_dir: &Path) -> Result<Self, Error> {
-        let mut enabled = Vec::new();
-        for name in &config.detectors {
-            let kind = Kind::from_name(name).ok_or_else(|| {
-                let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-                Error::Config(format!(
-                    "redaction.detectors: unknown detector {name:?}; known: {}",
-                    all.join(", ")
-                ))
-            })?;
-            enabled.push(kind);
-        }
-        let mut policy = Policy {
-            arguments: false,
-            output_excerpt: false,
-            unknown_fields: config.policy.unknown_fields,
-        };
-        for f in &config.policy.tool_call {
-            match f.as_str() {
-                "arguments" => policy.arguments = true,
-                "output_excerpt" => policy.output_excerpt = true,
-                other => {
-                    return Err(Error::Config(format!(
-                        "redaction.policy.tool_call: {other:?} is not a user-content field (arguments, output_excerpt); identifiers and infrastructure fields are never redacted"
-                    )))
-                }
-            }
-        }
-        if let Some(f) = config.policy.gpu_usage.first() {
-            return Err(Error::Config(format!(
-                "redaction.policy.gpu_usage: {f:?} is not a user-content field; GPU usage events hold none"
-            )));
-        }
-        let custom_for = |tenant: Option<&str>| -> Vec<CustomPattern> {
-            config
-                .custom
-                .iter()
-                .filter(|c| c.tenant == "*" || Some(c.tenant.as_str()) == tenant)
-                .map(|c| CustomPattern {
-                    name: c.name.clone(),
-                    pattern: c.pattern.clone(),
-                })
-                .collect()
-        };
-        let base = Arc::new(Engine::new(&enabled, &custom_for(None))?);
-        let mut per_tenant = HashMap::new();
-        for c in config.custom.iter().filter(|c| c.tenant != "*") {
-            if !per_tenant.contains_key(&c.tenant) {
-                per_tenant.insert(
-                    c.tenant.clone(),
-                    Arc::new(Engine::new(&enabled, &custom_for(Some(&c.tenant)))?),
-                );
-            }
-        }
+        let (base, per_tenant, policy) = compile(config)?;
         let store_path = match &config.key_store {
             Some(p) if p.is_absolute() => p.clone(),
             Some(p) => data_dir.join(p),
@@ -241,6 +195,66 @@ impl Redactor {
         redact_value(engine, key, value, counts);
         serde_json::to_string(value).ok()
     }
+}
+
+type Compiled = (Arc<Engine>, HashMap<String, Arc<Engine>>, Policy);
+
+/// The engines (shared and per tenant with custom patterns) and the policy.
+fn compile(config: &RedactionConfig) -> Result<Compiled, Error> {
+    let mut enabled = Vec::new();
+    for name in &config.detectors {
+        let kind = Kind::from_name(name).ok_or_else(|| {
+            let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+            Error::Config(format!(
+                "redaction.detectors: unknown detector {name:?}; known: {}",
+                all.join(", ")
+            ))
+        })?;
+        enabled.push(kind);
+    }
+    let mut policy = Policy {
+        arguments: false,
+        output_excerpt: false,
+        unknown_fields: config.policy.unknown_fields,
+    };
+    for f in &config.policy.tool_call {
+        match f.as_str() {
+                "arguments" => policy.arguments = true,
+                "output_excerpt" => policy.output_excerpt = true,
+                other => {
+                    return Err(Error::Config(format!(
+                        "redaction.policy.tool_call: {other:?} is not a user-content field (arguments, output_excerpt); identifiers and infrastructure fields are never redacted"
+                    )))
+                }
+            }
+    }
+    if let Some(f) = config.policy.gpu_usage.first() {
+        return Err(Error::Config(format!(
+                "redaction.policy.gpu_usage: {f:?} is not a user-content field; GPU usage events hold none"
+            )));
+    }
+    let custom_for = |tenant: Option<&str>| -> Vec<CustomPattern> {
+        config
+            .custom
+            .iter()
+            .filter(|c| c.tenant == "*" || Some(c.tenant.as_str()) == tenant)
+            .map(|c| CustomPattern {
+                name: c.name.clone(),
+                pattern: c.pattern.clone(),
+            })
+            .collect()
+    };
+    let base = Arc::new(Engine::new(&enabled, &custom_for(None))?);
+    let mut per_tenant = HashMap::new();
+    for c in config.custom.iter().filter(|c| c.tenant != "*") {
+        if !per_tenant.contains_key(&c.tenant) {
+            per_tenant.insert(
+                c.tenant.clone(),
+                Arc::new(Engine::new(&enabled, &custom_for(Some(&c.tenant)))?),
+            );
+        }
+    }
+    Ok((base, per_tenant, policy))
 }
 
 /// Replaces each finding in `text` with its token.

@@ -17,7 +17,7 @@ pub fn luhn(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The longest prefix of a card candidate (ending at a digit followed by a

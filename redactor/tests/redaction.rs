@@ -360,8 +360,10 @@ fn policy_refuses_identifier_fields() {
         err.contains("\"tool\"") && err.contains("never redacted"),
         "{err}"
     );
-    let mut cfg = RedactionConfig::default();
-    cfg.detectors = vec!["emails".into()];
+    let cfg = RedactionConfig {
+        detectors: vec!["emails".into()],
+        ..RedactionConfig::default()
+    };
     assert!(Redactor::new(&cfg, dir.path())
         .err()
         .unwrap()
