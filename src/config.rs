@@ -213,6 +213,8 @@ mod tests {
             "[ingest]",
             "[storage]",
             "[redaction]",
+            "[redaction.policy]",
+            "[[redaction.custom]]",
             "[pricing]",
             "[[teams]]",
             "[alerts]",

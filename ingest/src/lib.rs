@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod event;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 mod reject;
 
@@ -18,6 +19,7 @@ pub use reject::{ReasonCode, RejectReason};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A Kafka client could not be created or an operation on the broker failed.
+    #[cfg(feature = "kafka")]
     #[error("kafka: {context}: {source}; check kafka.brokers and that the broker is reachable")]
     Kafka {
         /// What was being done.
