@@ -229,8 +229,19 @@ impl Engine {
             Kind::Ipv6 => start + validate::ipv6(s)?.0,
             _ => end,
         };
-        Some((Some(Detected::Builtin(kind)), end))
+        within_words(b, start, end).then_some((Some(Detected::Builtin(kind)), end))
     }
+}
+
+/// Whether a finding at `start..end` neither starts nor ends inside a word
+/// (ASCII letters, digits, `_`). A value cut out of a longer word would let
+/// the rest of the word match on its own once the value is a token, so
+/// redacting twice would differ from redacting once.
+fn within_words(b: &[u8], start: usize, end: usize) -> bool {
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let cut_at_end = end < b.len() && end > start && word(b[end]) && word(b[end - 1]);
+    let cut_at_start = start > 0 && start < b.len() && word(b[start - 1]) && word(b[start]);
+    !cut_at_end && !cut_at_start
 }
 
 #[cfg(test)]
@@ -276,6 +287,18 @@ mod tests {
         ] {
             assert_eq!(kinds(t), vec![], "{t}");
         }
+    }
+
+    #[test]
+    fn never_cuts_a_value_out_of_a_word() {
+        // Found by the fuzzer: the IPv6 prefix ended inside "a1c5e8", and the
+        // rest matched on a second pass.
+        assert_eq!(kinds("2001:db8::a1c5e8::1c6:db8:d"), vec![]);
+        assert_eq!(kinds("EMP4111111111111111"), vec![]);
+        assert_eq!(
+            kinds("id 2001:db8::a1c5 end"),
+            vec![("ipv6".into(), "2001:db8::a1c5".into())]
+        );
     }
 
     #[test]
