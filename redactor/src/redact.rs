@@ -257,8 +257,37 @@ fn compile(config: &RedactionConfig) -> Result<Compiled, Error> {
     Ok((base, per_tenant, policy))
 }
 
-/// Replaces each finding in `text` with its token.
+/// Most passes over one text; each pass turns text into tokens, which are
+/// skipped, so the loop ends long before this in practice.
+const MAX_PASSES: usize = 8;
+
+/// Replaces each finding in `text` with its token, and repeats on the
+/// result until nothing more is found. Replacing a value changes the context
+/// its neighbours are matched in (an IPv6 prefix that ran into an email is
+/// complete once the email is a token), so one pass is not always a
+/// fixpoint; repeating makes redacting twice equal redacting once. Clean
+/// text costs one scan.
 pub(crate) fn redact_with<'t>(
+    engine: &Engine,
+    key: &TenantKey,
+    text: &'t str,
+    counts: &mut Counts,
+) -> Cow<'t, str> {
+    let mut current = match redact_once(engine, key, text, counts) {
+        Cow::Borrowed(b) => return Cow::Borrowed(b),
+        Cow::Owned(s) => s,
+    };
+    for _ in 1..MAX_PASSES {
+        match redact_once(engine, key, &current, counts) {
+            Cow::Borrowed(_) => break,
+            Cow::Owned(s) => current = s,
+        }
+    }
+    Cow::Owned(current)
+}
+
+/// One pass: each finding replaced with its token.
+fn redact_once<'t>(
     engine: &Engine,
     key: &TenantKey,
     text: &'t str,

@@ -193,6 +193,8 @@ pub fn phone(s: &str) -> Option<usize> {
         (8..=15).contains(&digits)
     } else if trimmed.starts_with('0') {
         (9..=12).contains(&digits)
+    } else if trimmed.starts_with('1') {
+        digits == 11
     } else {
         digits == 10
     };

@@ -370,3 +370,18 @@ fn policy_refuses_identifier_fields() {
         .to_string()
         .contains("unknown detector"));
 }
+
+#[test]
+fn fuzzer_findings_stay_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = redactor(dir.path());
+    for text in [
+        "2001:db8::a1c5e8::1c6:db8:d",
+        "login sty\u{0}2001:db8:a1ec::bob@example.com ac",
+    ] {
+        let (once, _) = r.redact_text("acme", text).unwrap();
+        let (twice, _) = r.redact_text("acme", &once).unwrap();
+        assert_eq!(once, twice, "{text:?}");
+        assert!(r.engine("acme").find(&once).is_empty(), "{once:?}");
+    }
+}
