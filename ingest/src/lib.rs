@@ -9,6 +9,7 @@ pub mod event;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 mod reject;
+pub mod storage;
 
 pub use config::{IngestConfig, KafkaConfig, StorageConfig};
 pub use event::{decode, DecodeLimits, Event};

@@ -7,3 +7,4 @@
 mod decoder_props;
 mod docs_examples;
 mod kafka_roundtrip;
+mod storage;

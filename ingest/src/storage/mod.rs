@@ -1,0 +1,543 @@
+//! The audit log on object storage: Parquet (zstd) tables in Hive-style
+//! `dt=` partitions, and per Kafka partition a chain of commit records that
+//! lists every file with its SHA-256. See `docs/storage.md`.
+//!
+//! Layout under the root (a local directory or an object-store URL):
+//!
+//! ```text
+//! tables/<table>/dt=YYYY-MM-DD/p<partition>-<first offset>-<last offset>.parquet
+//! commits/<topic>/p<partition>/<seq>.json
+//! staging/<writer>/tables/...        (files written, not yet committed)
+//! ```
+//!
+//! A batch is written to `staging/`, committed by creating its record with
+//! create-if-absent semantics (a stale writer cannot commit the same
+//! sequence number), then published by moving its files into `tables/`.
+//! [`Storage::recover`] finishes or discards what a crash left half-done.
+
+mod commit;
+mod tables;
+mod verify;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{NaiveDate, Utc};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use tokio::sync::Mutex;
+
+pub use commit::{sha256_hex, CommitRecord, CommittedFile, GENESIS};
+pub use tables::{
+    dead_letters_batch, dead_letters_schema, events_batch, events_schema, gpu_usage_batch,
+    gpu_usage_schema, tool_calls_batch, tool_calls_schema, DeadLetter, KafkaCoords, StoredEvent,
+};
+pub use verify::{ChainSummary, Problem, VerifyReport};
+
+use crate::config::StorageConfig;
+
+/// Table names.
+pub const TABLES: [&str; 4] = ["events", "tool_calls", "gpu_usage", "dead_letters"];
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The storage URL or directory is unusable.
+    #[error("storage: {0}")]
+    Config(String),
+    /// The object store refused an operation.
+    #[error("storage: {context}: {source}")]
+    Store {
+        /// What was being done.
+        context: String,
+        /// The store's error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// Encoding a table failed.
+    #[error("storage: writing {table}: {message}")]
+    Encode {
+        /// The table.
+        table: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Another writer committed this sequence number first (after a
+    /// rebalance this instance no longer owns the partition). The batch was
+    /// discarded; re-read the partition's last commit and seek past it.
+    #[error("storage: {topic}/{partition} seq {seq} was committed by another writer; this batch was discarded")]
+    Fenced {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The sequence number taken.
+        seq: u64,
+    },
+    /// The batch does not start where the partition's chain ends.
+    #[error("storage: {topic}/{partition}: batch starts at offset {first} but the last commit ends at {last}; seek to {next}")]
+    OffsetGap {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The batch's first offset.
+        first: i64,
+        /// The chain's last offset.
+        last: i64,
+        /// Where the batch should start.
+        next: i64,
+    },
+    /// A commit record could not be read.
+    #[error("storage: {path} is not a commit record: {message}")]
+    BadRecord {
+        /// Its path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn store_err(context: impl Into<String>) -> impl FnOnce(object_store::Error) -> StorageError {
+    let context = context.into();
+    move |source| StorageError::Store { context, source }
+}
+
+/// One Kafka partition's records between two offsets, ready to store.
+#[derive(Debug, Clone)]
+pub struct PartitionBatch {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// First offset read.
+    pub first_offset: i64,
+    /// Last offset read.
+    pub last_offset: i64,
+    /// Valid events, redacted.
+    pub events: Vec<StoredEvent>,
+    /// Records that could not be stored as events.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// What recovery did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Committed files moved from staging into the tables.
+    pub published: usize,
+    /// Uncommitted staging files deleted.
+    pub discarded: usize,
+}
+
+/// A chain's last record and the SHA-256 of its bytes.
+type Head = (CommitRecord, String);
+
+/// The storage root.
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    root: Path,
+    writer: String,
+    /// The last record of each (topic, partition) this writer knows, with its hash.
+    heads: Mutex<HashMap<(String, i32), Option<Head>>>,
+    description: String,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Storage({})", self.description)
+    }
+}
+
+impl Storage {
+    /// Opens the storage of `config`: `storage.url` if set (`file:///...`,
+    /// `memory:///`), else `storage.data_dir` on the local filesystem
+    /// (created if missing). `writer` names this instance in commit records.
+    pub fn open(config: &StorageConfig, writer: &str) -> Result<Self, StorageError> {
+        let (store, root, description): (Arc<dyn ObjectStore>, Path, String) = match &config.url {
+            Some(u) => {
+                let url = url::Url::parse(u)
+                    .map_err(|e| StorageError::Config(format!("storage.url {u:?}: {e}")))?;
+                let (store, root) = object_store::parse_url(&url).map_err(|e| {
+                    StorageError::Config(format!(
+                        "storage.url {u}: {e} (this build reads file:// and memory:// URLs; object stores such as s3:// need the cloud features)"
+                    ))
+                })?;
+                (Arc::from(store), root, u.clone())
+            }
+            None => {
+                let dir = &config.data_dir;
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StorageError::Config(format!("creating {}: {e}", dir.display()))
+                })?;
+                let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
+                    .map_err(store_err(format!("opening {}", dir.display())))?;
+                (Arc::new(fs), Path::default(), dir.display().to_string())
+            }
+        };
+        Ok(Self {
+            store,
+            root,
+            writer: writer.to_string(),
+            heads: Mutex::new(HashMap::new()),
+            description,
+        })
+    }
+
+    /// Where the storage is, for messages.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    fn path(&self, rel: &str) -> Path {
+        let mut p = self.root.clone();
+        for part in rel.split('/').filter(|s| !s.is_empty()) {
+            p = p.join(part);
+        }
+        p
+    }
+
+    fn rel(&self, p: &Path) -> String {
+        let full = p.as_ref();
+        let root = self.root.as_ref();
+        full.strip_prefix(root)
+            .unwrap_or(full)
+            .trim_start_matches('/')
+            .to_string()
+    }
+
+    fn record_path(topic: &str, partition: i32, seq: u64) -> String {
+        format!("commits/{topic}/p{partition:05}/{seq:020}.json")
+    }
+
+    async fn get(&self, rel: &str) -> Result<bytes::Bytes, StorageError> {
+        let r = self
+            .store
+            .get(&self.path(rel))
+            .await
+            .map_err(store_err(format!("reading {rel}")))?;
+        r.bytes().await.map_err(store_err(format!("reading {rel}")))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let p = self.path(prefix);
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&p))
+            .try_collect()
+            .await
+            .map_err(store_err(format!("listing {prefix}")))?;
+        let mut out: Vec<String> = metas.iter().map(|m| self.rel(&m.location)).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// The last committed record of a partition and the SHA-256 of its
+    /// bytes, or `None` for a partition never committed.
+    pub async fn last_commit(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<(CommitRecord, String)>, StorageError> {
+        let key = (topic.to_string(), partition);
+        if let Some(head) = self.heads.lock().await.get(&key) {
+            return Ok(head.clone());
+        }
+        let head = self.read_last(topic, partition).await?;
+        self.heads.lock().await.insert(key, head.clone());
+        Ok(head)
+    }
+
+    async fn read_last(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<(CommitRecord, String)>, StorageError> {
+        let records = self
+            .list(&format!("commits/{topic}/p{partition:05}/"))
+            .await?;
+        let Some(last) = records.iter().rfind(|p| p.ends_with(".json")) else {
+            return Ok(None);
+        };
+        let bytes = self.get(last).await?;
+        let record: CommitRecord =
+            serde_json::from_slice(&bytes).map_err(|e| StorageError::BadRecord {
+                path: last.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(Some((record, sha256_hex(&bytes))))
+    }
+
+    /// Forgets what this writer knows of a partition's chain (after losing
+    /// and regaining it in a rebalance, another writer may have committed).
+    pub async fn forget(&self, topic: &str, partition: i32) {
+        self.heads
+            .lock()
+            .await
+            .remove(&(topic.to_string(), partition));
+    }
+
+    /// The offset to consume a partition from: after its last commit.
+    pub async fn resume_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<i64>, StorageError> {
+        Ok(self
+            .last_commit(topic, partition)
+            .await?
+            .map(|(r, _)| r.last_offset + 1))
+    }
+
+    /// Writes a batch: its files to staging, its commit record
+    /// (create-if-absent), then its files into the tables.
+    pub async fn commit(&self, batch: &PartitionBatch) -> Result<CommitRecord, StorageError> {
+        let head = self.last_commit(&batch.topic, batch.partition).await?;
+        if let Some((last, _)) = &head {
+            if batch.first_offset != last.last_offset + 1 {
+                return Err(StorageError::OffsetGap {
+                    topic: batch.topic.clone(),
+                    partition: batch.partition,
+                    first: batch.first_offset,
+                    last: last.last_offset,
+                    next: last.last_offset + 1,
+                });
+            }
+        }
+        let (seq, prev) = match &head {
+            Some((r, sha)) => (r.seq + 1, sha.clone()),
+            None => (1, GENESIS.to_string()),
+        };
+
+        let files = self.write_staged(batch).await?;
+        let record = CommitRecord {
+            format: 1,
+            topic: batch.topic.clone(),
+            partition: batch.partition,
+            seq,
+            prev_sha256: prev,
+            first_offset: batch.first_offset,
+            last_offset: batch.last_offset,
+            records: (batch.events.len() + batch.dead_letters.len()) as u64,
+            stored: batch.events.len() as u64,
+            dead_lettered: batch.dead_letters.len() as u64,
+            files,
+            committed_at: Utc::now(),
+            writer: self.writer.clone(),
+        };
+        let bytes = record.to_bytes();
+        let rel = Self::record_path(&batch.topic, batch.partition, seq);
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&self.path(&rel), PutPayload::from(bytes.clone()), opts)
+            .await
+        {
+            Ok(_) => {}
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                self.discard_staged(&record.files).await;
+                self.forget(&batch.topic, batch.partition).await;
+                return Err(StorageError::Fenced {
+                    topic: batch.topic.clone(),
+                    partition: batch.partition,
+                    seq,
+                });
+            }
+            Err(e) => {
+                self.discard_staged(&record.files).await;
+                return Err(store_err(format!("committing {rel}"))(e));
+            }
+        }
+        self.heads.lock().await.insert(
+            (batch.topic.clone(), batch.partition),
+            Some((record.clone(), sha256_hex(&bytes))),
+        );
+        for f in &record.files {
+            self.publish(&self.writer, &f.path).await?;
+        }
+        Ok(record)
+    }
+
+    fn staging_path(writer: &str, path: &str) -> String {
+        format!("staging/{writer}/{path}")
+    }
+
+    async fn publish(&self, writer: &str, path: &str) -> Result<(), StorageError> {
+        let from = self.path(&Self::staging_path(writer, path));
+        let to = self.path(path);
+        self.store
+            .rename(&from, &to)
+            .await
+            .map_err(store_err(format!("publishing {path}")))
+    }
+
+    async fn discard_staged(&self, files: &[CommittedFile]) {
+        for f in files {
+            let _ = self
+                .store
+                .delete(&self.path(&Self::staging_path(&self.writer, &f.path)))
+                .await;
+        }
+    }
+
+    async fn write_staged(
+        &self,
+        batch: &PartitionBatch,
+    ) -> Result<Vec<CommittedFile>, StorageError> {
+        let mut by_day: BTreeMap<NaiveDate, Vec<&StoredEvent>> = BTreeMap::new();
+        for e in &batch.events {
+            by_day
+                .entry(e.event.envelope.time.date_naive())
+                .or_default()
+                .push(e);
+        }
+        let now = Utc::now();
+        let mut dead_by_day: BTreeMap<NaiveDate, Vec<&DeadLetter>> = BTreeMap::new();
+        for d in &batch.dead_letters {
+            dead_by_day
+                .entry(d.kafka.timestamp.unwrap_or(now).date_naive())
+                .or_default()
+                .push(d);
+        }
+        let name = format!(
+            "p{:05}-{:020}-{:020}.parquet",
+            batch.partition, batch.first_offset, batch.last_offset
+        );
+        let mut files = Vec::new();
+        for (day, rows) in &by_day {
+            let events = events_batch(rows).map_err(|e| encode_err("events", e))?;
+            files.push(self.stage("events", *day, &name, &events).await?);
+            let calls = tool_calls_batch(rows).map_err(|e| encode_err("tool_calls", e))?;
+            if calls.num_rows() > 0 {
+                files.push(self.stage("tool_calls", *day, &name, &calls).await?);
+            }
+            let gpu = gpu_usage_batch(rows).map_err(|e| encode_err("gpu_usage", e))?;
+            if gpu.num_rows() > 0 {
+                files.push(self.stage("gpu_usage", *day, &name, &gpu).await?);
+            }
+        }
+        for (day, rows) in &dead_by_day {
+            let dead = dead_letters_batch(rows).map_err(|e| encode_err("dead_letters", e))?;
+            files.push(self.stage("dead_letters", *day, &name, &dead).await?);
+        }
+        Ok(files)
+    }
+
+    async fn stage(
+        &self,
+        table: &str,
+        day: NaiveDate,
+        name: &str,
+        batch: &arrow::array::RecordBatch,
+    ) -> Result<CommittedFile, StorageError> {
+        let bytes = parquet_bytes(table, batch)?;
+        let path = format!("tables/{table}/dt={day}/{name}");
+        let staged = Self::staging_path(&self.writer, &path);
+        let file = CommittedFile {
+            path,
+            table: table.to_string(),
+            rows: batch.num_rows() as u64,
+            bytes: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+        };
+        self.store
+            .put(&self.path(&staged), PutPayload::from(bytes))
+            .await
+            .map_err(store_err(format!("staging {staged}")))?;
+        Ok(file)
+    }
+
+    /// All commit records, by (topic, partition), in sequence order, with
+    /// their paths and bytes.
+    pub(crate) async fn chains(
+        &self,
+    ) -> Result<BTreeMap<(String, i32), Vec<(String, bytes::Bytes)>>, StorageError> {
+        let mut chains: BTreeMap<(String, i32), Vec<(String, bytes::Bytes)>> = BTreeMap::new();
+        for rel in self.list("commits/").await? {
+            let parts: Vec<&str> = rel.split('/').collect();
+            let key = match parts.as_slice() {
+                ["commits", topic, p, _file] => p
+                    .strip_prefix('p')
+                    .and_then(|n| n.parse::<i32>().ok())
+                    .map(|n| (topic.to_string(), n)),
+                _ => None,
+            };
+            let key = key.unwrap_or_else(|| (String::new(), -1));
+            let bytes = self.get(&rel).await?;
+            chains.entry(key).or_default().push((rel, bytes));
+        }
+        Ok(chains)
+    }
+
+    /// Finishes what a crash left half-done: files of committed records still
+    /// in staging are published; staging files no record lists are deleted.
+    pub async fn recover(&self) -> Result<Recovery, StorageError> {
+        let staged = self.list("staging/").await?;
+        if staged.is_empty() {
+            return Ok(Recovery::default());
+        }
+        let mut committed: HashSet<String> = HashSet::new();
+        for (_, records) in self.chains().await? {
+            for (_, bytes) in records {
+                if let Ok(r) = serde_json::from_slice::<CommitRecord>(&bytes) {
+                    committed.extend(r.files.into_iter().map(|f| f.path));
+                }
+            }
+        }
+        let mut out = Recovery::default();
+        for rel in staged {
+            // staging/<writer>/<path>
+            let mut parts = rel.splitn(3, '/');
+            let (_, writer, path) = (
+                parts.next(),
+                parts.next().unwrap_or_default(),
+                parts.next().unwrap_or_default(),
+            );
+            let exists = self.store.head(&self.path(path)).await.is_ok();
+            if committed.contains(path) && !exists {
+                self.publish(writer, path).await?;
+                out.published += 1;
+            } else {
+                self.store
+                    .delete(&self.path(&rel))
+                    .await
+                    .map_err(store_err(format!("deleting {rel}")))?;
+                out.discarded += 1;
+            }
+        }
+        self.heads.lock().await.clear();
+        Ok(out)
+    }
+
+    /// Checks every chain and every file. See [`VerifyReport`].
+    pub async fn verify(&self) -> Result<VerifyReport, StorageError> {
+        verify::run(self).await
+    }
+}
+
+fn encode_err(table: &str, e: impl std::fmt::Display) -> StorageError {
+    StorageError::Encode {
+        table: table.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Encodes a batch as a Parquet file (zstd).
+fn parquet_bytes(table: &str, batch: &arrow::array::RecordBatch) -> Result<Vec<u8>, StorageError> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).map_err(|e| encode_err(table, e))?,
+        ))
+        .set_created_by(format!("tollgate {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))
+        .map_err(|e| encode_err(table, e))?;
+    w.write(batch).map_err(|e| encode_err(table, e))?;
+    w.into_inner().map_err(|e| encode_err(table, e))
+}

@@ -1,0 +1,302 @@
+//! Storage: commit chains, Parquet read back, fencing, recovery, and
+//! tamper detection by `verify`.
+
+use std::path::Path;
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::json;
+use tollgate_ingest::storage::{
+    DeadLetter, KafkaCoords, PartitionBatch, Storage, StorageError, StoredEvent,
+};
+use tollgate_ingest::{decode, DecodeLimits, ReasonCode, RejectReason, StorageConfig};
+
+fn now() -> DateTime<Utc> {
+    "2026-11-03T15:00:00Z".parse().unwrap()
+}
+
+fn event(i: i64, gpu: bool) -> tollgate_ingest::Event {
+    let t = |d: i64| (now() - Duration::hours(d)).to_rfc3339_opts(SecondsFormat::Millis, true);
+    let v = if gpu {
+        json!({"specversion": "1.0", "id": format!("g{i}"), "source": "s", "type": "dev.tollgate.gpu_usage.v1",
+               "time": t(i % 30), "data": {"tenant": "acme", "team": "search", "user": "u", "environment": "prod",
+               "workload_id": "w", "workload_kind": "notebook", "gpu_model": "L4", "gpu_count": 2,
+               "interval_start": t(i % 30 + 1), "interval_end": t(i % 30), "pricing_tier": "spot", "node": "n", "region": "r"}})
+    } else {
+        json!({"specversion": "1.0", "id": format!("c{i}"), "source": "s", "type": "dev.tollgate.tool_call.v1",
+               "time": t(i % 30), "data": {"tenant": "acme", "team": "search", "user": "u", "environment": "prod",
+               "mcp_server": "crm", "tool": "lookup", "phase": "start", "call_id": format!("k{i}"),
+               "arguments": {"q": "<email:0123456789abcdef>"}}})
+    };
+    decode(v.to_string().as_bytes(), &DecodeLimits::default(), now()).unwrap()
+}
+
+fn batch(partition: i32, first: i64, n: i64) -> PartitionBatch {
+    let mut events = Vec::new();
+    let mut dead = Vec::new();
+    for off in first..first + n {
+        let kafka = KafkaCoords {
+            topic: "raw".into(),
+            partition,
+            offset: off,
+            timestamp: Some(now()),
+        };
+        if off % 10 == 9 {
+            dead.push(DeadLetter {
+                kafka,
+                key: Some("search".into()),
+                reason: RejectReason::new(ReasonCode::MissingField, "data.team", "is required"),
+                tenant: "acme".into(),
+                payload_redacted: "{\"id\":\"x\"}".into(),
+                redaction_key_id: "k1".into(),
+                payload_bytes: 10,
+            });
+        } else {
+            events.push(StoredEvent {
+                event: event(off, off % 3 == 0),
+                redaction_key_id: "k1".into(),
+                kafka,
+            });
+        }
+    }
+    PartitionBatch {
+        topic: "raw".into(),
+        partition,
+        first_offset: first,
+        last_offset: first + n - 1,
+        events,
+        dead_letters: dead,
+    }
+}
+
+fn open(dir: &Path, writer: &str) -> Storage {
+    let cfg = StorageConfig {
+        data_dir: dir.to_path_buf(),
+        url: None,
+    };
+    Storage::open(&cfg, writer).unwrap()
+}
+
+async fn filled(dir: &Path) -> Storage {
+    let s = open(dir, "w1");
+    for (p, first) in [(0, 0), (0, 100), (0, 200), (1, 0)] {
+        s.commit(&batch(p, first, 100)).await.unwrap();
+    }
+    s
+}
+
+fn files(dir: &Path, under: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.join(under)];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn chains_verify_and_parquet_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = filled(dir.path()).await;
+    let report = s.verify().await.unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.chains.len(), 2);
+    let p0 = &report.chains[0];
+    assert_eq!((p0.commits, p0.first_offset, p0.last_offset), (3, 0, 299));
+    assert_eq!(p0.consumed, p0.stored + p0.dead_lettered);
+    assert_eq!(p0.dead_lettered, 30);
+    assert_eq!(s.resume_offset("raw", 0).await.unwrap(), Some(300));
+    assert_eq!(
+        open(dir.path(), "w2")
+            .resume_offset("raw", 1)
+            .await
+            .unwrap(),
+        Some(100)
+    );
+
+    // The Parquet files read back with the standard reader, dt-partitioned.
+    let mut rows = 0;
+    for f in files(dir.path(), "tables/events") {
+        assert!(f.to_string_lossy().contains("/dt=2026-1"), "{f:?}");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for b in reader {
+            let b = b.unwrap();
+            rows += b.num_rows();
+            assert!(b.schema().field_with_name("redaction_key_id").is_ok());
+        }
+    }
+    assert_eq!(
+        rows as u64,
+        report.chains.iter().map(|c| c.stored).sum::<u64>()
+    );
+    assert!(
+        !files(dir.path(), "tables/gpu_usage").is_empty()
+            && !files(dir.path(), "tables/tool_calls").is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_stale_writer_cannot_commit_the_same_sequence_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path(), "a");
+    let b = open(dir.path(), "b");
+    assert_eq!(a.resume_offset("raw", 0).await.unwrap(), None);
+    assert_eq!(b.resume_offset("raw", 0).await.unwrap(), None);
+    a.commit(&batch(0, 0, 50)).await.unwrap();
+    let err = b.commit(&batch(0, 0, 60)).await.unwrap_err();
+    assert!(matches!(err, StorageError::Fenced { seq: 1, .. }), "{err}");
+    assert!(
+        files(dir.path(), "staging").is_empty(),
+        "the loser's files are discarded"
+    );
+    // Once it re-reads the chain it resumes after the winner's batch.
+    assert_eq!(b.resume_offset("raw", 0).await.unwrap(), Some(50));
+    let err = b.commit(&batch(0, 40, 20)).await.unwrap_err();
+    assert!(
+        matches!(err, StorageError::OffsetGap { next: 50, .. }),
+        "{err}"
+    );
+    b.commit(&batch(0, 50, 20)).await.unwrap();
+    assert!(a.verify().await.unwrap().ok());
+}
+
+#[tokio::test]
+async fn recovery_publishes_committed_and_drops_uncommitted_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = filled(dir.path()).await;
+    // A crash between commit and publish: a committed file is still in staging.
+    let published = files(dir.path(), "tables/events")[0].clone();
+    let rel = published.strip_prefix(dir.path()).unwrap();
+    let staged = dir.path().join("staging/w1").join(rel);
+    std::fs::create_dir_all(staged.parent().unwrap()).unwrap();
+    std::fs::rename(&published, &staged).unwrap();
+    // A crash before commit: a file no record lists.
+    let stray = dir
+        .path()
+        .join("staging/w9/tables/events/dt=2026-11-03/p00000-x.parquet");
+    std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+    std::fs::write(&stray, b"partial").unwrap();
+    let before = s.verify().await.unwrap();
+    assert_eq!(before.problems[0].kind, "missing_file");
+    assert_eq!(before.staging.len(), 2);
+    let r = s.recover().await.unwrap();
+    assert_eq!((r.published, r.discarded), (1, 1));
+    let after = s.verify().await.unwrap();
+    assert!(
+        after.ok() && after.staging.is_empty(),
+        "{:?}",
+        after.problems
+    );
+}
+
+async fn tampered(change: impl FnOnce(&Path)) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let s = filled(dir.path()).await;
+    assert!(s.verify().await.unwrap().ok());
+    change(dir.path());
+    let report = open(dir.path(), "auditor").verify().await.unwrap();
+    report
+        .problems
+        .iter()
+        .map(|p| format!("{} {}", p.kind, p.path))
+        .collect()
+}
+
+#[tokio::test]
+async fn verify_detects_every_kind_of_tampering() {
+    // One byte of a Parquet file changed.
+    let problems = tampered(|d| {
+        let f = files(d, "tables/events")[1].clone();
+        let mut b = std::fs::read(&f).unwrap();
+        let mid = b.len() / 2;
+        b[mid] ^= 0x01;
+        std::fs::write(&f, b).unwrap();
+    })
+    .await;
+    assert!(
+        problems[0].starts_with("hash_mismatch tables/events/"),
+        "{problems:?}"
+    );
+
+    // A file deleted.
+    let problems =
+        tampered(|d| std::fs::remove_file(&files(d, "tables/gpu_usage")[0]).unwrap()).await;
+    assert!(
+        problems[0].starts_with("missing_file tables/gpu_usage/"),
+        "{problems:?}"
+    );
+
+    // A commit record deleted.
+    let problems = tampered(|d| {
+        std::fs::remove_file(d.join("commits/raw/p00000/00000000000000000002.json")).unwrap()
+    })
+    .await;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("sequence_gap commits/raw/p00000/00000000000000000003.json")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("orphan_file tables/")),
+        "its files are now orphans: {problems:?}"
+    );
+
+    // Two commit records swapped.
+    let problems = tampered(|d| {
+        let a = d.join("commits/raw/p00000/00000000000000000001.json");
+        let b = d.join("commits/raw/p00000/00000000000000000002.json");
+        let (x, y) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        std::fs::write(&a, y).unwrap();
+        std::fs::write(&b, x).unwrap();
+    })
+    .await;
+    assert!(
+        problems[0].starts_with("misplaced_record commits/raw/p00000/00000000000000000001.json"),
+        "{problems:?}"
+    );
+
+    // A commit record edited (its counts), keeping valid JSON.
+    let problems = tampered(|d| {
+        let p = d.join("commits/raw/p00000/00000000000000000001.json");
+        let text = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace("\"dead_lettered\": 10", "\"dead_lettered\": 9");
+        std::fs::write(&p, text).unwrap();
+    })
+    .await;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("broken_link commits/raw/p00000/00000000000000000002.json")),
+        "{problems:?}"
+    );
+
+    // A file added.
+    let problems = tampered(|d| {
+        let f = files(d, "tables/events")[0].clone();
+        std::fs::copy(&f, f.with_file_name("p00000-extra.parquet")).unwrap();
+    })
+    .await;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("orphan_file tables/events/")
+            && problems[0].ends_with("p00000-extra.parquet")
+    );
+}
