@@ -70,6 +70,24 @@ pub enum Command {
     Config(ConfigCommand),
     /// Try the PII redaction on samples, compute tokens, manage tenant keys.
     Pii(PiiArgs),
+    /// Check the audit log: every commit chain and every file's SHA-256.
+    ///
+    /// Walks each partition's chain of commit records (sequence, hash links,
+    /// contiguous offsets, counts) and every file they list (present, size,
+    /// SHA-256, row count), and finds files no record lists. Exits 0 when all
+    /// holds, 1 naming the first problem otherwise. Read-only.
+    Verify(VerifyArgs),
+}
+
+/// Options of `tollgate verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Data directory to check [default: storage.url, else storage.data_dir].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Print the full report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tollgate pii ...`

@@ -1,10 +1,12 @@
 //! `tollgate demo`: the main job on its embedded default. No Kafka and no
-//! SMTP: the fixture workload is generated in-process and passed through
-//! every stage that exists, and the results are written to the data directory.
+//! SMTP: the fixture workload is generated in-process, as if it were read
+//! from one partition of a topic named `demo`, and passed through every
+//! stage that exists: decode, upcast, validate, redact, and storage through
+//! the same Parquet and commit-record path as `tollgate run`. It ends with a
+//! `verify` of what it wrote.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -14,11 +16,20 @@ use serde::Serialize;
 use serde_json::json;
 use tollgate_fixtures::Generator;
 use tollgate_ingest::event::{EventBody, Phase};
+use tollgate_ingest::storage::{
+    CommitRecord, DeadLetter, KafkaCoords, PartitionBatch, Storage, StoredEvent,
+};
+use tollgate_ingest::StorageConfig;
 
 use crate::cli::DemoArgs;
 use crate::config::Loaded;
 use crate::fixtures_cmd::{params, workload_config, write_toml};
 use crate::progress::{bar, count};
+
+/// The topic the demo pretends to read.
+const TOPIC: &str = "demo";
+/// Records per committed batch.
+const BATCH: usize = 10_000;
 
 /// What the demo counted, written as `demo/summary.json`.
 #[derive(Debug, Default, Serialize)]
@@ -38,16 +49,45 @@ struct Counts {
     /// different reason, or let through; and good events it refused. Zero
     /// unless something is broken.
     mismatches: u64,
+    commits: u64,
+    parquet_files: u64,
+}
+
+/// Removes what an earlier demo run stored (its commit records, the files
+/// they list, and its staging area), so the demo starts a fresh chain. Only
+/// the `demo` topic's data is touched.
+fn clear_previous_run(data_dir: &Path) -> Result<()> {
+    let commits = data_dir.join("commits").join(TOPIC);
+    if let Ok(partitions) = std::fs::read_dir(&commits) {
+        for p in partitions {
+            for record in std::fs::read_dir(p?.path())? {
+                let path = record?.path();
+                if let Ok(r) = serde_json::from_slice::<CommitRecord>(&std::fs::read(&path)?) {
+                    for f in r.files {
+                        let _ = std::fs::remove_file(data_dir.join(&f.path));
+                    }
+                }
+            }
+        }
+        std::fs::remove_dir_all(&commits)
+            .with_context(|| format!("removing {}", commits.display()))?;
+    }
+    let _ = std::fs::remove_dir_all(data_dir.join("staging").join(TOPIC));
+    Ok(())
 }
 
 pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
     let config = loaded.config;
+    if args.data_dir.is_none() && config.storage.url.is_some() {
+        bail!("the demo writes to a local directory; give --data-dir (storage.url is for tollgate run)");
+    }
     let data_dir = args
         .data_dir
         .clone()
         .unwrap_or_else(|| config.storage.data_dir.clone());
     let out_dir = data_dir.join("demo");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    clear_previous_run(&data_dir)?;
 
     let mut limits = config.ingest.clone();
     let p = params(&args.workload, limits.max_event_bytes);
@@ -65,6 +105,16 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
     }
 
     let redactor = tollgate_redactor::Redactor::new(&config.redaction, &data_dir)?;
+    let storage = Storage::open(
+        &StorageConfig {
+            data_dir: data_dir.clone(),
+            url: None,
+        },
+        TOPIC,
+    )?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let generator = Generator::new(p.clone(), tollgate_fixtures::demo_price_book()?)?;
     let wconfig = workload_config(&generator)?;
     let started = Instant::now();
@@ -73,35 +123,47 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
         p.days, p.teams, p.seed
     );
 
-    let ev_path = out_dir.join("events.ndjson");
-    let mut events = BufWriter::new(
-        File::create(&ev_path).with_context(|| format!("creating {}", ev_path.display()))?,
-    );
-    let mut redacted = tollgate_redactor::Counts::default();
-    let dl_path = out_dir.join("dead_letters.ndjson");
-    let mut dead_letters = BufWriter::new(
-        File::create(&dl_path).with_context(|| format!("creating {}", dl_path.display()))?,
-    );
     let mut c = Counts::default();
+    let mut redacted = tollgate_redactor::Counts::default();
     let mut first_mismatch: Option<String> = None;
+    let new_batch = |first: i64| PartitionBatch {
+        topic: TOPIC.to_string(),
+        partition: 0,
+        first_offset: first,
+        last_offset: first - 1,
+        events: Vec::with_capacity(BATCH),
+        dead_letters: Vec::new(),
+    };
+    let mut batch = new_batch(0);
+    let commit = |batch: &mut PartitionBatch, c: &mut Counts| -> Result<()> {
+        if batch.last_offset < batch.first_offset {
+            return Ok(());
+        }
+        let record = rt.block_on(storage.commit(batch))?;
+        c.commits += 1;
+        c.parquet_files += record.files.len() as u64;
+        *batch = new_batch(batch.last_offset + 1);
+        Ok(())
+    };
     let pb = bar(
         u64::from(p.days) * u64::from(p.events_per_day),
-        "decode + validate",
+        "decode, redact, store",
     );
     let summary = generator.run(|r| -> Result<()> {
-        let offset = c.consumed;
+        let offset = c.consumed as i64;
         c.consumed += 1;
         pb.inc(1);
+        let kafka = KafkaCoords {
+            topic: TOPIC.to_string(),
+            partition: 0,
+            offset,
+            timestamp: Some(received_at),
+        };
         match tollgate_ingest::decode(&r.bytes, &limits, received_at) {
             Ok(mut e) => {
                 // Nothing is written before it passed the redactor.
                 let outcome = redactor.redact_event(&mut e)?;
                 redacted.merge(&outcome.counts);
-                serde_json::to_writer(
-                    &mut events,
-                    &json!({"redaction_key_id": outcome.key_id, "event": &e}),
-                )?;
-                events.write_all(b"\n")?;
                 c.stored += 1;
                 match &e.body {
                     EventBody::ToolCall(t) if t.phase == Phase::Start => c.tool_call_start += 1,
@@ -115,6 +177,11 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
                     first_mismatch
                         .get_or_insert(format!("bad event ({}) was accepted", x.mutation));
                 }
+                batch.events.push(StoredEvent {
+                    event: e,
+                    redaction_key_id: outcome.key_id,
+                    kafka,
+                });
             }
             Err(reason) => {
                 c.dead_lettered += 1;
@@ -129,34 +196,34 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
                     first_mismatch
                         .get_or_insert(format!("event at offset {offset} refused with {reason}"));
                 }
-                // The reason never quotes user content; the payload is kept
-                // as redacted text under the tenant it names, if it names one.
+                // The payload is kept as redacted text under the tenant it
+                // names, if it names one; never the raw bytes.
                 let tenant = tenant_of(&r.bytes);
                 let text = String::from_utf8_lossy(&r.bytes);
                 let (payload, outcome) = redactor.redact_text(&tenant, &text)?;
                 redacted.merge(&outcome.counts);
-                let row = json!({
-                    "offset": offset,
-                    "key": r.key,
-                    "bytes": r.bytes.len(),
-                    "code": reason.code,
-                    "field": reason.field,
-                    "reason": reason.message,
-                    "tenant": tenant,
-                    "redaction_key_id": outcome.key_id,
-                    "payload_redacted": payload,
+                batch.dead_letters.push(DeadLetter {
+                    kafka,
+                    key: Some(r.key.clone()),
+                    reason,
+                    tenant,
+                    payload_redacted: payload.into_owned(),
+                    redaction_key_id: outcome.key_id,
+                    payload_bytes: r.bytes.len() as u64,
                 });
-                serde_json::to_writer(&mut dead_letters, &row)?;
-                dead_letters.write_all(b"\n")?;
             }
+        }
+        batch.last_offset = offset;
+        if batch.events.len() + batch.dead_letters.len() >= BATCH {
+            commit(&mut batch, &mut c)?;
         }
         Ok(())
     })?;
+    commit(&mut batch, &mut c)?;
     pb.finish_and_clear();
-    dead_letters.flush()?;
-    events.flush()?;
     c.redacted_by_kind = redacted.0.clone();
     let elapsed = started.elapsed().as_secs_f64();
+    let report = rt.block_on(storage.verify())?;
 
     write_toml(
         &out_dir.join("tollgate.demo.toml"),
@@ -166,6 +233,7 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
     let summary_json = json!({
         "window": {"start": p.start, "days": p.days, "seed": p.seed, "received_at": received_at},
         "counts": &c,
+        "verify": {"ok": report.ok(), "files": report.files, "bytes": report.bytes, "problems": &report.problems},
         "scenario": &summary.scenario,
     });
     std::fs::write(
@@ -222,20 +290,37 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
         count(redacted.total()),
         kinds.join(", ")
     );
+    println!(
+        "  stored        {} Parquet files (zstd) in {} commit records, {} MB",
+        count(c.parquet_files),
+        count(c.commits),
+        report.bytes / 1_000_000
+    );
+    println!(
+        "  verify        {}",
+        if report.ok() {
+            format!(
+                "OK: {} files and their SHA-256, {} hash-chained commit records",
+                report.files, c.commits
+            )
+        } else {
+            format!("FAILED: {}", report.problems[0])
+        }
+    );
     for line in summary.scenario.describe() {
         println!("  scenario      {line}");
     }
     for n in &notes {
         println!("  note          {n}");
     }
+    println!("  not yet       the ledger and alert emails arrive with their stages");
+    println!("  wrote         {}", data_dir.display());
+    println!("                  tables/{{events,tool_calls,gpu_usage,dead_letters}}/dt=YYYY-MM-DD/*.parquet");
+    println!("                  commits/demo/p00000/*.json   the hash-chained commit records (tollgate verify --data-dir {})", data_dir.display());
+    println!("                  demo/summary.json            counts, verify result and the priced scenario");
     println!(
-        "  not yet       Parquet storage, the ledger and alert emails arrive with their stages"
+        "                  demo/tollgate.demo.toml      the pricing and teams of this workload"
     );
-    println!("  wrote         {}", out_dir.display());
-    println!("                  events.ndjson       every stored event, redacted (until Parquet storage lands)");
-    println!("                  summary.json        counts and the priced scenario");
-    println!("                  dead_letters.ndjson one line per refused event: offset, key, reason, redacted payload");
-    println!("                  tollgate.demo.toml  the pricing and teams of this workload");
     if c.mismatches > 0 {
         bail!(
             "{} event(s) were not decided as the generator expected; first: {}",
@@ -245,6 +330,9 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
     }
     if c.consumed != c.stored + c.dead_lettered {
         bail!("consumed != stored + dead-lettered");
+    }
+    if !report.ok() {
+        bail!("verify failed: {}", report.problems[0]);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ mod events_cmd;
 mod fixtures_cmd;
 mod pii_cmd;
 mod progress;
+mod verify_cmd;
 
 use std::process::ExitCode;
 
@@ -51,6 +52,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         cli::Command::Pii(args) => pii_cmd::run(load()?, args),
+        cli::Command::Verify(args) => verify_cmd::run(load()?, args),
         cli::Command::Config(cli::ConfigCommand::Show) => {
             print!("{}", load()?.config.to_redacted_toml()?);
             Ok(ExitCode::SUCCESS)

@@ -35,6 +35,51 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// Rows per table and every string value of every Parquet file under `dir`.
+struct Tables {
+    rows: std::collections::BTreeMap<String, u64>,
+    text: String,
+}
+
+fn parquet_strings(dir: &Path) -> Tables {
+    use arrow::array::{Array, StringArray};
+    let mut t = Tables {
+        rows: Default::default(),
+        text: String::new(),
+    };
+    for f in walk(dir) {
+        let table = f
+            .strip_prefix(dir)
+            .unwrap()
+            .iter()
+            .next()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(&f).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            *t.rows.entry(table.clone()).or_default() += batch.num_rows() as u64;
+            for col in batch.columns() {
+                if let Some(s) = col.as_any().downcast_ref::<StringArray>() {
+                    for i in 0..s.len() {
+                        if s.is_valid(i) {
+                            t.text.push_str(s.value(i));
+                            t.text.push('\n');
+                        }
+                    }
+                }
+            }
+        }
+    }
+    t
+}
+
 fn tollgate_stdin(dir: &Path, args: &[&str], stdin: &str) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
@@ -245,26 +290,38 @@ fn demo_runs_without_kafka_and_reports() {
     assert_eq!(consumed, stored + dead, "nothing is lost");
     assert_eq!(c["mismatches"], 0);
     assert!(dead > 0 && c["upcast_from_v0"].as_u64().unwrap() > 0);
-    // Dead letters keep the reason and the redacted payload.
-    let dl =
-        std::fs::read_to_string(dir.path().join("tollgate-data/demo/dead_letters.ndjson")).unwrap();
-    assert_eq!(dl.lines().count() as u64, dead);
+    // Every table is real Parquet; dead letters keep the redacted payload.
+    let tables = parquet_strings(&dir.path().join("tollgate-data/tables"));
+    assert_eq!(tables.rows.get("events").copied().unwrap_or(0), stored);
+    assert_eq!(tables.rows.get("dead_letters").copied().unwrap_or(0), dead);
     assert!(
-        dl.contains("payload_redacted") && dl.contains("<email:"),
-        "dead letters keep the redacted payload"
+        tables.rows.get("tool_calls").copied().unwrap_or(0) > 0
+            && tables.rows.get("gpu_usage").copied().unwrap_or(0) > 0
     );
-    let events =
-        std::fs::read_to_string(dir.path().join("tollgate-data/demo/events.ndjson")).unwrap();
-    assert_eq!(events.lines().count() as u64, stored);
+    assert!(
+        tables.text.contains("<email:"),
+        "redacted payloads are stored as tokens"
+    );
     assert!(c["redacted_by_kind"]["email"].as_u64().unwrap() > 0);
+    assert_eq!(summary["verify"]["ok"], true);
+    let v = tollgate(dir.path(), &["verify"]);
+    assert!(
+        v.status.success() && text(&v.stdout).contains("OK"),
+        "{}",
+        text(&v.stdout)
+    );
 
-    // No raw PII of the generator's pool anywhere the demo wrote or printed.
+    // No raw PII of the generator's pool anywhere the demo wrote (the
+    // Parquet files decoded, every other file as text) or printed.
     let params = tollgate_fixtures::Params::ending_before(chrono::Utc::now().date_naive());
     let generator =
         tollgate_fixtures::Generator::new(params, tollgate_fixtures::demo_price_book().unwrap())
             .unwrap();
-    let mut written = vec![text(&out.stdout), text(&out.stderr)];
+    let mut written = vec![text(&out.stdout), text(&out.stderr), tables.text];
     for entry in walk(&dir.path().join("tollgate-data")) {
+        if entry.extension().is_some_and(|e| e == "parquet") {
+            continue;
+        }
         written.push(String::from_utf8_lossy(&std::fs::read(&entry).unwrap()).into_owned());
     }
     let mut checked = 0;
@@ -519,5 +576,57 @@ fn fixtures_produce_to_a_real_broker() {
             .iter()
             .all(|l| l["key"].as_str().is_some_and(|k| !k.is_empty())),
         "every record is keyed by team"
+    );
+}
+
+#[test]
+fn the_documented_audit_script_agrees_with_verify() {
+    if std::process::Command::new("jq")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install jq (see .ci/run)"
+        );
+        eprintln!("SKIPPED: jq is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = tollgate(
+        dir.path(),
+        &["demo", "--days", "12", "--events-per-day", "1800"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/audit/verify-chain.sh");
+    let root = dir.path().join("tollgate-data");
+    let audit = || {
+        Command::new("bash")
+            .arg(&script)
+            .current_dir(&root)
+            .output()
+            .unwrap()
+    };
+    let ok = audit();
+    assert!(
+        ok.status.success() && text(&ok.stdout).contains("audit OK"),
+        "{}{}",
+        text(&ok.stdout),
+        text(&ok.stderr)
+    );
+
+    // Change one byte of a file: both the script and verify fail.
+    let victim = walk(&root.join("tables/tool_calls"))[0].clone();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[100] ^= 0x20;
+    std::fs::write(&victim, bytes).unwrap();
+    assert!(!audit().status.success());
+    let v = tollgate(dir.path(), &["verify"]);
+    assert_eq!(v.status.code(), Some(1));
+    assert!(
+        text(&v.stderr).contains("hash_mismatch"),
+        "{}",
+        text(&v.stderr)
     );
 }

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Redoes `tollgate verify` with standard tools only (bash, sha256sum, jq,
+# comm, find), as docs/storage.md explains. Run it in the storage root:
+#   cd tollgate-data && bash /path/to/verify-chain.sh
+# Prints "audit OK" and exits 0, or names each problem and exits 1.
+set -u
+status=0
+# 1. Every file a record lists has the SHA-256 the record states.
+jq -r '.files[] | "\(.sha256)  \(.path)"' commits/*/*/*.json | sha256sum --check --quiet || status=1
+# 2. Each record links to the SHA-256 of the record before it (64 zeros for the first).
+for dir in commits/*/*/; do
+  prev=0000000000000000000000000000000000000000000000000000000000000000
+  expected=1
+  for r in $(ls "$dir" | sort); do
+    r="$dir$r"
+    [ "$(jq -r .seq "$r")" = "$expected" ] || { echo "SEQUENCE GAP at $r"; status=1; }
+    [ "$(jq -r .prev_sha256 "$r")" = "$prev" ] || { echo "BROKEN LINK at $r"; status=1; }
+    prev=$(sha256sum "$r" | cut -d' ' -f1)
+    expected=$((expected + 1))
+  done
+done
+# 3. Offsets are contiguous, and records = stored + dead_lettered.
+for dir in commits/*/*/; do
+  jq -s -r 'range(1; length) as $i | select(.[$i].first_offset != .[$i-1].last_offset + 1) | "OFFSET GAP before seq \(.[$i].seq)"' "$dir"*.json
+  jq -r 'select(.records != .stored + .dead_lettered) | "BAD COUNTS in seq \(.seq)"' "$dir"*.json
+done | grep . && status=1
+# 4. No file in the tables that no record lists (orphans), none listed and missing.
+comm -3 <(jq -r '.files[].path' commits/*/*/*.json | sort) <(find tables -type f | sort) | grep . && status=1
+[ $status = 0 ] && echo "audit OK"
+exit $status

@@ -1,0 +1,79 @@
+//! `tollgate verify`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use tollgate_ingest::storage::Storage;
+use tollgate_ingest::StorageConfig;
+
+use crate::cli::VerifyArgs;
+use crate::config::Loaded;
+use crate::progress::count;
+
+pub fn run(loaded: Loaded, args: VerifyArgs) -> Result<ExitCode> {
+    let cfg = match &args.data_dir {
+        Some(dir) => {
+            if !dir.is_dir() {
+                anyhow::bail!("{} is not a directory", dir.display());
+            }
+            StorageConfig {
+                data_dir: dir.clone(),
+                url: None,
+            }
+        }
+        None => loaded.config.storage.clone(),
+    };
+    let storage = Storage::open(&cfg, "verify")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(storage.verify())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("verifying {}", storage.description());
+        if report.chains.is_empty() {
+            println!("  no commit records");
+        }
+        for c in &report.chains {
+            println!(
+                "  {}/{}: {} commit records, offsets {}..={}, consumed {} = stored {} + dead-lettered {}",
+                c.topic,
+                c.partition,
+                c.commits,
+                c.first_offset,
+                c.last_offset,
+                count(c.consumed),
+                count(c.stored),
+                count(c.dead_lettered)
+            );
+        }
+        println!(
+            "  {} files, {} bytes hashed",
+            report.files,
+            count(report.bytes)
+        );
+        if !report.staging.is_empty() {
+            println!(
+                "  {} file(s) in staging/ from an interrupted write (not part of the log; the next tollgate run recovers them)",
+                report.staging.len()
+            );
+        }
+        for p in &report.problems {
+            println!("  PROBLEM {p}");
+        }
+    }
+    if report.ok() {
+        if !args.json {
+            println!("OK");
+        }
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "verify failed: {} problem(s); first: {}",
+            report.problems.len(),
+            report.problems[0]
+        );
+        Ok(ExitCode::from(1))
+    }
+}
