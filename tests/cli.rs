@@ -375,25 +375,9 @@ fn fixtures_are_byte_identical_for_a_seed() {
 
     // Written to a file with the report, the scenario is there.
     let report = dir.path().join("report.json");
-    let out = tollgate(
-        dir.path(),
-        &[
-            "fixtures",
-            "generate",
-            "--days",
-            "35",
-            "--seed",
-            "7",
-            "--start",
-            "2026-10-01",
-            "--events-per-day",
-            "300",
-            "-o",
-            "w.ndjson",
-            "--report",
-            "report.json",
-        ],
-    );
+    let mut with_report = args[..args.len() - 1].to_vec();
+    with_report.extend(["-o", "w.ndjson", "--report", "report.json"]);
+    let out = tollgate(dir.path(), &with_report);
     assert!(out.status.success());
     assert_eq!(
         std::fs::read(dir.path().join("w.ndjson")).unwrap(),
