@@ -70,6 +70,14 @@ pub enum Command {
     Config(ConfigCommand),
     /// Try the PII redaction on samples, compute tokens, manage tenant keys.
     Pii(PiiArgs),
+    /// Consume the raw topic into the audit log (the main job).
+    ///
+    /// A member of kafka.group_id on kafka.raw_topic: decodes, validates and
+    /// redacts every record, stores events and dead letters as Parquet with
+    /// a commit record per batch and partition, sends refused records' raw
+    /// bytes to kafka.dead_letter_topic, and resumes each partition after its
+    /// last commit record. SIGTERM or Ctrl-C commits open batches and stops.
+    Run(RunArgs),
     /// Check the audit log: every commit chain and every file's SHA-256.
     ///
     /// Walks each partition's chain of commit records (sequence, hash links,
@@ -77,6 +85,19 @@ pub enum Command {
     /// SHA-256, row count), and finds files no record lists. Exits 0 when all
     /// holds, 1 naming the first problem otherwise. Read-only.
     Verify(VerifyArgs),
+}
+
+/// Options of `tollgate run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Name of this instance in commit records [default: host name and pid].
+    #[arg(long)]
+    pub writer_id: Option<String>,
+    /// Commit and stop once no record has arrived for this long and every
+    /// assigned partition is stored up to its high watermark (for backfills
+    /// and tests), such as `10s`.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub exit_when_idle: Option<std::time::Duration>,
 }
 
 /// Options of `tollgate verify`.

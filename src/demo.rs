@@ -89,7 +89,7 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     clear_previous_run(&data_dir)?;
 
-    let mut limits = config.ingest.clone();
+    let mut limits = config.ingest.limits();
     let p = params(&args.workload, limits.max_event_bytes);
     let received_at = Utc::now();
     let oldest = (received_at - p.start.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())

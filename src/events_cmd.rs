@@ -12,7 +12,7 @@ use crate::config::Loaded;
 use crate::progress::count;
 
 pub fn validate(loaded: Loaded, args: ValidateArgs) -> Result<ExitCode> {
-    let limits = loaded.config.ingest;
+    let limits = loaded.config.ingest.limits();
     let received_at = args.received_at.unwrap_or_else(chrono::Utc::now);
     let input: Box<dyn Read> = if args.input.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())

@@ -7,6 +7,7 @@ mod events_cmd;
 mod fixtures_cmd;
 mod pii_cmd;
 mod progress;
+mod run_cmd;
 mod verify_cmd;
 
 use std::process::ExitCode;
@@ -53,6 +54,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         }
         cli::Command::Pii(args) => pii_cmd::run(load()?, args),
         cli::Command::Verify(args) => verify_cmd::run(load()?, args),
+        cli::Command::Run(args) => run_cmd::run(load()?, args),
         cli::Command::Config(cli::ConfigCommand::Show) => {
             print!("{}", load()?.config.to_redacted_toml()?);
             Ok(ExitCode::SUCCESS)

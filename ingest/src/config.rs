@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -44,8 +45,57 @@ impl Default for KafkaConfig {
     }
 }
 
-/// `[ingest]`: the bounds every event is checked against (see [`DecodeLimits`]).
-pub type IngestConfig = DecodeLimits;
+/// `[ingest]`: the bounds every event is checked against, and how records
+/// are batched into commits.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Largest encoded event, in bytes.
+    pub max_event_bytes: usize,
+    /// How far before the time of receipt an event's `time` may lie.
+    #[serde(with = "humantime_serde")]
+    pub max_past: Duration,
+    /// How far after the time of receipt an event's `time` may lie.
+    #[serde(with = "humantime_serde")]
+    pub max_future: Duration,
+    /// Longest GPU usage interval one event may cover.
+    #[serde(with = "humantime_serde")]
+    pub max_interval: Duration,
+    /// A partition's batch is committed once it holds this many records...
+    pub batch_records: usize,
+    /// ...or this many bytes of payload...
+    pub batch_bytes: usize,
+    /// ...or its first record waited this long.
+    #[serde(with = "humantime_serde")]
+    pub batch_latency: Duration,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        let l = DecodeLimits::default();
+        Self {
+            max_event_bytes: l.max_event_bytes,
+            max_past: l.max_past,
+            max_future: l.max_future,
+            max_interval: l.max_interval,
+            batch_records: 20_000,
+            batch_bytes: 32 * 1024 * 1024,
+            batch_latency: Duration::from_secs(2),
+        }
+    }
+}
+
+impl IngestConfig {
+    /// The bounds events are decoded against.
+    pub fn limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            max_event_bytes: self.max_event_bytes,
+            max_past: self.max_past,
+            max_future: self.max_future,
+            max_interval: self.max_interval,
+        }
+    }
+}
 
 /// `[storage]`: where the audit log lives.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
