@@ -198,7 +198,8 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
                 }
                 // The payload is kept as redacted text under the tenant it
                 // names, if it names one; never the raw bytes.
-                let tenant = tenant_of(&r.bytes);
+                let tenant = tollgate_ingest::event::claimed_tenant(&r.bytes)
+                    .unwrap_or_else(|| tollgate_ingest::event::UNATTRIBUTED_TENANT.to_string());
                 let text = String::from_utf8_lossy(&r.bytes);
                 let (payload, outcome) = redactor.redact_text(&tenant, &text)?;
                 redacted.merge(&outcome.counts);
@@ -335,22 +336,6 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
         bail!("verify failed: {}", report.problems[0]);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The tenant an undecodable payload names, if it can be read; else
-/// `_unattributed`, whose key redacts everything that names no tenant.
-fn tenant_of(bytes: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(bytes)
-        .ok()
-        .and_then(|v| {
-            let d = v.get("data")?;
-            d.get("tenant")
-                .or_else(|| d.get("org"))?
-                .as_str()
-                .map(str::to_string)
-        })
-        .filter(|t| !t.is_empty() && t.len() <= 128 && !t.chars().any(char::is_control))
-        .unwrap_or_else(|| "_unattributed".to_string())
 }
 
 fn humantime_days(d: Duration) -> String {

@@ -65,21 +65,6 @@ struct Pipeline {
     dead: u64,
 }
 
-/// The tenant a refused payload names, or `_unattributed`.
-fn tenant_of(bytes: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(bytes)
-        .ok()
-        .and_then(|v| {
-            let d = v.get("data")?;
-            d.get("tenant")
-                .or_else(|| d.get("org"))?
-                .as_str()
-                .map(str::to_string)
-        })
-        .filter(|t| !t.is_empty() && t.len() <= 128 && !t.chars().any(char::is_control))
-        .unwrap_or_else(|| "_unattributed".to_string())
-}
-
 impl Pipeline {
     async fn handle(&mut self, msg: &rdkafka::message::BorrowedMessage<'_>) -> Result<()> {
         let (p, offset) = (msg.partition(), msg.offset());
@@ -160,7 +145,8 @@ impl Pipeline {
                 });
             }
             Err(reason) => {
-                let tenant = tenant_of(payload);
+                let tenant = tollgate_ingest::event::claimed_tenant(payload)
+                    .unwrap_or_else(|| tollgate_ingest::event::UNATTRIBUTED_TENANT.to_string());
                 let text = String::from_utf8_lossy(payload);
                 let (redacted, outcome) = self.redactor.redact_text(&tenant, &text)?;
                 part.raw_dead.push(RawDeadLetter {

@@ -41,6 +41,18 @@ struct Tables {
     text: String,
 }
 
+/// Every record batch of one Parquet file.
+fn batches(f: &Path) -> Vec<arrow::array::RecordBatch> {
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(f).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap()
+    .map(|b| b.unwrap())
+    .collect()
+}
+
 fn parquet_strings(dir: &Path) -> Tables {
     use arrow::array::{Array, StringArray};
     let mut t = Tables {
@@ -56,14 +68,7 @@ fn parquet_strings(dir: &Path) -> Tables {
             .unwrap()
             .to_string_lossy()
             .to_string();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            std::fs::File::open(&f).unwrap(),
-        )
-        .unwrap()
-        .build()
-        .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
+        for batch in batches(&f) {
             *t.rows.entry(table.clone()).or_default() += batch.num_rows() as u64;
             for col in batch.columns() {
                 if let Some(s) = col.as_any().downcast_ref::<StringArray>() {
@@ -635,14 +640,7 @@ fn column(dir: &Path, table: &str, name: &str) -> Vec<String> {
     use arrow::array::{Array, StringArray};
     let mut out = Vec::new();
     for f in walk(&dir.join("tables").join(table)) {
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            std::fs::File::open(&f).unwrap(),
-        )
-        .unwrap()
-        .build()
-        .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
+        for batch in batches(&f) {
             let col = batch
                 .column_by_name(name)
                 .unwrap()

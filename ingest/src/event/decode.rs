@@ -437,6 +437,21 @@ mod tests {
     }
 
     #[test]
+    fn claimed_tenant_reads_v1_and_v0_without_validating() {
+        use crate::event::claimed_tenant;
+        assert_eq!(
+            claimed_tenant(br#"{"data":{"tenant":"acme","team":7}}"#).as_deref(),
+            Some("acme")
+        );
+        assert_eq!(
+            claimed_tenant(br#"{"data":{"org":"globex"}}"#).as_deref(),
+            Some("globex")
+        );
+        assert_eq!(claimed_tenant(br#"{"data":{"tenant":"  "}}"#), None);
+        assert_eq!(claimed_tenant(b"not json"), None);
+    }
+
+    #[test]
     fn size_limit_applies_before_parsing() {
         let limits = DecodeLimits {
             max_event_bytes: 100,

@@ -16,6 +16,20 @@ use serde_json::{Map, Value};
 pub use decode::{decode, DecodeLimits};
 pub use schema::{EventKind, SchemaVersion, CURRENT_MAJOR, CURRENT_MINOR, TYPE_PREFIX};
 
+/// The tenant a payload names in `data.tenant` (or v0's `data.org`), read
+/// without validating anything else: for filing a refused record under its
+/// tenant's redaction key. `None` when it names none usable.
+pub fn claimed_tenant(bytes: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(bytes).ok()?;
+    let d = v.get("data")?;
+    let t = d.get("tenant").or_else(|| d.get("org"))?.as_str()?;
+    (!t.trim().is_empty() && t.len() <= 128 && !t.chars().any(char::is_control))
+        .then(|| t.to_string())
+}
+
+/// The tenant a refused record is filed under when it names none.
+pub const UNATTRIBUTED_TENANT: &str = "_unattributed";
+
 /// A decoded, validated event in the current schema (v1), whatever version
 /// its producer wrote.
 #[derive(Debug, Clone, PartialEq, Serialize)]
