@@ -323,7 +323,9 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
         .build()?;
     rt.block_on(async move {
         let storage = Storage::open(&config.storage, &writer)?;
-        let recovered = storage.recover().await?;
+        // Uncommitted staging files younger than this may be another
+        // instance's write in progress.
+        let recovered = storage.recover(Duration::from_secs(600)).await?;
         if recovered != Default::default() {
             info!(published = recovered.published, discarded = recovered.discarded, "recovered an interrupted write");
         }

@@ -368,13 +368,19 @@ impl Storage {
         format!("staging/{writer}/{path}")
     }
 
+    /// Moves a committed file from staging into the tables. Publishing twice
+    /// (two instances recovering, or recovery racing the writer) is harmless:
+    /// once the file is in place, a missing staged copy is not an error.
     async fn publish(&self, writer: &str, path: &str) -> Result<(), StorageError> {
         let from = self.path(&Self::staging_path(writer, path));
         let to = self.path(path);
-        self.store
-            .rename(&from, &to)
-            .await
-            .map_err(store_err(format!("publishing {path}")))
+        match self.store.rename(&from, &to).await {
+            Ok(()) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) if self.store.head(&to).await.is_ok() => {
+                Ok(())
+            }
+            Err(e) => Err(store_err(format!("publishing {path}"))(e)),
+        }
     }
 
     async fn discard_staged(&self, files: &[CommittedFile]) {
@@ -476,9 +482,16 @@ impl Storage {
     }
 
     /// Finishes what a crash left half-done: files of committed records still
-    /// in staging are published; staging files no record lists are deleted.
-    pub async fn recover(&self) -> Result<Recovery, StorageError> {
-        let staged = self.list("staging/").await?;
+    /// in staging are published; staging files no record lists are deleted
+    /// once older than `grace` (younger ones may belong to another instance
+    /// writing right now).
+    pub async fn recover(&self, grace: std::time::Duration) -> Result<Recovery, StorageError> {
+        let staged: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&self.path("staging/")))
+            .try_collect()
+            .await
+            .map_err(store_err("listing staging/"))?;
         if staged.is_empty() {
             return Ok(Recovery::default());
         }
@@ -490,8 +503,11 @@ impl Storage {
                 }
             }
         }
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
         let mut out = Recovery::default();
-        for rel in staged {
+        for meta in staged {
+            let rel = self.rel(&meta.location);
             // staging/<writer>/<path>
             let mut parts = rel.splitn(3, '/');
             let (_, writer, path) = (
@@ -499,13 +515,12 @@ impl Storage {
                 parts.next().unwrap_or_default(),
                 parts.next().unwrap_or_default(),
             );
-            let exists = self.store.head(&self.path(path)).await.is_ok();
-            if committed.contains(path) && !exists {
+            if committed.contains(path) {
                 self.publish(writer, path).await?;
                 out.published += 1;
-            } else {
+            } else if meta.last_modified < cutoff {
                 self.store
-                    .delete(&self.path(&rel))
+                    .delete(&meta.location)
                     .await
                     .map_err(store_err(format!("deleting {rel}")))?;
                 out.discarded += 1;
