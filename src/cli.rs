@@ -59,17 +59,6 @@ pub enum Command {
     /// the stages that exist (decode, upcast, validate), writes the results
     /// to the data directory and prints what happened.
     Demo(DemoArgs),
-    /// Generate test workloads.
-    #[command(subcommand)]
-    Fixtures(FixturesCommand),
-    /// Work with encoded events.
-    #[command(subcommand)]
-    Events(EventsCommand),
-    /// Check or show the configuration.
-    #[command(subcommand)]
-    Config(ConfigCommand),
-    /// Try the PII redaction on samples, compute tokens, manage tenant keys.
-    Pii(PiiArgs),
     /// Consume the raw topic into the audit log (the main job).
     ///
     /// A member of kafka.group_id on kafka.raw_topic: decodes, validates and
@@ -85,6 +74,17 @@ pub enum Command {
     /// SHA-256, row count), and finds files no record lists. Exits 0 when all
     /// holds, 1 naming the first problem otherwise. Read-only.
     Verify(VerifyArgs),
+    /// Generate test workloads.
+    #[command(subcommand)]
+    Fixtures(FixturesCommand),
+    /// Work with encoded events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Check or show the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Try the PII redaction on samples, compute tokens, manage tenant keys.
+    Pii(PiiArgs),
 }
 
 /// Options of `tollgate run`.
