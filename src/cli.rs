@@ -150,6 +150,20 @@ pub enum PiiCommand {
         /// The value, as it would appear in user content.
         value: String,
     },
+    /// List the stored events and dead letters of a tenant that contain a value.
+    ///
+    /// Computes the value's token under each of the tenant's keys (active and
+    /// retired) and searches that tenant's rows only.
+    Find {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The kind, as for `pii token`.
+        #[arg(long)]
+        kind: String,
+        /// The value, as it would appear in user content.
+        value: String,
+    },
     /// List tenants and their key ids (never the keys).
     Keys,
     /// Give a tenant a fresh active key; older keys stay for old tokens.

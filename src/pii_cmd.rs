@@ -4,6 +4,9 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use arrow::array::{Array, RecordBatch, StringArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use tollgate_ingest::storage::Storage;
 use tollgate_redactor::{Counts, Kind, Redactor};
 
 use crate::cli::{PiiArgs, PiiCommand};
@@ -25,6 +28,132 @@ fn describe(counts: &Counts) -> String {
         .map(|(k, n)| format!("{n} {k}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Refuses a kind that is neither built in nor a custom pattern of the tenant.
+fn check_kind(loaded: &Loaded, tenant: &str, kind: &str) -> Result<()> {
+    let custom = loaded
+        .config
+        .redaction
+        .custom
+        .iter()
+        .any(|c| c.name == kind && (c.tenant == "*" || c.tenant == tenant));
+    if Kind::from_name(kind).is_none() && !custom {
+        let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        bail!("--kind {kind:?} is neither a built-in kind ({}) nor a custom pattern of tenant {tenant}", all.join(", "));
+    }
+    Ok(())
+}
+
+/// One string column of a batch, by name.
+fn strings<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b StringArray> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .with_context(|| format!("column {name} is missing or not text"))
+}
+
+/// `pii find`: the tenant's rows whose redacted content holds one of the
+/// value's tokens (one per key the tenant has had).
+fn find(
+    r: &Redactor,
+    data_dir: &std::path::Path,
+    tenant: &str,
+    kind: &str,
+    value: &str,
+) -> Result<ExitCode> {
+    let ids: Vec<String> = r
+        .keys()
+        .list()?
+        .into_iter()
+        .find(|(t, _)| t == tenant)
+        .map(|(_, ids)| ids)
+        .unwrap_or_default();
+    if ids.is_empty() {
+        println!("tenant {tenant} has no keys, so nothing of it was redacted");
+        return Ok(ExitCode::from(1));
+    }
+    let tokens: Vec<String> = ids
+        .iter()
+        .map(|id| r.token_for(tenant, kind, value, Some(id)))
+        .collect::<Result<_, _>>()?;
+    let storage = Storage::open(
+        &tollgate_ingest::StorageConfig {
+            data_dir: data_dir.to_path_buf(),
+            url: None,
+        },
+        "pii-find",
+    )?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut found = 0u64;
+    let hit = |s: &str| tokens.iter().any(|t| s.contains(t.as_str()));
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for (table, columns) in [
+        ("events", &["payload_json", "extra_json"][..]),
+        ("dead_letters", &["payload_redacted"][..]),
+    ] {
+        for path in rt.block_on(storage.committed_files(table))? {
+            let bytes = rt.block_on(storage.read(&path))?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .with_context(|| format!("reading {path}"))?
+                .build()?;
+            for batch in reader {
+                let batch = batch?;
+                let tenants = strings(&batch, "tenant")?;
+                let cols: Vec<&StringArray> = columns
+                    .iter()
+                    .map(|c| strings(&batch, c))
+                    .collect::<Result<_>>()?;
+                for row in 0..batch.num_rows() {
+                    if tenants.value(row) != tenant
+                        || !cols.iter().any(|c| c.is_valid(row) && hit(c.value(row)))
+                    {
+                        continue;
+                    }
+                    found += 1;
+                    let line = if table == "events" {
+                        format!(
+                            "event {} {} team={} user={}",
+                            strings(&batch, "event_id")?.value(row),
+                            strings(&batch, "event_type")?.value(row),
+                            strings(&batch, "team")?.value(row),
+                            strings(&batch, "user")?.value(row),
+                        )
+                    } else {
+                        format!(
+                            "dead letter {} reason={} field={}",
+                            strings(&batch, "kafka_topic")?.value(row),
+                            strings(&batch, "reason_code")?.value(row),
+                            strings(&batch, "field")?.value(row),
+                        )
+                    };
+                    match writeln!(out, "{line}") {
+                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                            return Ok(ExitCode::SUCCESS)
+                        }
+                        other => other?,
+                    }
+                }
+            }
+        }
+    }
+    if let Err(e) = out.flush() {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e.into());
+        }
+    }
+    eprintln!(
+        "{found} row(s) of tenant {tenant} contain that {kind} (tokens {})",
+        tokens.join(", ")
+    );
+    Ok(if found > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 pub fn run(loaded: Loaded, args: PiiArgs) -> Result<ExitCode> {
@@ -71,22 +200,25 @@ pub fn run(loaded: Loaded, args: PiiArgs) -> Result<ExitCode> {
                 describe(&total)
             );
         }
+        PiiCommand::Find {
+            tenant,
+            kind,
+            value,
+        } => {
+            check_kind(&loaded, &tenant, &kind)?;
+            let data_dir = args
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| loaded.config.storage.data_dir.clone());
+            return find(&r, &data_dir, &tenant, &kind, &value);
+        }
         PiiCommand::Token {
             tenant,
             kind,
             key_id,
             value,
         } => {
-            let custom = loaded
-                .config
-                .redaction
-                .custom
-                .iter()
-                .any(|c| c.name == kind && (c.tenant == "*" || c.tenant == tenant));
-            if Kind::from_name(&kind).is_none() && !custom {
-                let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-                bail!("--kind {kind:?} is neither a built-in kind ({}) nor a custom pattern of tenant {tenant}", all.join(", "));
-            }
+            check_kind(&loaded, &tenant, &kind)?;
             println!(
                 "{}",
                 r.token_for(&tenant, &kind, &value, key_id.as_deref())?

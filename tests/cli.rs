@@ -773,3 +773,83 @@ fn run_stores_every_record_once_across_kills() {
         invalid
     );
 }
+
+#[test]
+fn pii_find_lists_a_tenants_rows_that_hold_a_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tollgate(
+        dir.path(),
+        &["demo", "--days", "12", "--events-per-day", "600"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let params = tollgate_fixtures::Params::ending_before(chrono::Utc::now().date_naive());
+    let generator =
+        tollgate_fixtures::Generator::new(params, tollgate_fixtures::demo_price_book().unwrap())
+            .unwrap();
+    let emails: Vec<String> = generator
+        .pii()
+        .all()
+        .filter(|(k, _)| *k == tollgate_fixtures::pii::PiiKind::Email)
+        .map(|(_, v)| v.to_string())
+        .collect();
+    // Some pool email occurs in acme's stored events; find it by value.
+    let hit = emails
+        .iter()
+        .find_map(|e| {
+            let out = tollgate(
+                dir.path(),
+                &["pii", "find", "--tenant", "acme", "--kind", "email", e],
+            );
+            out.status
+                .success()
+                .then(|| (e.clone(), text(&out.stdout), text(&out.stderr)))
+        })
+        .expect("some generated email is stored for acme");
+    let (email, rows, summary) = hit;
+    assert!(
+        !rows.is_empty()
+            && rows
+                .lines()
+                .all(|l| l.starts_with("event ") || l.starts_with("dead letter ")),
+        "{rows}"
+    );
+    let acme_token = tollgate(
+        dir.path(),
+        &[
+            "pii", "token", "--tenant", "acme", "--kind", "email", &email,
+        ],
+    );
+    assert!(
+        summary.contains(text(&acme_token.stdout).trim()),
+        "{summary}"
+    );
+    // The value upper-cased is the same value (normalised).
+    let upper = tollgate(
+        dir.path(),
+        &[
+            "pii",
+            "find",
+            "--tenant",
+            "acme",
+            "--kind",
+            "email",
+            &email.to_uppercase(),
+        ],
+    );
+    assert_eq!(text(&upper.stdout), rows);
+    // A value nobody mentioned: nothing found, exit 1.
+    let none = tollgate(
+        dir.path(),
+        &[
+            "pii",
+            "find",
+            "--tenant",
+            "acme",
+            "--kind",
+            "email",
+            "nobody@nowhere.example",
+        ],
+    );
+    assert_eq!(none.status.code(), Some(1));
+    assert!(text(&none.stdout).is_empty());
+}

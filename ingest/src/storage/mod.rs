@@ -481,6 +481,33 @@ impl Storage {
         Ok(chains)
     }
 
+    /// The paths of a table's files that commit records list (the files
+    /// that belong to the log), in chain order.
+    pub async fn committed_files(&self, table: &str) -> Result<Vec<String>, StorageError> {
+        let mut out = Vec::new();
+        for (_, records) in self.chains().await? {
+            for (path, bytes) in records {
+                let r: CommitRecord =
+                    serde_json::from_slice(&bytes).map_err(|e| StorageError::BadRecord {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                out.extend(
+                    r.files
+                        .into_iter()
+                        .filter(|f| f.table == table)
+                        .map(|f| f.path),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The bytes of a file under the root.
+    pub async fn read(&self, path: &str) -> Result<bytes::Bytes, StorageError> {
+        self.get(path).await
+    }
+
     /// Finishes what a crash left half-done: files of committed records still
     /// in staging are published; staging files no record lists are deleted
     /// once older than `grace` (younger ones may belong to another instance
