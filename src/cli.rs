@@ -94,8 +94,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub writer_id: Option<String>,
     /// Commit and stop once no record has arrived for this long and every
-    /// assigned partition is stored up to its high watermark (for backfills
-    /// and tests), such as `10s`.
+    /// partition of the topic is stored up to its high watermark (for
+    /// backfills and tests), such as `10s`.
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub exit_when_idle: Option<std::time::Duration>,
 }

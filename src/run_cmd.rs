@@ -195,36 +195,43 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Whether every assigned partition is stored up to its high watermark
-    /// (false while no partition is assigned: the group may be rebalancing).
+    /// Whether every partition of the topic is stored up to its high
+    /// watermark (by this instance or another: the commit records say).
     async fn drained(&self) -> Result<bool> {
-        let assignment = self
-            .consumer
-            .assignment()
-            .context("reading the assignment")?;
-        let partitions: Vec<i32> = assignment
-            .elements()
-            .iter()
-            .map(|e| e.partition())
-            .collect();
-        if partitions.is_empty() {
+        let consumer = self.consumer.clone();
+        let topic = self.topic.clone();
+        let watermarks = tokio::task::spawn_blocking(move || -> Result<Vec<(i32, i64)>> {
+            let md = consumer
+                .fetch_metadata(Some(&topic), Duration::from_secs(10))
+                .with_context(|| format!("reading the metadata of {topic}"))?;
+            let mut out = Vec::new();
+            for t in md.topics() {
+                for p in t.partitions() {
+                    let (_, high) = consumer
+                        .fetch_watermarks(&topic, p.id(), Duration::from_secs(10))
+                        .with_context(|| {
+                            format!("reading the high watermark of {topic}/{}", p.id())
+                        })?;
+                    out.push((p.id(), high));
+                }
+            }
+            Ok(out)
+        })
+        .await??;
+        if watermarks.is_empty() {
             return Ok(false);
         }
-        for p in partitions {
-            let consumer = self.consumer.clone();
-            let topic = self.topic.clone();
-            let (_, high) = tokio::task::spawn_blocking(move || {
-                consumer.fetch_watermarks(&topic, p, Duration::from_secs(10))
-            })
-            .await?
-            .with_context(|| format!("reading the high watermark of {}/{p}", self.topic))?;
+        for (p, high) in watermarks {
             let next = match self.parts.get(&p).and_then(|s| s.next) {
                 Some(n) => n,
-                None => self
-                    .storage
-                    .resume_offset(&self.topic, p)
-                    .await?
-                    .unwrap_or(0),
+                None => {
+                    // Another instance may have committed it: re-read.
+                    self.storage.forget(&self.topic, p).await;
+                    self.storage
+                        .resume_offset(&self.topic, p)
+                        .await?
+                        .unwrap_or(0)
+                }
             };
             if next < high {
                 return Ok(false);
