@@ -16,13 +16,12 @@ use serde::Serialize;
 use serde_json::json;
 use tollgate_fixtures::Generator;
 use tollgate_ingest::event::{EventBody, Phase};
-use tollgate_ingest::storage::{
-    CommitRecord, DeadLetter, KafkaCoords, PartitionBatch, Storage, StoredEvent,
-};
+use tollgate_ingest::storage::{CommitRecord, KafkaCoords, PartitionBatch, Storage};
 use tollgate_ingest::StorageConfig;
 
 use crate::cli::DemoArgs;
 use crate::config::Loaded;
+use crate::decide::{decide, Decided};
 use crate::fixtures_cmd::{params, workload_config, write_toml};
 use crate::progress::{bar, count};
 
@@ -159,32 +158,33 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
             offset,
             timestamp: Some(received_at),
         };
-        match tollgate_ingest::decode(&r.bytes, &limits, received_at) {
-            Ok(mut e) => {
-                // Nothing is written before it passed the redactor.
-                let outcome = redactor.redact_event(&mut e)?;
-                redacted.merge(&outcome.counts);
+        match decide(
+            &redactor,
+            &limits,
+            &r.bytes,
+            Some(r.key.as_bytes()),
+            kafka,
+            &mut redacted,
+        )? {
+            Decided::Stored(row) => {
                 c.stored += 1;
-                match &e.body {
+                match &row.event.body {
                     EventBody::ToolCall(t) if t.phase == Phase::Start => c.tool_call_start += 1,
                     EventBody::ToolCall(_) => c.tool_call_end += 1,
                     EventBody::GpuUsage(_) => c.gpu_usage += 1,
                 }
-                c.upcast_from_v0 += u64::from(e.envelope.schema.major == 0);
-                c.newer_minor_fields_kept += u64::from(!e.extra.is_empty());
+                c.upcast_from_v0 += u64::from(row.event.envelope.schema.major == 0);
+                c.newer_minor_fields_kept += u64::from(!row.event.extra.is_empty());
                 if let Some(x) = r.expected {
                     c.mismatches += 1;
                     first_mismatch
                         .get_or_insert(format!("bad event ({}) was accepted", x.mutation));
                 }
-                batch.events.push(StoredEvent {
-                    event: e,
-                    redaction_key_id: outcome.key_id,
-                    kafka,
-                });
+                batch.events.push(*row);
             }
-            Err(reason) => {
+            Decided::Dead(row) => {
                 c.dead_lettered += 1;
+                let reason = &row.reason;
                 *c.rejected_by_reason
                     .entry(reason.code.to_string())
                     .or_default() += 1;
@@ -196,22 +196,7 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
                     first_mismatch
                         .get_or_insert(format!("event at offset {offset} refused with {reason}"));
                 }
-                // The payload is kept as redacted text under the tenant it
-                // names, if it names one; never the raw bytes.
-                let tenant = tollgate_ingest::event::claimed_tenant(&r.bytes)
-                    .unwrap_or_else(|| tollgate_ingest::event::UNATTRIBUTED_TENANT.to_string());
-                let text = String::from_utf8_lossy(&r.bytes);
-                let (payload, outcome) = redactor.redact_text(&tenant, &text)?;
-                redacted.merge(&outcome.counts);
-                batch.dead_letters.push(DeadLetter {
-                    kafka,
-                    key: Some(r.key.clone()),
-                    reason,
-                    tenant,
-                    payload_redacted: payload.into_owned(),
-                    redaction_key_id: outcome.key_id,
-                    payload_bytes: r.bytes.len() as u64,
-                });
+                batch.dead_letters.push(row);
             }
         }
         batch.last_offset = offset;

@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod decide;
 mod demo;
 mod events_cmd;
 mod fixtures_cmd;

@@ -15,27 +15,24 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use tollgate_ingest::storage::{
-    DeadLetter, KafkaCoords, PartitionBatch, Storage, StorageError, StoredEvent,
-};
+use tollgate_ingest::storage::{KafkaCoords, PartitionBatch, Storage, StorageError};
 use tollgate_ingest::{DecodeLimits, IngestConfig};
-use tollgate_redactor::Redactor;
+use tollgate_redactor::{Counts, Redactor};
 use tracing::{info, warn};
 
 use crate::cli::RunArgs;
 use crate::config::Loaded;
+use crate::decide::{decide, Decided};
 
 /// Seeks back in a row that may land past the committed offset before the
 /// records between are taken to be gone.
 const MAX_SEEKS: u32 = 20;
 
-/// A dead letter's raw bytes, kept until they are on the dead-letter topic.
+/// A refused record's key and raw bytes, kept until they are on the
+/// dead-letter topic (its reason is on the matching `DeadLetter`).
 struct RawDeadLetter {
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
-    offset: i64,
-    code: &'static str,
-    field: String,
 }
 
 /// One partition's state: where the next record must come from, and the
@@ -135,36 +132,22 @@ impl Pipeline {
         if batch.events.is_empty() && batch.dead_letters.is_empty() {
             part.since = Instant::now();
         }
-        match tollgate_ingest::decode(payload, &self.limits, received_at) {
-            Ok(mut event) => {
-                let outcome = self.redactor.redact_event(&mut event)?;
-                batch.events.push(StoredEvent {
-                    event,
-                    redaction_key_id: outcome.key_id,
-                    kafka,
-                });
-            }
-            Err(reason) => {
-                let tenant = tollgate_ingest::event::claimed_tenant(payload)
-                    .unwrap_or_else(|| tollgate_ingest::event::UNATTRIBUTED_TENANT.to_string());
-                let text = String::from_utf8_lossy(payload);
-                let (redacted, outcome) = self.redactor.redact_text(&tenant, &text)?;
+        let mut redacted = Counts::default();
+        match decide(
+            &self.redactor,
+            &self.limits,
+            payload,
+            msg.key(),
+            kafka,
+            &mut redacted,
+        )? {
+            Decided::Stored(row) => batch.events.push(*row),
+            Decided::Dead(row) => {
                 part.raw_dead.push(RawDeadLetter {
                     key: msg.key().map(<[u8]>::to_vec),
                     payload: payload.to_vec(),
-                    offset,
-                    code: reason.code.as_str(),
-                    field: reason.field.clone(),
                 });
-                batch.dead_letters.push(DeadLetter {
-                    kafka,
-                    key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                    reason,
-                    tenant,
-                    payload_redacted: redacted.into_owned(),
-                    redaction_key_id: outcome.key_id,
-                    payload_bytes: payload.len() as u64,
-                });
+                batch.dead_letters.push(row);
             }
         }
         batch.last_offset = offset;
@@ -252,15 +235,17 @@ impl Pipeline {
         // Raw bytes of refused records go to the dead-letter topic first
         // (at least once), for replay after a fix; the table keeps only
         // their redacted text.
-        for d in &raw_dead {
+        let mut deliveries = Vec::with_capacity(raw_dead.len());
+        for (raw, dead) in raw_dead.iter().zip(&batch.dead_letters) {
+            let source = format!("{p}:{}", dead.kafka.offset);
             let headers = OwnedHeaders::new()
                 .insert(Header {
                     key: "tollgate-reason",
-                    value: Some(d.code),
+                    value: Some(dead.reason.code.as_str()),
                 })
                 .insert(Header {
                     key: "tollgate-field",
-                    value: Some(d.field.as_str()),
+                    value: Some(dead.reason.field.as_str()),
                 })
                 .insert(Header {
                     key: "tollgate-source-topic",
@@ -268,20 +253,20 @@ impl Pipeline {
                 })
                 .insert(Header {
                     key: "tollgate-source-offset",
-                    value: Some(&format!("{p}:{}", d.offset)),
+                    value: Some(source.as_str()),
                 });
             let mut record = FutureRecord::to(&self.dlq_topic)
-                .payload(&d.payload)
+                .payload(&raw.payload)
                 .headers(headers);
-            if let Some(k) = &d.key {
+            if let Some(k) = &raw.key {
                 record = record.key(k);
             }
-            self.producer
-                .send(record, Duration::from_secs(30))
-                .await
-                .map_err(|(e, _)| {
-                    anyhow::anyhow!("producing to the dead-letter topic {}: {e}", self.dlq_topic)
-                })?;
+            deliveries.push(self.producer.send(record, Duration::from_secs(30)));
+        }
+        for delivery in futures::future::join_all(deliveries).await {
+            delivery.map_err(|(e, _)| {
+                anyhow::anyhow!("producing to the dead-letter topic {}: {e}", self.dlq_topic)
+            })?;
         }
         match self.storage.commit(&batch).await {
             Ok(record) => {
