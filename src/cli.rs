@@ -74,6 +74,29 @@ pub enum Command {
     /// SHA-256, row count), and finds files no record lists. Exits 0 when all
     /// holds, 1 naming the first problem otherwise. Read-only.
     Verify(VerifyArgs),
+    /// Per partition: what is stored, what Kafka holds, and the lag.
+    ///
+    /// Reads the commit chains of kafka.raw_topic (committed offset, rows
+    /// stored, dead letters, duplicates) and asks the broker for each
+    /// partition's high watermark and the group's offset, so that
+    /// consumed = stored + dead-lettered + duplicates can be read off.
+    Status(StatusArgs),
+    /// Produce CloudEvents (NDJSON, one per line) to the raw topic.
+    ///
+    /// Reads a file or stdin (`tollgate fixtures generate | tollgate emit`)
+    /// and produces every line as it is, keyed by the team it names, with an
+    /// idempotent producer (acks=all). Creates the topic when missing. Exits
+    /// non-zero unless the broker acknowledged every record.
+    Emit(EmitArgs),
+    /// Serve the HTTP gateway: POST /v1/events, GET /metrics, GET /healthz.
+    ///
+    /// Validates each request's events (400 with a reason per refused
+    /// event), applies each tenant's rate limit (429), produces them to
+    /// kafka.raw_topic and answers 202 once the broker acknowledged them.
+    Gateway(GatewayArgs),
+    /// Work with dead letters.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Generate test workloads.
     #[command(subcommand)]
     Fixtures(FixturesCommand),
@@ -98,6 +121,74 @@ pub struct RunArgs {
     /// backfills and tests), such as `10s`.
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub exit_when_idle: Option<std::time::Duration>,
+    /// Serve Prometheus metrics on this address, such as `127.0.0.1:9464`
+    /// [default: ingest.metrics_addr; none].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
+}
+
+/// Options of `tollgate status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Data directory to read [default: storage.url, else storage.data_dir].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `tollgate emit`.
+#[derive(Debug, Args)]
+pub struct EmitArgs {
+    /// NDJSON file to read; `-` for stdin.
+    #[arg(default_value = "-", value_name = "FILE")]
+    pub input: PathBuf,
+    /// Topic [default: kafka.raw_topic].
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Bootstrap servers [default: kafka.brokers].
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Validate every line first and produce only valid events; refused
+    /// lines are listed on stderr with their reason, and the exit code is 1.
+    #[arg(long)]
+    pub validate: bool,
+    /// No summary on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Options of `tollgate gateway`.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Address to listen on [default: gateway.listen].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+}
+
+/// `tollgate dlq ...`
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Re-feed dead letters to the raw topic once their cause is fixed.
+    ///
+    /// Reads kafka.dead_letter_topic from its start up to its current end,
+    /// decodes each record with the current configuration, and produces the
+    /// ones that now pass to kafka.raw_topic with their original key. The
+    /// ones that still fail stay where they are and are counted by reason.
+    /// Replaying twice is safe: `tollgate run` drops resent event ids.
+    Replay(ReplayArgs),
+}
+
+/// Options of `tollgate dlq replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Replay only dead letters with this reason code (repeatable).
+    #[arg(long = "reason", value_name = "CODE")]
+    pub reasons: Vec<String>,
+    /// Say what would be replayed; produce nothing and commit no offset.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Options of `tollgate verify`.

@@ -10,6 +10,7 @@ use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tollgate_alerts::AlertsConfig;
+use tollgate_ingest::gateway::GatewayConfig;
 use tollgate_ingest::{IngestConfig, KafkaConfig, StorageConfig};
 use tollgate_ledger::{PriceBook, PricingConfig, TeamConfig};
 use tollgate_queries::ServerConfig;
@@ -40,6 +41,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// `[server]`: the HTTP API.
     pub server: ServerConfig,
+    /// `[gateway]`: the HTTP gateway producers post events to.
+    pub gateway: GatewayConfig,
 }
 
 /// Where the configuration came from, for messages.
@@ -156,6 +159,23 @@ impl Config {
                 "ingest.max_event_bytes must be at least 1024, got {}",
                 self.ingest.max_event_bytes
             );
+        }
+        if self.ingest.dedupe_window < self.ingest.max_past {
+            bail!(
+                "ingest.dedupe_window ({}) must be at least ingest.max_past ({}): an accepted event older than the window could be stored twice when resent; shorten max_past too if memory is the concern",
+                humantime::format_duration(self.ingest.dedupe_window),
+                humantime::format_duration(self.ingest.max_past)
+            );
+        }
+        self.gateway.check().map_err(anyhow::Error::msg)?;
+        if self.kafka.partitions < 1 {
+            bail!(
+                "kafka.partitions must be at least 1, got {}",
+                self.kafka.partitions
+            );
+        }
+        if self.ingest.batch_records == 0 || self.ingest.batch_bytes == 0 {
+            bail!("ingest.batch_records and ingest.batch_bytes must be at least 1");
         }
         Ok(())
     }

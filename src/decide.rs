@@ -1,10 +1,17 @@
 //! The per-record step shared by `tollgate run` and `tollgate demo`: decode
 //! and validate, then redact; a valid event becomes a row to store, a refused
-//! record a dead letter that keeps only the redacted text of its payload.
+//! record a dead letter that keeps only the redacted text of its payload;
+//! and the batch they are collected in, which drops resent events.
+
+use std::collections::HashMap;
 
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 use tollgate_ingest::event::{claimed_tenant, UNATTRIBUTED_TENANT};
-use tollgate_ingest::storage::{DeadLetter, KafkaCoords, StoredEvent};
+use tollgate_ingest::storage::{
+    event_key, CommitRecord, DeadLetter, DedupeIndex, EventKey, KafkaCoords, PartitionBatch,
+    StoredEvent,
+};
 use tollgate_ingest::DecodeLimits;
 use tollgate_redactor::{Counts, Redactor};
 
@@ -54,5 +61,70 @@ pub fn decide(
                 payload_bytes: payload.len() as u64,
             }))
         }
+    }
+}
+
+/// A partition's batch being filled, with the dedupe keys of its events.
+pub struct Filling {
+    /// The batch.
+    pub batch: PartitionBatch,
+    keys: HashMap<EventKey, DateTime<Utc>>,
+}
+
+impl Filling {
+    /// An empty batch of `topic`/`partition` that starts at `first_offset`.
+    pub fn new(topic: &str, partition: i32, first_offset: i64) -> Self {
+        Self {
+            batch: PartitionBatch {
+                topic: topic.to_string(),
+                partition,
+                first_offset,
+                last_offset: first_offset - 1,
+                events: Vec::new(),
+                dead_letters: Vec::new(),
+                duplicates: 0,
+            },
+            keys: HashMap::new(),
+        }
+    }
+
+    /// Whether no record was added.
+    pub fn is_empty(&self) -> bool {
+        self.batch.last_offset < self.batch.first_offset
+    }
+
+    /// Records read so far.
+    pub fn records(&self) -> usize {
+        self.batch.events.len() + self.batch.dead_letters.len() + self.batch.duplicates as usize
+    }
+
+    /// Adds the record at `offset`. A valid event whose (tenant, source, id)
+    /// is stored already (in `index`) or earlier in this batch is counted as
+    /// a duplicate and not stored again. Returns whether it was a duplicate.
+    pub fn add(&mut self, offset: i64, decided: Decided, index: &DedupeIndex) -> bool {
+        self.batch.last_offset = offset;
+        match decided {
+            Decided::Stored(row) => {
+                let e = &row.event;
+                let key = event_key(&e.tags.tenant, &e.envelope.source, &e.envelope.id);
+                let time = e.envelope.time;
+                if index.contains(key, time) || self.keys.contains_key(&key) {
+                    self.batch.duplicates += 1;
+                    return true;
+                }
+                self.keys.insert(key, time);
+                self.batch.events.push(*row);
+            }
+            Decided::Dead(row) => self.batch.dead_letters.push(row),
+        }
+        false
+    }
+
+    /// After the batch was committed: its keys join `index`.
+    pub fn committed(self, index: &mut DedupeIndex, record: &CommitRecord) {
+        for (key, time) in self.keys {
+            index.insert(key, time);
+        }
+        index.committed(record);
     }
 }

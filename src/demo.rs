@@ -16,12 +16,12 @@ use serde::Serialize;
 use serde_json::json;
 use tollgate_fixtures::Generator;
 use tollgate_ingest::event::{EventBody, Phase};
-use tollgate_ingest::storage::{CommitRecord, KafkaCoords, PartitionBatch, Storage};
+use tollgate_ingest::storage::{CommitRecord, DedupeIndex, KafkaCoords, Storage};
 use tollgate_ingest::StorageConfig;
 
 use crate::cli::DemoArgs;
 use crate::config::Loaded;
-use crate::decide::{decide, Decided};
+use crate::decide::{decide, Decided, Filling};
 use crate::fixtures_cmd::{params, workload_config, write_toml};
 use crate::progress::{bar, count};
 
@@ -50,6 +50,8 @@ struct Counts {
     mismatches: u64,
     commits: u64,
     parquet_files: u64,
+    /// Valid events not stored again because their id was stored already.
+    duplicates: u64,
 }
 
 /// Removes what an earlier demo run stored (its commit records, the files
@@ -125,23 +127,21 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
     let mut c = Counts::default();
     let mut redacted = tollgate_redactor::Counts::default();
     let mut first_mismatch: Option<String> = None;
-    let new_batch = |first: i64| PartitionBatch {
-        topic: TOPIC.to_string(),
-        partition: 0,
-        first_offset: first,
-        last_offset: first - 1,
-        events: Vec::with_capacity(BATCH),
-        dead_letters: Vec::new(),
-    };
-    let mut batch = new_batch(0);
-    let commit = |batch: &mut PartitionBatch, c: &mut Counts| -> Result<()> {
-        if batch.last_offset < batch.first_offset {
+    // The demo's chain was cleared above, so the index starts empty; it
+    // drops resent events exactly as `tollgate run` does.
+    let mut index = DedupeIndex::new(TOPIC, limits.max_past);
+    let mut filling = Filling::new(TOPIC, 0, 0);
+    let commit = |filling: &mut Filling, index: &mut DedupeIndex, c: &mut Counts| -> Result<()> {
+        if filling.is_empty() {
             return Ok(());
         }
-        let record = rt.block_on(storage.commit(batch))?;
+        let next = Filling::new(TOPIC, 0, filling.batch.last_offset + 1);
+        let done = std::mem::replace(filling, next);
+        let record = rt.block_on(storage.commit(&done.batch))?;
         c.commits += 1;
         c.parquet_files += record.files.len() as u64;
-        *batch = new_batch(batch.last_offset + 1);
+        c.duplicates += record.duplicates;
+        done.committed(index, &record);
         Ok(())
     };
     let pb = bar(
@@ -158,14 +158,15 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
             offset,
             timestamp: Some(received_at),
         };
-        match decide(
+        let decided = decide(
             &redactor,
             &limits,
             &r.bytes,
             Some(r.key.as_bytes()),
             kafka,
             &mut redacted,
-        )? {
+        )?;
+        match &decided {
             Decided::Stored(row) => {
                 c.stored += 1;
                 match &row.event.body {
@@ -180,7 +181,6 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
                     first_mismatch
                         .get_or_insert(format!("bad event ({}) was accepted", x.mutation));
                 }
-                batch.events.push(*row);
             }
             Decided::Dead(row) => {
                 c.dead_lettered += 1;
@@ -196,16 +196,17 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
                     first_mismatch
                         .get_or_insert(format!("event at offset {offset} refused with {reason}"));
                 }
-                batch.dead_letters.push(row);
             }
         }
-        batch.last_offset = offset;
-        if batch.events.len() + batch.dead_letters.len() >= BATCH {
-            commit(&mut batch, &mut c)?;
+        if filling.add(offset, decided, &index) {
+            c.stored -= 1;
+        }
+        if filling.records() >= BATCH {
+            commit(&mut filling, &mut index, &mut c)?;
         }
         Ok(())
     })?;
-    commit(&mut batch, &mut c)?;
+    commit(&mut filling, &mut index, &mut c)?;
     pb.finish_and_clear();
     c.redacted_by_kind = redacted.0.clone();
     let elapsed = started.elapsed().as_secs_f64();

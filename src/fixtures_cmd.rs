@@ -79,6 +79,15 @@ pub fn generate(loaded: Loaded, args: GenerateArgs) -> Result<ExitCode> {
             .topic
             .clone()
             .unwrap_or_else(|| kafka.raw_topic.clone());
+        kafka.raw_topic = topic.clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        for t in rt.block_on(tollgate_ingest::kafka::ensure_topics(&kafka))? {
+            if !args.quiet {
+                eprintln!("created topic {t} ({} partitions)", kafka.partitions);
+            }
+        }
         let emitter = Emitter::new(&kafka, &topic)?;
         let summary = generator.run(|r| -> Result<()> {
             emitter.send(&r.key, &r.bytes)?;
@@ -87,15 +96,6 @@ pub fn generate(loaded: Loaded, args: GenerateArgs) -> Result<ExitCode> {
         })?;
         pb.set_message("waiting for the broker");
         let d = emitter.flush(Duration::from_secs(120))?;
-        if d.last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("UnknownTopicOrPartition"))
-        {
-            bail!(
-                "topic {topic} does not exist on {}; create it first (for example: kafka-topics.sh --create --topic {topic} --partitions 6), or name another with --topic",
-                kafka.brokers
-            );
-        }
         if d.failed > 0 || d.delivered != summary.records {
             bail!(
                 "the broker acknowledged {} of {} records ({} failed; last error: {})",

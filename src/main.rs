@@ -4,11 +4,15 @@ mod cli;
 mod config;
 mod decide;
 mod demo;
+mod dlq_cmd;
+mod emit_cmd;
 mod events_cmd;
 mod fixtures_cmd;
+mod gateway_cmd;
 mod pii_cmd;
 mod progress;
 mod run_cmd;
+mod status_cmd;
 mod verify_cmd;
 
 use std::process::ExitCode;
@@ -56,6 +60,10 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Pii(args) => pii_cmd::run(load()?, args),
         cli::Command::Verify(args) => verify_cmd::run(load()?, args),
         cli::Command::Run(args) => run_cmd::run(load()?, args),
+        cli::Command::Status(args) => status_cmd::run(load()?, args),
+        cli::Command::Emit(args) => emit_cmd::run(load()?, args),
+        cli::Command::Gateway(args) => gateway_cmd::run(load()?, args),
+        cli::Command::Dlq(cli::DlqCommand::Replay(args)) => dlq_cmd::replay(load()?, args),
         cli::Command::Config(cli::ConfigCommand::Show) => {
             print!("{}", load()?.config.to_redacted_toml()?);
             Ok(ExitCode::SUCCESS)
@@ -72,8 +80,10 @@ fn init_tracing(format: cli::LogFormat, verbose: u8) {
     };
     let filter =
         EnvFilter::try_from_env("TOLLGATE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         cli::LogFormat::Json => builder.json().init(),

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -15,18 +16,45 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use tollgate_ingest::storage::{KafkaCoords, PartitionBatch, Storage, StorageError};
+use tollgate_ingest::kafka::ObservedContext;
+use tollgate_ingest::metrics::{Metrics, ReasonLabel};
+use tollgate_ingest::storage::{DedupeIndex, KafkaCoords, Storage, StorageError};
 use tollgate_ingest::{DecodeLimits, IngestConfig};
 use tollgate_redactor::{Counts, Redactor};
 use tracing::{info, warn};
 
 use crate::cli::RunArgs;
 use crate::config::Loaded;
-use crate::decide::{decide, Decided};
+use crate::decide::{decide, Decided, Filling};
 
 /// Seeks back in a row that may land past the committed offset before the
 /// records between are taken to be gone.
 const MAX_SEEKS: u32 = 20;
+
+/// The high watermark of every partition of `topic`.
+async fn high_watermarks(
+    consumer: &Arc<StreamConsumer<ObservedContext>>,
+    topic: &str,
+) -> Result<Vec<(i32, i64)>> {
+    let consumer = consumer.clone();
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || -> Result<Vec<(i32, i64)>> {
+        let md = consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .with_context(|| format!("reading the metadata of {topic}"))?;
+        let mut out = Vec::new();
+        for t in md.topics() {
+            for p in t.partitions() {
+                let (_, high) = consumer
+                    .fetch_watermarks(&topic, p.id(), Duration::from_secs(10))
+                    .with_context(|| format!("reading the high watermark of {topic}/{}", p.id()))?;
+                out.push((p.id(), high));
+            }
+        }
+        Ok(out)
+    })
+    .await?
+}
 
 /// A refused record's key and raw bytes, kept until they are on the
 /// dead-letter topic (its reason is on the matching `DeadLetter`).
@@ -41,7 +69,7 @@ struct Part {
     next: Option<i64>,
     /// Seeks back in a row that still landed past `next`.
     seeks: u32,
-    batch: Option<PartitionBatch>,
+    batch: Option<Filling>,
     raw_dead: Vec<RawDeadLetter>,
     bytes: usize,
     since: Instant,
@@ -50,9 +78,11 @@ struct Part {
 struct Pipeline {
     topic: String,
     dlq_topic: String,
-    consumer: std::sync::Arc<StreamConsumer>,
-    producer: FutureProducer,
+    consumer: Arc<StreamConsumer<ObservedContext>>,
+    producer: FutureProducer<ObservedContext>,
+    metrics: Arc<Metrics>,
     storage: Storage,
+    dedupe: DedupeIndex,
     redactor: Redactor,
     limits: DecodeLimits,
     ingest: IngestConfig,
@@ -60,12 +90,21 @@ struct Pipeline {
     consumed: u64,
     stored: u64,
     dead: u64,
+    duplicates: u64,
 }
 
 impl Pipeline {
     async fn handle(&mut self, msg: &rdkafka::message::BorrowedMessage<'_>) -> Result<()> {
         let (p, offset) = (msg.partition(), msg.offset());
         if !self.parts.contains_key(&p) {
+            // Another writer may have stored events since: catch up first.
+            let added = self.dedupe.refresh(&self.storage).await?;
+            if added > 0 {
+                info!(
+                    keys = added,
+                    "dedupe index caught up on other writers' commits"
+                );
+            }
             let next = self.storage.resume_offset(&self.topic, p).await?;
             info!(partition = p, resume_at = ?next, "partition assigned");
             self.parts.insert(
@@ -109,6 +148,7 @@ impl Pipeline {
         }
         part.seeks = 0;
         self.consumed += 1;
+        self.metrics.consumed.inc();
         let received_at: DateTime<Utc> = msg
             .timestamp()
             .to_millis()
@@ -121,40 +161,32 @@ impl Pipeline {
             timestamp: Some(received_at),
         };
         let payload = msg.payload().unwrap_or_default();
-        let batch = part.batch.get_or_insert_with(|| PartitionBatch {
-            topic: self.topic.clone(),
-            partition: p,
-            first_offset: offset,
-            last_offset: offset,
-            events: Vec::new(),
-            dead_letters: Vec::new(),
-        });
-        if batch.events.is_empty() && batch.dead_letters.is_empty() {
+        let filling = part
+            .batch
+            .get_or_insert_with(|| Filling::new(&self.topic, p, offset));
+        if filling.is_empty() {
             part.since = Instant::now();
         }
         let mut redacted = Counts::default();
-        match decide(
+        let decided = decide(
             &self.redactor,
             &self.limits,
             payload,
             msg.key(),
             kafka,
             &mut redacted,
-        )? {
-            Decided::Stored(row) => batch.events.push(*row),
-            Decided::Dead(row) => {
-                part.raw_dead.push(RawDeadLetter {
-                    key: msg.key().map(<[u8]>::to_vec),
-                    payload: payload.to_vec(),
-                });
-                batch.dead_letters.push(row);
-            }
+        )?;
+        if matches!(decided, Decided::Dead(_)) {
+            part.raw_dead.push(RawDeadLetter {
+                key: msg.key().map(<[u8]>::to_vec),
+                payload: payload.to_vec(),
+            });
         }
-        batch.last_offset = offset;
+        filling.add(offset, decided, &self.dedupe);
         part.next = Some(offset + 1);
         part.bytes += payload.len();
-        let full = batch.events.len() + batch.dead_letters.len() >= self.ingest.batch_records
-            || part.bytes >= self.ingest.batch_bytes;
+        let full =
+            filling.records() >= self.ingest.batch_records || part.bytes >= self.ingest.batch_bytes;
         if full {
             self.commit(p).await?;
         }
@@ -181,26 +213,7 @@ impl Pipeline {
     /// Whether every partition of the topic is stored up to its high
     /// watermark (by this instance or another: the commit records say).
     async fn drained(&self) -> Result<bool> {
-        let consumer = self.consumer.clone();
-        let topic = self.topic.clone();
-        let watermarks = tokio::task::spawn_blocking(move || -> Result<Vec<(i32, i64)>> {
-            let md = consumer
-                .fetch_metadata(Some(&topic), Duration::from_secs(10))
-                .with_context(|| format!("reading the metadata of {topic}"))?;
-            let mut out = Vec::new();
-            for t in md.topics() {
-                for p in t.partitions() {
-                    let (_, high) = consumer
-                        .fetch_watermarks(&topic, p.id(), Duration::from_secs(10))
-                        .with_context(|| {
-                            format!("reading the high watermark of {topic}/{}", p.id())
-                        })?;
-                    out.push((p.id(), high));
-                }
-            }
-            Ok(out)
-        })
-        .await??;
+        let watermarks = high_watermarks(&self.consumer, &self.topic).await?;
         if watermarks.is_empty() {
             return Ok(false);
         }
@@ -223,15 +236,29 @@ impl Pipeline {
         Ok(true)
     }
 
+    /// Sets the lag gauge of each partition this instance holds.
+    fn report_lag(&self, highs: &HashMap<i32, i64>) {
+        for (p, part) in &self.parts {
+            if let (Some(next), Some(high)) = (part.next, highs.get(p)) {
+                self.metrics
+                    .lag
+                    .get_or_create(&Metrics::partition(*p))
+                    .set((high - next).max(0));
+            }
+        }
+    }
+
     async fn commit(&mut self, p: i32) -> Result<()> {
         let Some(part) = self.parts.get_mut(&p) else {
             return Ok(());
         };
-        let Some(batch) = part.batch.take() else {
+        let Some(filling) = part.batch.take() else {
             return Ok(());
         };
+        let batch = &filling.batch;
         let raw_dead = std::mem::take(&mut part.raw_dead);
         part.bytes = 0;
+        let waited = part.since.elapsed();
         // Raw bytes of refused records go to the dead-letter topic first
         // (at least once), for replay after a fix; the table keeps only
         // their redacted text.
@@ -268,18 +295,40 @@ impl Pipeline {
                 anyhow::anyhow!("producing to the dead-letter topic {}: {e}", self.dlq_topic)
             })?;
         }
-        match self.storage.commit(&batch).await {
+        let started = Instant::now();
+        match self.storage.commit(batch).await {
             Ok(record) => {
+                let m = &self.metrics;
+                m.commit_latency.observe(started.elapsed().as_secs_f64());
+                m.batch_latency.observe(waited.as_secs_f64());
+                m.batch_records.observe(record.records as f64);
+                m.stored.inc_by(record.stored);
+                m.duplicates.inc_by(record.duplicates);
+                for d in &batch.dead_letters {
+                    m.dead_lettered
+                        .get_or_create(&ReasonLabel {
+                            reason: d.reason.code.as_str().to_string(),
+                        })
+                        .inc();
+                }
+                m.committed_offset
+                    .get_or_create(&Metrics::partition(p))
+                    .set(record.last_offset + 1);
                 self.stored += record.stored;
                 self.dead += record.dead_lettered;
+                self.duplicates += record.duplicates;
                 info!(
                     partition = p,
                     seq = record.seq,
                     offsets = %format!("{}..={}", record.first_offset, record.last_offset),
                     stored = record.stored,
                     dead_lettered = record.dead_lettered,
+                    duplicates = record.duplicates,
                     "committed"
                 );
+                filling.committed(&mut self.dedupe, &record);
+                self.dedupe.evict(Utc::now());
+                m.dedupe_keys.set(self.dedupe.len() as u64);
                 // Kafka's group offset follows the commit record, for lag
                 // monitoring; resuming never relies on it.
                 let mut tpl = TopicPartitionList::new();
@@ -322,11 +371,54 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
             info!(published = recovered.published, discarded = recovered.discarded, "recovered an interrupted write");
         }
         let redactor = Redactor::new(&config.redaction, &config.storage.data_dir)?;
-        let consumer = std::sync::Arc::new(tollgate_ingest::kafka::consumer(&config.kafka)?);
+        let loading = Instant::now();
+        let mut dedupe = DedupeIndex::new(&config.kafka.raw_topic, config.ingest.dedupe_window);
+        let keys = dedupe.refresh(&storage).await?;
+        info!(keys, window = %humantime::format_duration(config.ingest.dedupe_window), took_ms = loading.elapsed().as_millis() as u64, "dedupe index loaded from storage");
+        let metrics = Arc::new(Metrics::new());
+        let context = ObservedContext::new(metrics.clone());
+        let created = tollgate_ingest::kafka::ensure_topics(&config.kafka).await?;
+        for t in created {
+            eprintln!("tollgate run: created topic {t} ({} partitions)", config.kafka.partitions);
+        }
+        let consumer = Arc::new(tollgate_ingest::kafka::consumer(&config.kafka, context.clone())?);
         consumer
             .subscribe(&[&config.kafka.raw_topic])
             .with_context(|| format!("subscribing to {}", config.kafka.raw_topic))?;
-        let producer = tollgate_ingest::kafka::producer(&config.kafka)?;
+        let producer = tollgate_ingest::kafka::producer(&config.kafka, context)?;
+        let metrics_addr = args.metrics_addr.clone().or(config.ingest.metrics_addr.clone());
+        if let Some(addr) = metrics_addr {
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("listening for /metrics on {addr}"))?;
+            eprintln!("tollgate run: metrics at http://{}/metrics", listener.local_addr()?);
+            let app = tollgate_ingest::gateway::metrics_router(metrics.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    warn!(error = %e, "the metrics server stopped");
+                }
+            });
+        }
+        // High watermarks, refreshed in the background for the lag gauges
+        // (a slow or absent broker never stalls the pipeline's loop).
+        let highs: Arc<std::sync::Mutex<HashMap<i32, i64>>> = Arc::default();
+        {
+            let (consumer, topic, highs, metrics) = (consumer.clone(), config.kafka.raw_topic.clone(), highs.clone(), metrics.clone());
+            tokio::spawn(async move {
+                loop {
+                    match high_watermarks(&consumer, &topic).await {
+                        Ok(w) => {
+                            metrics.broker_up.set(1);
+                            if let Ok(mut h) = highs.lock() {
+                                h.extend(w);
+                            }
+                        }
+                        Err(e) => warn!(error = %format!("{e:#}"), "could not read the high watermarks (lag unknown)"),
+                    }
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            });
+        }
         eprintln!(
             "tollgate run: {} -> {} (writer {writer}); Ctrl-C or SIGTERM commits open batches and stops",
             config.kafka.raw_topic,
@@ -338,6 +430,7 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
             consumer: consumer.clone(),
             producer,
             storage,
+            dedupe,
             redactor,
             limits: config.ingest.limits(),
             ingest: config.ingest.clone(),
@@ -345,33 +438,38 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
             consumed: 0,
             stored: 0,
             dead: 0,
+            duplicates: 0,
+            metrics,
         };
         let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let tick = config.ingest.batch_latency.min(Duration::from_millis(500));
+        let mut ticker = tokio::time::interval(config.ingest.batch_latency.min(Duration::from_millis(500)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_message = Instant::now();
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = sigterm.recv() => break,
-                r = tokio::time::timeout(tick, consumer.recv()) => match r {
-                    Ok(Ok(msg)) => {
+                _ = ticker.tick() => {
+                    p.commit_due(false).await?;
+                    let snapshot = highs.lock().map(|h| h.clone()).unwrap_or_default();
+                    p.report_lag(&snapshot);
+                    if args.exit_when_idle.is_some_and(|d| last_message.elapsed() >= d) && p.drained().await? {
+                        break;
+                    }
+                }
+                r = consumer.recv() => match r {
+                    Ok(msg) => {
                         last_message = Instant::now();
                         p.handle(&msg).await?;
                     }
-                    Ok(Err(e)) => warn!(error = %e, "kafka"),
-                    Err(_) => {
-                        p.commit_due(false).await?;
-                        if args.exit_when_idle.is_some_and(|d| last_message.elapsed() >= d) && p.drained().await? {
-                            break;
-                        }
-                    }
+                    Err(e) => warn!(error = %e, "kafka"),
                 },
             }
         }
         p.commit_due(true).await?;
         eprintln!(
-            "tollgate run: stopped; consumed {} = stored {} + dead-lettered {} in this run",
-            p.consumed, p.stored, p.dead
+            "tollgate run: stopped; consumed {} = stored {} + dead-lettered {} + duplicates {} in this run",
+            p.consumed, p.stored, p.dead, p.duplicates
         );
         consumer.unsubscribe();
         Ok(ExitCode::SUCCESS)

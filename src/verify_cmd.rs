@@ -37,7 +37,7 @@ pub fn run(loaded: Loaded, args: VerifyArgs) -> Result<ExitCode> {
         }
         for c in &report.chains {
             println!(
-                "  {}/{}: {} commit records, offsets {}..={}, consumed {} = stored {} + dead-lettered {}",
+                "  {}/{}: {} commit records, offsets {}..={}, consumed {} = stored {} + dead-lettered {} + duplicates {}",
                 c.topic,
                 c.partition,
                 c.commits,
@@ -45,7 +45,8 @@ pub fn run(loaded: Loaded, args: VerifyArgs) -> Result<ExitCode> {
                 c.last_offset,
                 count(c.consumed),
                 count(c.stored),
-                count(c.dead_lettered)
+                count(c.dead_lettered),
+                count(c.duplicates)
             );
         }
         println!(

@@ -520,19 +520,16 @@ fn fixtures_produce_to_a_real_broker() {
         .filter(|l| !l.is_empty())
         .count();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ingest/tests/kafka_interop.py");
+    // The topic does not exist: it is created with kafka.partitions.
     let mut kargs = args.to_vec();
     kargs.extend(["--kafka", "--brokers", &brokers, "--topic", &topic]);
-    let out = tollgate(dir.path(), &kargs);
-    assert!(!out.status.success(), "the topic does not exist yet");
-    assert!(
-        text(&out.stderr).contains("does not exist"),
-        "{}",
-        text(&out.stderr)
-    );
-    create_topic(&brokers, &topic, 2);
-    let mut kargs = args.to_vec();
-    kargs.extend(["--kafka", "--brokers", &brokers, "--topic", &topic]);
-    let out = tollgate(dir.path(), &kargs);
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(&kargs)
+        .env("TOLLGATE__KAFKA__PARTITIONS", "3")
+        .env("TOLLGATE__KAFKA__DEAD_LETTER_TOPIC", format!("{topic}-dlq"))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     let read = Command::new("python3")
@@ -555,6 +552,14 @@ fn fixtures_produce_to_a_real_broker() {
             .iter()
             .all(|l| l["key"].as_str().is_some_and(|k| !k.is_empty())),
         "every record is keyed by team"
+    );
+    let partitions: std::collections::BTreeSet<i64> = lines
+        .iter()
+        .map(|l| l["partition"].as_i64().unwrap())
+        .collect();
+    assert!(
+        partitions.len() > 1 && partitions.iter().all(|p| (0..3).contains(p)),
+        "the created topic has the 3 configured partitions: {partitions:?}"
     );
 }
 

@@ -19,10 +19,10 @@ for dir in commits/*/*/; do
     expected=$((expected + 1))
   done
 done
-# 3. Offsets are contiguous, and records = stored + dead_lettered.
+# 3. Offsets are contiguous, and records = stored + dead_lettered + duplicates.
 for dir in commits/*/*/; do
   jq -s -r 'range(1; length) as $i | select(.[$i].first_offset != .[$i-1].last_offset + 1) | "OFFSET GAP before seq \(.[$i].seq)"' "$dir"*.json
-  jq -r 'select(.records != .stored + .dead_lettered) | "BAD COUNTS in seq \(.seq)"' "$dir"*.json
+  jq -r 'select(.records != .stored + .dead_lettered + (.duplicates // 0)) | "BAD COUNTS in seq \(.seq)"' "$dir"*.json
 done | grep . && status=1
 # 4. No file in the tables that no record lists (orphans), none listed and missing.
 comm -3 <(jq -r '.files[].path' commits/*/*/*.json | sort) <(find tables -type f | sort) | grep . && status=1

@@ -23,6 +23,15 @@ pub struct KafkaConfig {
     pub group_id: String,
     /// The client id the broker sees.
     pub client_id: String,
+    /// Partitions of the topics Tollgate creates when they are missing.
+    pub partitions: i32,
+    /// Replicas of the topics Tollgate creates (1 for a single-broker
+    /// development setup; 3 in production).
+    pub replication_factor: i32,
+    /// How long the dead-letter topic keeps raw refused records (its own
+    /// retention, set when Tollgate creates it), for replay after a fix.
+    #[serde(with = "humantime_serde")]
+    pub dead_letter_retention: std::time::Duration,
     /// Extra librdkafka properties (such as `security.protocol`), passed through as given.
     pub properties: BTreeMap<String, String>,
     /// librdkafka properties that hold secrets (such as `sasl.password`);
@@ -39,6 +48,9 @@ impl Default for KafkaConfig {
             dead_letter_topic: "tollgate.dead-letters".into(),
             group_id: "tollgate-ingest".into(),
             client_id: "tollgate".into(),
+            partitions: 6,
+            replication_factor: 1,
+            dead_letter_retention: std::time::Duration::from_secs(30 * 86_400),
             properties: BTreeMap::new(),
             secret_properties: BTreeMap::new(),
         }
@@ -68,6 +80,15 @@ pub struct IngestConfig {
     /// ...or its first record waited this long.
     #[serde(with = "humantime_serde")]
     pub batch_latency: Duration,
+    /// How much event time the dedupe index covers: an event whose
+    /// (tenant, source, id) was stored with an event time this recent is not
+    /// stored again. Defaults to `max_past`, so that every event the decoder
+    /// accepts is matched against its earlier copies.
+    #[serde(with = "humantime_serde")]
+    pub dedupe_window: Duration,
+    /// Where `tollgate run` serves Prometheus `/metrics`, such as
+    /// `127.0.0.1:9464`; unset serves none.
+    pub metrics_addr: Option<String>,
 }
 
 impl Default for IngestConfig {
@@ -81,6 +102,8 @@ impl Default for IngestConfig {
             batch_records: 20_000,
             batch_bytes: 32 * 1024 * 1024,
             batch_latency: Duration::from_secs(2),
+            dedupe_window: l.max_past,
+            metrics_addr: None,
         }
     }
 }

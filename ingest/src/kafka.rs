@@ -1,19 +1,187 @@
 //! Kafka clients built from [`KafkaConfig`](crate::KafkaConfig).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{
     BaseRecord, DeliveryResult, FutureProducer, Producer, ProducerContext, ThreadedProducer,
 };
 use rdkafka::ClientContext;
 use secrecy::ExposeSecret;
+use tracing::{error, info, warn};
 
+use crate::metrics::{ErrorLabel, Metrics};
 use crate::{Error, KafkaConfig};
+
+/// The client context of `tollgate run` and the gateway: librdkafka's
+/// errors and logs go to `tracing` and to the metrics (an unreachable
+/// broker shows as `tollgate_kafka_broker_up 0` and a count of
+/// `AllBrokersDown`), and rebalances are logged.
+#[derive(Clone)]
+pub struct ObservedContext {
+    metrics: Arc<Metrics>,
+}
+
+impl ObservedContext {
+    /// A context that reports to `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics }
+    }
+}
+
+impl ClientContext for ObservedContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                error!(target: "librdkafka", facility = fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Warning => {
+                warn!(target: "librdkafka", facility = fac, "{log_message}")
+            }
+            _ => info!(target: "librdkafka", facility = fac, "{log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let kind = error
+            .rdkafka_error_code()
+            .map(|c| format!("{c:?}"))
+            .unwrap_or_else(|| "Other".into());
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.metrics.broker_up.set(0);
+            error!(kind = %kind, "kafka: all brokers are down; waiting for them ({reason})");
+        } else {
+            warn!(kind = %kind, "kafka client error: {reason}");
+        }
+        self.metrics
+            .kafka_errors
+            .get_or_create(&ErrorLabel { kind })
+            .inc();
+    }
+
+    fn stats(&self, _: rdkafka::Statistics) {}
+}
+
+impl ConsumerContext for ObservedContext {
+    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                info!(?parts, "partitions revoked");
+            }
+            Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
+            Rebalance::Assign(_) => {}
+        }
+    }
+
+    fn post_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            info!(?parts, "partitions assigned");
+        }
+    }
+}
+
+/// Creates the topics that do not exist yet, with `cfg.partitions`
+/// partitions and `cfg.replication_factor` replicas. The raw topic gets
+/// `message.timestamp.type=LogAppendTime` (so time-based retention counts
+/// from arrival, never from a back-dated event time); the dead-letter topic
+/// its own `retention.ms`. A broker that refuses a topic setting gets the
+/// topic without it, with a warning. Returns the topics created.
+pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<Vec<String>, Error> {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(cfg).create().map_err(|source| Error::Kafka {
+            context: "creating the admin client".into(),
+            source,
+        })?;
+    let retention_ms = cfg.dead_letter_retention.as_millis().to_string();
+    let specs: [(&str, Vec<(&str, &str)>); 2] = [
+        (
+            &cfg.raw_topic,
+            vec![("message.timestamp.type", "LogAppendTime")],
+        ),
+        (
+            &cfg.dead_letter_topic,
+            vec![
+                ("message.timestamp.type", "LogAppendTime"),
+                ("retention.ms", retention_ms.as_str()),
+            ],
+        ),
+    ];
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let mut created = Vec::new();
+    for (name, settings) in specs {
+        for with_settings in [true, false] {
+            let mut topic = NewTopic::new(
+                name,
+                cfg.partitions,
+                TopicReplication::Fixed(cfg.replication_factor),
+            );
+            if with_settings {
+                for (k, v) in &settings {
+                    topic = topic.set(k, v);
+                }
+            }
+            let results = admin
+                .create_topics([&topic], &opts)
+                .await
+                .map_err(|source| Error::Kafka {
+                    context: format!("creating topic {name}"),
+                    source,
+                })?;
+            match results.into_iter().next() {
+                Some(Ok(_)) => {
+                    info!(
+                        topic = name,
+                        partitions = cfg.partitions,
+                        settings = with_settings,
+                        "topic created"
+                    );
+                    created.push(name.to_string());
+                    break;
+                }
+                Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => break,
+                Some(Err((_, code)))
+                    if with_settings
+                        && matches!(
+                            code,
+                            RDKafkaErrorCode::InvalidConfig
+                                | RDKafkaErrorCode::PolicyViolation
+                                | RDKafkaErrorCode::UnsupportedVersion
+                        ) =>
+                {
+                    warn!(topic = name, error = ?code, "the broker refused the topic settings; creating the topic without them (retention then counts from the producer's timestamps)");
+                }
+                Some(Err((_, code))) => {
+                    return Err(Error::Kafka {
+                        context: format!("creating topic {name}"),
+                        source: KafkaError::AdminOp(code),
+                    })
+                }
+            }
+        }
+    }
+    Ok(created)
+}
+
+/// The team a payload names (`data.team`, or v0's `data.team_id`): the
+/// record key producers use, so that a team's events keep their order and
+/// a resent event lands on the partition of its first copy.
+pub fn team_key(payload: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let d = v.get("data")?;
+    let t = d.get("team").or_else(|| d.get("team_id"))?.as_str()?;
+    (!t.is_empty() && t.len() <= 256).then(|| t.to_string())
+}
 
 /// The librdkafka configuration shared by producers and consumers.
 pub fn client_config(cfg: &KafkaConfig) -> ClientConfig {
@@ -30,13 +198,18 @@ pub fn client_config(cfg: &KafkaConfig) -> ClientConfig {
     c
 }
 
-/// A producer with idempotence on, so that retries do not duplicate records.
-pub fn producer(cfg: &KafkaConfig) -> Result<FutureProducer, Error> {
+/// A producer with idempotence on (`acks=all`), so that retries do not
+/// duplicate records.
+pub fn producer(
+    cfg: &KafkaConfig,
+    context: ObservedContext,
+) -> Result<FutureProducer<ObservedContext>, Error> {
     client_config(cfg)
         .set("enable.idempotence", "true")
+        .set("acks", "all")
         .set("compression.type", "zstd")
         .set("linger.ms", "20")
-        .create()
+        .create_with_context(context)
         .map_err(|source| Error::Kafka {
             context: "creating the producer".into(),
             source,
@@ -45,13 +218,16 @@ pub fn producer(cfg: &KafkaConfig) -> Result<FutureProducer, Error> {
 
 /// A consumer in the group `cfg.group_id` that starts from the earliest
 /// offset when the group has none and commits offsets only when told to.
-pub fn consumer(cfg: &KafkaConfig) -> Result<StreamConsumer, Error> {
+pub fn consumer(
+    cfg: &KafkaConfig,
+    context: ObservedContext,
+) -> Result<StreamConsumer<ObservedContext>, Error> {
     client_config(cfg)
         .set("group.id", &cfg.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        .create()
+        .create_with_context(context)
         .map_err(|source| Error::Kafka {
             context: "creating the consumer".into(),
             source,
@@ -110,6 +286,7 @@ impl Emitter {
     pub fn new(cfg: &KafkaConfig, topic: &str) -> Result<Self, Error> {
         let producer = client_config(cfg)
             .set("enable.idempotence", "true")
+            .set("acks", "all")
             .set("compression.type", "zstd")
             .set("linger.ms", "50")
             .set("queue.buffering.max.messages", "200000")
@@ -124,9 +301,27 @@ impl Emitter {
         })
     }
 
+    /// Queues one encoded event, keyed by the team it names (unkeyed if it
+    /// names none). This is the library API for Rust producers: encode the
+    /// event as CloudEvents JSON, `emit` it, and [`flush`](Self::flush)
+    /// before exiting.
+    pub fn emit(&self, payload: &[u8]) -> Result<(), Error> {
+        match team_key(payload) {
+            Some(team) => self.send(&team, payload),
+            None => self.send_record(None, payload),
+        }
+    }
+
     /// Queues one record with `key`.
     pub fn send(&self, key: &str, payload: &[u8]) -> Result<(), Error> {
-        let mut record = BaseRecord::to(&self.topic).key(key).payload(payload);
+        self.send_record(Some(key), payload)
+    }
+
+    fn send_record(&self, key: Option<&str>, payload: &[u8]) -> Result<(), Error> {
+        let mut record = BaseRecord::to(&self.topic).payload(payload);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),

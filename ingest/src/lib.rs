@@ -7,7 +7,10 @@
 pub mod config;
 pub mod event;
 #[cfg(feature = "kafka")]
+pub mod gateway;
+#[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod metrics;
 mod reject;
 pub mod storage;
 

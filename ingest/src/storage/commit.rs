@@ -47,6 +47,11 @@ pub struct CommitRecord {
     pub stored: u64,
     /// Of those, stored as `dead_letters` rows.
     pub dead_lettered: u64,
+    /// Of those, valid events already stored (same tenant, source and id
+    /// within the dedupe window): not stored again. Absent in records
+    /// written before deduplication existed (read as 0).
+    #[serde(default)]
+    pub duplicates: u64,
     /// The files, each table's rows for each `dt`.
     pub files: Vec<CommittedFile>,
     /// When the record was written.

@@ -16,6 +16,7 @@
 //! [`Storage::recover`] finishes or discards what a crash left half-done.
 
 mod commit;
+mod dedupe;
 mod tables;
 mod verify;
 
@@ -32,6 +33,7 @@ use parquet::file::properties::WriterProperties;
 use tokio::sync::Mutex;
 
 pub use commit::{sha256_hex, CommitRecord, CommittedFile, GENESIS};
+pub use dedupe::{event_key, DedupeIndex, EventKey};
 pub use tables::{
     dead_letters_batch, dead_letters_schema, events_batch, events_schema, gpu_usage_batch,
     gpu_usage_schema, tool_calls_batch, tool_calls_schema, DeadLetter, KafkaCoords, StoredEvent,
@@ -122,6 +124,8 @@ pub struct PartitionBatch {
     pub events: Vec<StoredEvent>,
     /// Records that could not be stored as events.
     pub dead_letters: Vec<DeadLetter>,
+    /// Valid events skipped as duplicates of stored ones.
+    pub duplicates: u64,
 }
 
 /// What recovery did.
@@ -321,9 +325,10 @@ impl Storage {
             prev_sha256: prev,
             first_offset: batch.first_offset,
             last_offset: batch.last_offset,
-            records: (batch.events.len() + batch.dead_letters.len()) as u64,
+            records: (batch.events.len() + batch.dead_letters.len()) as u64 + batch.duplicates,
             stored: batch.events.len() as u64,
             dead_lettered: batch.dead_letters.len() as u64,
+            duplicates: batch.duplicates,
             files,
             committed_at: Utc::now(),
             writer: self.writer.clone(),
@@ -501,6 +506,67 @@ impl Storage {
             }
         }
         Ok(out)
+    }
+
+    /// The partitions of `topic` that have a commit chain.
+    pub async fn partitions(&self, topic: &str) -> Result<Vec<i32>, StorageError> {
+        let prefix = self.path(&format!("commits/{topic}/"));
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&prefix))
+            .await
+            .map_err(store_err(format!("listing commits/{topic}/")))?;
+        let mut out: Vec<i32> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename()?.strip_prefix('p')?.parse().ok())
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// A partition's commit records with a sequence number above `after`,
+    /// in order.
+    pub async fn records_after(
+        &self,
+        topic: &str,
+        partition: i32,
+        after: u64,
+    ) -> Result<Vec<CommitRecord>, StorageError> {
+        let mut out = Vec::new();
+        for rel in self
+            .list(&format!("commits/{topic}/p{partition:05}/"))
+            .await?
+        {
+            let seq = rel
+                .rsplit('/')
+                .next()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|n| n.parse::<u64>().ok());
+            if seq.is_none_or(|s| s <= after) {
+                continue;
+            }
+            let bytes = self.get(&rel).await?;
+            out.push(
+                serde_json::from_slice(&bytes).map_err(|e| StorageError::BadRecord {
+                    path: rel.clone(),
+                    message: e.to_string(),
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The dedupe keys and event times of an `events` file.
+    pub async fn event_keys(
+        &self,
+        path: &str,
+    ) -> Result<Vec<(EventKey, chrono::DateTime<Utc>)>, StorageError> {
+        let bytes = self.get(path).await?;
+        tables::event_keys(bytes).map_err(|e| StorageError::Encode {
+            table: format!("events ({path})"),
+            message: format!("reading the event ids back: {e}"),
+        })
     }
 
     /// The bytes of a file under the root.

@@ -436,3 +436,47 @@ pub fn dead_letters_batch(rows: &[&DeadLetter]) -> Result<RecordBatch, arrow::er
     ]);
     RecordBatch::try_new(dead_letters_schema(), cols)
 }
+
+/// The (tenant, source, event_id) keys and event times of an `events`
+/// Parquet file, reading only those four columns.
+pub(crate) fn event_keys(
+    bytes: bytes::Bytes,
+) -> Result<Vec<(super::EventKey, DateTime<Utc>)>, parquet::errors::ParquetError> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::TimestampMicrosecondType;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::arrow::ProjectionMask;
+
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let wanted = ["tenant", "source", "event_id", "time"];
+    let mask = ProjectionMask::columns(builder.parquet_schema(), wanted);
+    let reader = builder.with_projection(mask).build()?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch?;
+        let missing =
+            |name: &str| parquet::errors::ParquetError::General(format!("no {name} column"));
+        let text = |name: &'static str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_string_opt::<i32>())
+                .ok_or_else(|| missing(name))
+        };
+        let (tenant, source, id) = (text("tenant")?, text("source")?, text("event_id")?);
+        let time = batch
+            .column_by_name("time")
+            .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+            .ok_or_else(|| missing("time"))?;
+        for i in 0..batch.num_rows() {
+            if time.is_null(i) {
+                continue;
+            }
+            let t = DateTime::from_timestamp_micros(time.value(i)).unwrap_or_default();
+            out.push((
+                super::event_key(tenant.value(i), source.value(i), id.value(i)),
+                t,
+            ));
+        }
+    }
+    Ok(out)
+}

@@ -47,6 +47,8 @@ pub struct ChainSummary {
     pub stored: u64,
     /// Dead-lettered.
     pub dead_lettered: u64,
+    /// Duplicates of stored events, skipped.
+    pub duplicates: u64,
 }
 
 /// The result of `verify`.
@@ -93,6 +95,7 @@ pub(super) async fn run(s: &Storage) -> Result<VerifyReport, StorageError> {
             consumed: 0,
             stored: 0,
             dead_lettered: 0,
+            duplicates: 0,
         };
         let mut prev: Option<(CommitRecord, String)> = None;
         for (path, bytes) in records {
@@ -166,18 +169,19 @@ pub(super) async fn run(s: &Storage) -> Result<VerifyReport, StorageError> {
                 summary.first_offset = record.first_offset;
             }
             if record.last_offset < record.first_offset
-                || record.records != record.stored + record.dead_lettered
+                || record.records != record.stored + record.dead_lettered + record.duplicates
             {
                 report.problems.push(problem(
                     "bad_counts",
                     &path,
                     format!(
-                        "offsets {}..={}, records {} != stored {} + dead-lettered {}",
+                        "offsets {}..={}, records {} != stored {} + dead-lettered {} + duplicates {}",
                         record.first_offset,
                         record.last_offset,
                         record.records,
                         record.stored,
-                        record.dead_lettered
+                        record.dead_lettered,
+                        record.duplicates
                     ),
                 ));
             }
@@ -210,6 +214,7 @@ pub(super) async fn run(s: &Storage) -> Result<VerifyReport, StorageError> {
             summary.consumed += record.records;
             summary.stored += record.stored;
             summary.dead_lettered += record.dead_lettered;
+            summary.duplicates += record.duplicates;
             prev = Some((record, sha256_hex(&bytes)));
         }
         if partition >= 0 {

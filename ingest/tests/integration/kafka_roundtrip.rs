@@ -18,7 +18,8 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::Message;
 use serde_json::{json, Value};
 use tollgate_ingest::event::EventBody;
-use tollgate_ingest::kafka::{client_config, consumer, Emitter};
+use tollgate_ingest::kafka::{client_config, consumer, Emitter, ObservedContext};
+use tollgate_ingest::metrics::Metrics;
 use tollgate_ingest::{decode, DecodeLimits, KafkaConfig, ReasonCode};
 
 fn broker() -> Option<String> {
@@ -132,7 +133,11 @@ async fn kafka_python_to_rdkafka_and_back() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"sent\": 21"));
 
-    let c = consumer(&cfg).expect("consumer");
+    let c = consumer(
+        &cfg,
+        ObservedContext::new(std::sync::Arc::new(Metrics::new())),
+    )
+    .expect("consumer");
     c.subscribe(&[&inbound]).expect("subscribe");
     let mut decoded = BTreeMap::new();
     let mut refused = Vec::new();

@@ -1,0 +1,62 @@
+//! `tollgate gateway`: the HTTP gateway producers post events to.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rdkafka::producer::Producer;
+use tollgate_ingest::gateway::{router, Gateway};
+use tollgate_ingest::kafka::{ensure_topics, producer, ObservedContext};
+use tollgate_ingest::metrics::Metrics;
+
+use crate::cli::GatewayArgs;
+use crate::config::Loaded;
+
+pub fn run(loaded: Loaded, args: GatewayArgs) -> Result<ExitCode> {
+    let config = loaded.config;
+    let listen = args.listen.unwrap_or_else(|| config.gateway.listen.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let metrics = Arc::new(Metrics::new());
+        ensure_topics(&config.kafka).await?;
+        let producer = producer(&config.kafka, ObservedContext::new(metrics.clone()))?;
+        let gateway = Arc::new(Gateway::new(
+            producer,
+            &config.kafka.raw_topic,
+            config.ingest.limits(),
+            config.gateway.clone(),
+            metrics,
+        ));
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("listening on {listen} (gateway.listen)"))?;
+        eprintln!(
+            "tollgate gateway: listening on http://{}/v1/events -> {} at {}; Ctrl-C or SIGTERM stops",
+            listener.local_addr()?,
+            config.kafka.raw_topic,
+            config.kafka.brokers
+        );
+        let app = router(gateway.clone());
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let mut term =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                        Ok(t) => t,
+                        Err(_) => return std::future::pending().await,
+                    };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            })
+            .await
+            .context("serving")?;
+        let _ = gateway.producer().flush(Duration::from_secs(30));
+        eprintln!("tollgate gateway: stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
