@@ -120,6 +120,20 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<Vec<String>, Error> {
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let mut created = Vec::new();
     for (name, settings) in specs {
+        // Most clusters have their topics already (and may not allow this
+        // client to create any): look before creating.
+        let exists = admin
+            .inner()
+            .fetch_metadata(Some(name), Duration::from_secs(10))
+            .map(|md| {
+                md.topics()
+                    .iter()
+                    .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())
+            })
+            .unwrap_or(false);
+        if exists {
+            continue;
+        }
         for with_settings in [true, false] {
             let mut topic = NewTopic::new(
                 name,

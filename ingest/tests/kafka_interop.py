@@ -14,16 +14,27 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 
 def produce(broker, topic, path):
-    producer = KafkaProducer(bootstrap_servers=broker, acks="all", retries=5)
+    # batch_size=1: one record per producer batch (see the note on the tansu
+    # broker in tests/cli.rs); acks=all as our own producers use.
+    producer = KafkaProducer(
+        bootstrap_servers=broker, acks="all", retries=5, batch_size=1, linger_ms=0
+    )
     sent = 0
-    with open(path, encoding="utf-8") as f:
+    pending = []
+    with open(path, "rb") as f:
         for line in f:
-            line = line.rstrip("\n")
+            line = line.rstrip(b"\n")
             if not line:
                 continue
-            key, value = line.split("\t", 1)
-            producer.send(topic, key=key.encode(), value=value.encode()).get(timeout=30)
+            key, value = line.split(b"\t", 1)
+            pending.append(producer.send(topic, key=key, value=value))
             sent += 1
+            if len(pending) >= 1000:
+                for p in pending:
+                    p.get(timeout=30)
+                pending.clear()
+    for p in pending:
+        p.get(timeout=30)
     producer.flush(timeout=30)
     producer.close()
     print(json.dumps({"sent": sent}))
