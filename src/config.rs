@@ -198,6 +198,9 @@ impl Config {
         for k in self.kafka.secret_properties.keys() {
             set.push(format!("kafka.secret_properties.{k}"));
         }
+        for k in self.storage.secret_options.keys() {
+            set.push(format!("storage.secret_options.{k}"));
+        }
         let body = toml::to_string(self).context("rendering the configuration")?;
         let head = if set.is_empty() {
             "# secrets set: none\n".to_string()
@@ -240,8 +243,34 @@ mod tests {
             "[alerts]",
             "[alerts.smtp]",
             "[server]",
+            "[gateway]",
+            "[gateway.rate_limit]",
         ] {
             assert!(EXAMPLE.contains(section), "example lacks {section}");
+        }
+        // Every key the defaults have is in the example (set or commented).
+        fn keys(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+            if let toml::Value::Table(t) = v {
+                for (k, v) in t {
+                    out.push(k.clone());
+                    keys(v, &format!("{prefix}{k}."), out);
+                }
+            }
+        }
+        let mut all = Vec::new();
+        keys(
+            &toml::Value::try_from(Config::default()).unwrap(),
+            "",
+            &mut all,
+        );
+        for k in all {
+            assert!(
+                EXAMPLE.contains(&format!("{k} ="))
+                    || EXAMPLE.contains(&format!("[{k}]"))
+                    || EXAMPLE.contains(&format!(".{k}]"))
+                    || EXAMPLE.contains(&format!(".{k}.")),
+                "the example does not document the key {k}"
+            );
         }
     }
 

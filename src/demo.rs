@@ -110,6 +110,7 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
         &StorageConfig {
             data_dir: data_dir.clone(),
             url: None,
+            ..Default::default()
         },
         TOPIC,
     )?;

@@ -81,6 +81,7 @@ fn find(
         &tollgate_ingest::StorageConfig {
             data_dir: data_dir.to_path_buf(),
             url: None,
+            ..Default::default()
         },
         "pii-find",
     )?;

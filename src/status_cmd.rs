@@ -45,6 +45,7 @@ pub fn run(loaded: Loaded, args: StatusArgs) -> Result<ExitCode> {
             StorageConfig {
                 data_dir: dir.clone(),
                 url: None,
+                ..Default::default()
             }
         }
         None => config.storage.clone(),

@@ -19,6 +19,7 @@ pub fn run(loaded: Loaded, args: VerifyArgs) -> Result<ExitCode> {
             StorageConfig {
                 data_dir: dir.clone(),
                 url: None,
+                ..Default::default()
             }
         }
         None => loaded.config.storage.clone(),

@@ -30,6 +30,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use secrecy::ExposeSecret;
 use tokio::sync::Mutex;
 
 pub use commit::{sha256_hex, CommitRecord, CommittedFile, GENESIS};
@@ -165,9 +166,22 @@ impl Storage {
             Some(u) => {
                 let url = url::Url::parse(u)
                     .map_err(|e| StorageError::Config(format!("storage.url {u:?}: {e}")))?;
-                let (store, root) = object_store::parse_url(&url).map_err(|e| {
+                // AWS_* variables as the AWS tools read them, then the
+                // configured options (which win).
+                let mut options: Vec<(String, String)> = std::env::vars()
+                    .filter(|(k, _)| k.starts_with("AWS_"))
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                    .collect();
+                options.extend(config.options.iter().map(|(k, v)| (k.clone(), v.clone())));
+                options.extend(
+                    config
+                        .secret_options
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.expose_secret().to_string())),
+                );
+                let (store, root) = object_store::parse_url_opts(&url, options).map_err(|e| {
                     StorageError::Config(format!(
-                        "storage.url {u}: {e} (this build reads file:// and memory:// URLs; object stores such as s3:// need the cloud features)"
+                        "storage.url {u}: {e} (this build reads file://, memory:// and s3:// URLs)"
                     ))
                 })?;
                 (Arc::from(store), root, u.clone())
