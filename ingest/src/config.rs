@@ -99,7 +99,7 @@ impl Default for IngestConfig {
             max_past: l.max_past,
             max_future: l.max_future,
             max_interval: l.max_interval,
-            batch_records: 20_000,
+            batch_records: 10_000,
             batch_bytes: 32 * 1024 * 1024,
             batch_latency: Duration::from_secs(2),
             dedupe_window: l.max_past,

@@ -236,12 +236,12 @@ pub fn consumer(
     cfg: &KafkaConfig,
     context: ObservedContext,
 ) -> Result<StreamConsumer<ObservedContext>, Error> {
-    client_config(cfg)
-        .set("group.id", &cfg.group_id)
+    let mut c = client_config(cfg);
+    c.set("group.id", &cfg.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        .create_with_context(context)
+        .set("enable.partition.eof", "false");
+    c.create_with_context(context)
         .map_err(|source| Error::Kafka {
             context: "creating the consumer".into(),
             source,

@@ -434,22 +434,35 @@ impl Storage {
             "p{:05}-{:020}-{:020}.parquet",
             batch.partition, batch.first_offset, batch.last_offset
         );
-        let mut files = Vec::new();
+        // Arrow batches first, then every file encoded in parallel (Parquet
+        // and zstd are the costly part of a commit), then staged in order.
+        let mut tables: Vec<(&str, NaiveDate, arrow::array::RecordBatch)> = Vec::new();
         for (day, rows) in &by_day {
-            let events = events_batch(rows).map_err(|e| encode_err("events", e))?;
-            files.push(self.stage("events", *day, &name, &events).await?);
+            tables.push((
+                "events",
+                *day,
+                events_batch(rows).map_err(|e| encode_err("events", e))?,
+            ));
             let calls = tool_calls_batch(rows).map_err(|e| encode_err("tool_calls", e))?;
             if calls.num_rows() > 0 {
-                files.push(self.stage("tool_calls", *day, &name, &calls).await?);
+                tables.push(("tool_calls", *day, calls));
             }
             let gpu = gpu_usage_batch(rows).map_err(|e| encode_err("gpu_usage", e))?;
             if gpu.num_rows() > 0 {
-                files.push(self.stage("gpu_usage", *day, &name, &gpu).await?);
+                tables.push(("gpu_usage", *day, gpu));
             }
         }
         for (day, rows) in &dead_by_day {
             let dead = dead_letters_batch(rows).map_err(|e| encode_err("dead_letters", e))?;
-            files.push(self.stage("dead_letters", *day, &name, &dead).await?);
+            tables.push(("dead_letters", *day, dead));
+        }
+        let encoded = encode_all(&tables)?;
+        let mut files = Vec::with_capacity(tables.len());
+        for ((table, day, batch), bytes) in tables.iter().zip(encoded) {
+            files.push(
+                self.stage(table, *day, &name, batch.num_rows(), bytes)
+                    .await?,
+            );
         }
         Ok(files)
     }
@@ -459,15 +472,15 @@ impl Storage {
         table: &str,
         day: NaiveDate,
         name: &str,
-        batch: &arrow::array::RecordBatch,
+        rows: usize,
+        bytes: Vec<u8>,
     ) -> Result<CommittedFile, StorageError> {
-        let bytes = parquet_bytes(table, batch)?;
         let path = format!("tables/{table}/dt={day}/{name}");
         let staged = Self::staging_path(&self.writer, &path);
         let file = CommittedFile {
             path,
             table: table.to_string(),
-            rows: batch.num_rows() as u64,
+            rows: rows as u64,
             bytes: bytes.len() as u64,
             sha256: sha256_hex(&bytes),
         };
@@ -650,11 +663,56 @@ fn encode_err(table: &str, e: impl std::fmt::Display) -> StorageError {
     }
 }
 
+/// Encodes batches as Parquet files on as many threads as there are cores
+/// (one thread for a single file); the results keep the input order.
+fn encode_all(
+    tables: &[(&str, NaiveDate, arrow::array::RecordBatch)],
+) -> Result<Vec<Vec<u8>>, StorageError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || tables.len() < 2 {
+        return tables.iter().map(|(t, _, b)| parquet_bytes(t, b)).collect();
+    }
+    // Largest first, handed out round-robin, so the threads finish together.
+    let mut order: Vec<usize> = (0..tables.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(tables[i].2.get_array_memory_size()));
+    let mut out: Vec<Option<Vec<u8>>> = vec![None; tables.len()];
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let mine: Vec<usize> = order.iter().copied().skip(t).step_by(threads).collect();
+                scope.spawn(move || {
+                    mine.into_iter()
+                        .map(|i| parquet_bytes(tables[i].0, &tables[i].2).map(|b| (i, b)))
+                        .collect::<Result<Vec<_>, StorageError>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            let done = h.join().map_err(|_| StorageError::Encode {
+                table: "parquet".into(),
+                message: "an encoding thread panicked".into(),
+            })??;
+            for (i, b) in done {
+                out[i] = Some(b);
+            }
+        }
+        Ok::<(), StorageError>(())
+    })?;
+    out.into_iter()
+        .map(|b| {
+            b.ok_or_else(|| StorageError::Encode {
+                table: "parquet".into(),
+                message: "a file was not encoded".into(),
+            })
+        })
+        .collect()
+}
+
 /// Encodes a batch as a Parquet file (zstd).
 fn parquet_bytes(table: &str, batch: &arrow::array::RecordBatch) -> Result<Vec<u8>, StorageError> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).map_err(|e| encode_err(table, e))?,
+            ZstdLevel::try_new(1).map_err(|e| encode_err(table, e))?,
         ))
         .set_created_by(format!("tollgate {}", env!("CARGO_PKG_VERSION")))
         .build();
