@@ -97,6 +97,9 @@ pub enum Command {
     /// Work with dead letters.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Ledger reports: chargeback, quota status, anomalies.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Generate test workloads.
     #[command(subcommand)]
     Fixtures(FixturesCommand),
@@ -189,6 +192,79 @@ pub struct ReplayArgs {
     /// Say what would be replayed; produce nothing and commit no offset.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `tollgate report ...`
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// A month's cost per team, with breakdowns; the team lines add up to the
+    /// total to the smallest currency unit.
+    Chargeback(ChargebackArgs),
+    /// Each configured team's month-to-date spend, burn, status and forecast.
+    Quota(QuotaArgs),
+    /// Teams whose last 24 hours cost over 2x their 30-day daily average.
+    Anomalies(AnomalyArgs),
+}
+
+/// Where a report reads and how it prints.
+#[derive(Debug, Args)]
+pub struct ReportCommon {
+    /// Data directory to read [default: storage.url, else storage.data_dir].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Time zone months are cut in [default: ledger.timezone].
+    #[arg(long, value_name = "IANA ZONE")]
+    pub tz: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
+
+/// Report output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// A text table.
+    Table,
+    /// CSV (chargeback only).
+    Csv,
+    /// JSON.
+    Json,
+}
+
+/// Options of `tollgate report chargeback`.
+#[derive(Debug, Args)]
+pub struct ChargebackArgs {
+    /// The month, `YYYY-MM`.
+    #[arg(long)]
+    pub month: String,
+    /// With the table format: each team's breakdowns too.
+    #[arg(long)]
+    pub detail: bool,
+    /// Where to read, and the format.
+    #[command(flatten)]
+    pub common: ReportCommon,
+}
+
+/// Options of `tollgate report quota`.
+#[derive(Debug, Args)]
+pub struct QuotaArgs {
+    /// Evaluation time, RFC 3339 [default: now].
+    #[arg(long)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Where to read, and the format.
+    #[command(flatten)]
+    pub common: ReportCommon,
+}
+
+/// Options of `tollgate report anomalies`.
+#[derive(Debug, Args)]
+pub struct AnomalyArgs {
+    /// Evaluation time t, RFC 3339: the window is (t - 24 h, t] [default: now].
+    #[arg(long)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Where to read, and the format.
+    #[command(flatten)]
+    pub common: ReportCommon,
 }
 
 /// Options of `tollgate verify`.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tollgate_alerts::AlertsConfig;
 use tollgate_ingest::gateway::GatewayConfig;
 use tollgate_ingest::{IngestConfig, KafkaConfig, StorageConfig};
-use tollgate_ledger::{PriceBook, PricingConfig, TeamConfig};
+use tollgate_ledger::{LedgerConfig, PriceBook, PricingConfig, TeamConfig};
 use tollgate_queries::ServerConfig;
 use tollgate_redactor::RedactionConfig;
 
@@ -43,6 +43,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[gateway]`: the HTTP gateway producers post events to.
     pub gateway: GatewayConfig,
+    /// `[ledger]`: the reporting time zone and the anomaly rule.
+    pub ledger: LedgerConfig,
 }
 
 /// Where the configuration came from, for messages.
@@ -168,6 +170,16 @@ impl Config {
             );
         }
         self.gateway.check().map_err(anyhow::Error::msg)?;
+        tollgate_ledger::report::zone(&self.ledger.timezone).map_err(|_| {
+            anyhow::anyhow!(
+                "ledger.timezone {:?}: not an IANA time zone name (such as UTC or Europe/Berlin)",
+                self.ledger.timezone
+            )
+        })?;
+        let a = &self.ledger.anomaly;
+        if a.window_days == 0 || a.multiplier <= rust_decimal::Decimal::ONE {
+            bail!("ledger.anomaly: window_days must be at least 1 and multiplier above 1");
+        }
         if self.kafka.partitions < 1 {
             bail!(
                 "kafka.partitions must be at least 1, got {}",
@@ -245,6 +257,8 @@ mod tests {
             "[server]",
             "[gateway]",
             "[gateway.rate_limit]",
+            "[ledger]",
+            "[ledger.anomaly]",
         ] {
             assert!(EXAMPLE.contains(section), "example lacks {section}");
         }

@@ -11,13 +11,15 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use chrono::Utc;
 use serde::Serialize;
 use serde_json::json;
 use tollgate_fixtures::Generator;
 use tollgate_ingest::event::{EventBody, Phase};
 use tollgate_ingest::storage::{CommitRecord, DedupeIndex, KafkaCoords, Storage};
 use tollgate_ingest::StorageConfig;
+
+use tollgate_ledger::money::show;
+use tollgate_ledger::report;
 
 use crate::cli::DemoArgs;
 use crate::config::Loaded;
@@ -92,7 +94,9 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
 
     let mut limits = config.ingest.limits();
     let p = params(&args.workload, limits.max_event_bytes);
-    let received_at = Utc::now();
+    // Received as the generator means it: at the end of the window's last
+    // day (so that a window in the past decides as it would have then).
+    let received_at = p.end();
     let oldest = (received_at - p.start.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
         .to_std()
         .unwrap_or_default();
@@ -301,7 +305,80 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
     for n in &notes {
         println!("  note          {n}");
     }
-    println!("  not yet       the ledger and alert emails arrive with their stages");
+    // The ledger over what was just stored: the last month of the window,
+    // quotas at the time of receipt, and the 2x rule at every midnight.
+    let book = tollgate_ledger::PriceBook::new(wconfig.pricing.clone())?;
+    let ledger = rt.block_on(tollgate_ledger::LedgerContext::open(
+        &StorageConfig {
+            data_dir: data_dir.clone(),
+            ..Default::default()
+        },
+        &book,
+    ))?;
+    let currency = book.currency().to_string();
+    let period = report::Period::month_of(received_at - chrono::Duration::seconds(1), "UTC")?;
+    let cb = rt.block_on(report::chargeback(&ledger, &period, &currency))?;
+    println!(
+        "  ledger        chargeback (tollgate report chargeback --month {}):",
+        period.month
+    );
+    for line in cb.table(false).lines().skip(1) {
+        println!("                  {line}");
+    }
+    let (qperiod, quotas) = rt.block_on(report::quota(
+        &ledger,
+        &wconfig.teams,
+        received_at,
+        "UTC",
+        &currency,
+    ))?;
+    println!(
+        "  quotas        {} month to date (tollgate report quota):",
+        qperiod.month
+    );
+    for q in &quotas {
+        println!(
+            "                  {:<8} {}/{}: {} of {} {currency} ({} %), forecast {}",
+            q.status.as_str(),
+            q.tenant,
+            q.team,
+            show(q.spent, 2),
+            show(q.quota, 2),
+            q.burn_pct,
+            show(q.forecast, 2)
+        );
+    }
+    let rule = tollgate_ledger::report::AnomalyConfig::default();
+    let mut found = Vec::new();
+    for d in 1..=i64::from(p.days) {
+        let at = (p.start + chrono::Duration::days(d))
+            .and_hms_opt(0, 0, 0)
+            .unwrap_or_default()
+            .and_utc();
+        found.extend(rt.block_on(report::anomalies(&ledger, &rule, at, &currency))?);
+    }
+    println!(
+        "  anomalies     the 2x rule at every midnight (tollgate report anomalies --at ...): {}",
+        if found.is_empty() { "none" } else { "" }
+    );
+    for a in &found {
+        let drivers: Vec<String> = a
+            .drivers
+            .iter()
+            .map(|d| format!("{} {} +{}", d.dimension, d.key, d.growth))
+            .collect();
+        println!(
+            "                  {} {}/{}: {} {currency} in 24 h, {}x its daily average {}; drivers: {}",
+            (a.at - chrono::Duration::days(1)).date_naive(),
+            a.tenant,
+            a.team,
+            a.day_cost,
+            a.ratio,
+            a.baseline_daily,
+            drivers.join(", ")
+        );
+    }
+    println!("  not yet       alert emails arrive with their stage");
     println!("  wrote         {}", data_dir.display());
     println!("                  tables/{{events,tool_calls,gpu_usage,dead_letters}}/dt=YYYY-MM-DD/*.parquet");
     println!("                  commits/demo/p00000/*.json   the hash-chained commit records (tollgate verify --data-dir {})", data_dir.display());

@@ -11,6 +11,7 @@ mod fixtures_cmd;
 mod gateway_cmd;
 mod pii_cmd;
 mod progress;
+mod report_cmd;
 mod run_cmd;
 mod status_cmd;
 mod verify_cmd;
@@ -64,6 +65,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Emit(args) => emit_cmd::run(load()?, args),
         cli::Command::Gateway(args) => gateway_cmd::run(load()?, args),
         cli::Command::Dlq(cli::DlqCommand::Replay(args)) => dlq_cmd::replay(load()?, args),
+        cli::Command::Report(cmd) => report_cmd::run(load()?, cmd),
         cli::Command::Config(cli::ConfigCommand::Show) => {
             print!("{}", load()?.config.to_redacted_toml()?);
             Ok(ExitCode::SUCCESS)

@@ -2,10 +2,19 @@
 //! tool calls into money, and the team directory with its quotas.
 //!
 //! Money is [`rust_decimal::Decimal`] here and Arrow `Decimal128` in tables;
-//! never floating point. The DataFusion views land with the ledger issue.
+//! never floating point. [`LedgerContext`] is the DataFusion session over
+//! the audit log that the reports read.
 
+pub mod config;
+pub mod context;
+pub mod money;
 pub mod pricing;
+pub mod rates;
+pub mod report;
 pub mod teams;
+
+pub use config::LedgerConfig;
+pub use context::LedgerContext;
 
 pub use pricing::{PriceBook, PricingConfig};
 pub use teams::TeamConfig;
@@ -19,4 +28,13 @@ pub enum Error {
     /// A `[[teams]]` entry is inconsistent.
     #[error("teams: {0}")]
     Teams(String),
+    /// The audit log cannot be opened.
+    #[error("ledger: {0}")]
+    Storage(String),
+    /// A query failed.
+    #[error("ledger query: {0}")]
+    Query(String),
+    /// A report's arguments are unusable (such as an unknown time zone).
+    #[error("{0}")]
+    Arguments(String),
 }

@@ -8,6 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+mod ledger;
 mod pipeline;
 
 fn tollgate(dir: &Path, args: &[&str]) -> Output {

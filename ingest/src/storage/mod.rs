@@ -205,6 +205,12 @@ impl Storage {
         })
     }
 
+    /// The object store the tables live in (for readers such as the
+    /// ledger's DataFusion context), and the root path inside it.
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
     /// Where the storage is, for messages.
     pub fn description(&self) -> &str {
         &self.description

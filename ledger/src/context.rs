@@ -1,0 +1,189 @@
+//! The DataFusion context over the audit log: the four Parquet tables (with
+//! their `dt=` partitions, so that a filter on `dt` skips whole days), the
+//! price book as tables, and the named views the reports read.
+//!
+//! | view | one row per |
+//! |---|---|
+//! | `gpu_costed` | GPU usage event, priced at its interval's start |
+//! | `call_costed` | finished tool call (`phase = 'end'`), tokens and tool fee priced at its end |
+//! | `costed_usage` | both, in common columns: the ledger's source of money |
+//! | `daily_spend` | (UTC day, tenant, team, user, environment, workload kind, GPU model, tier, tool, model) |
+//! | `tool_latency` | (tenant, tool): calls, P50/P95/P99 latency, error rate |
+//!
+//! A cost is `Decimal128(38, 18)`; usage without a rate in force has a NULL
+//! cost and `priced = false`, so reports can name it instead of dropping it.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::ListingOptions;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use tollgate_ingest::storage::{
+    dead_letters_schema, events_schema, gpu_usage_schema, tool_calls_schema, Storage,
+};
+use tollgate_ingest::StorageConfig;
+
+use crate::{rates, Error, PriceBook};
+
+/// The views, in creation order.
+const VIEWS: &[(&str, &str)] = &[
+    (
+        "gpu_costed",
+        r#"SELECT u.event_id, u.interval_start AS time, u.tenant, u.team, u."user", u.environment,
+               u.workload_id, u.workload_kind, u.gpu_model, u.pricing_tier, u.gpu_millis,
+               CAST(CAST(u.gpu_millis AS DECIMAL(20, 0)) * r.per_gpu_milli AS DECIMAL(38, 18)) AS cost,
+               r.per_gpu_milli IS NOT NULL AS priced, u.dt
+        FROM gpu_usage u
+        LEFT JOIN gpu_rates r
+          ON u.gpu_model = r.gpu_model AND u.pricing_tier = r.pricing_tier
+         AND u.interval_start >= r.effective_from AND u.interval_start < r.effective_to"#,
+    ),
+    (
+        "call_costed",
+        r#"SELECT c.event_id, c.time, c.tenant, c.team, c."user", c.environment, c.mcp_server,
+               c.tool, c.model, c.input_tokens, c.output_tokens, c.status, c.latency_ms,
+               CAST(CASE WHEN c.model IS NULL THEN CAST(0 AS DECIMAL(38, 18))
+                    ELSE CAST(COALESCE(c.input_tokens, 0) AS DECIMAL(20, 0)) * t.per_input_token
+                       + CAST(COALESCE(c.output_tokens, 0) AS DECIMAL(20, 0)) * t.per_output_token
+                    END
+                    + COALESCE(f.per_call, CAST(0 AS DECIMAL(38, 18))) AS DECIMAL(38, 18)) AS cost,
+               (c.model IS NULL OR t.per_input_token IS NOT NULL) AS priced, c.dt
+        FROM tool_calls c
+        LEFT JOIN token_rates t
+          ON c.model = t.model AND c.time >= t.effective_from AND c.time < t.effective_to
+        LEFT JOIN tool_fees f
+          ON c.tool = f.tool AND c.time >= f.effective_from AND c.time < f.effective_to
+        WHERE c.phase = 'end'"#,
+    ),
+    (
+        "costed_usage",
+        r#"SELECT event_id, time, tenant, team, "user", environment, 'gpu' AS kind,
+               workload_id, workload_kind, gpu_model, pricing_tier,
+               CAST(NULL AS VARCHAR) AS tool, CAST(NULL AS VARCHAR) AS model,
+               gpu_millis, CAST(0 AS BIGINT) AS tokens, cost, priced, dt
+        FROM gpu_costed
+        UNION ALL
+        SELECT event_id, time, tenant, team, "user", environment, 'tool_call' AS kind,
+               CAST(NULL AS VARCHAR) AS workload_id, 'tool_call' AS workload_kind,
+               CAST(NULL AS VARCHAR) AS gpu_model, CAST(NULL AS VARCHAR) AS pricing_tier,
+               tool, model, CAST(0 AS BIGINT) AS gpu_millis,
+               CAST(COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0) AS BIGINT) AS tokens,
+               cost, priced, dt
+        FROM call_costed"#,
+    ),
+    (
+        "daily_spend",
+        r#"SELECT date_trunc('day', time) AS day, tenant, team, "user", environment, workload_kind,
+               gpu_model, pricing_tier, tool, model,
+               SUM(cost) AS cost, SUM(gpu_millis) AS gpu_millis, SUM(tokens) AS tokens,
+               COUNT(*) AS events
+        FROM costed_usage
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10"#,
+    ),
+    (
+        "tool_latency",
+        r#"SELECT tenant, tool, COUNT(*) AS calls,
+               approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50_ms,
+               approx_percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95_ms,
+               approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) AS p99_ms,
+               AVG(CASE WHEN status = 'ok' THEN 0.0 ELSE 1.0 END) AS error_rate
+        FROM call_costed
+        WHERE latency_ms IS NOT NULL
+        GROUP BY tenant, tool"#,
+    ),
+];
+
+/// The names of the views [`LedgerContext`] registers.
+pub fn view_names() -> Vec<&'static str> {
+    VIEWS.iter().map(|(n, _)| *n).collect()
+}
+
+/// A DataFusion session over one audit log, with the price book and views.
+pub struct LedgerContext {
+    ctx: SessionContext,
+}
+
+impl LedgerContext {
+    /// Opens the tables of `storage` (its `url`, or `data_dir` on the local
+    /// filesystem) and registers the price book and the views.
+    pub async fn open(storage: &StorageConfig, book: &PriceBook) -> Result<Self, Error> {
+        let config = SessionConfig::new()
+            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        let base = match &storage.url {
+            Some(u) => {
+                let url = url::Url::parse(u)
+                    .map_err(|e| Error::Storage(format!("storage.url {u:?}: {e}")))?;
+                // The same object store (and options) the pipeline writes with.
+                let opened =
+                    Storage::open(storage, "ledger").map_err(|e| Error::Storage(e.to_string()))?;
+                let mut root = url.clone();
+                root.set_path("");
+                ctx.register_object_store(&root, opened.object_store());
+                u.trim_end_matches('/').to_string()
+            }
+            None => {
+                let dir = &storage.data_dir;
+                let abs = std::fs::canonicalize(dir).map_err(|e| {
+                    Error::Storage(format!("{}: {e} (no audit log there yet?)", dir.display()))
+                })?;
+                for t in tollgate_ingest::storage::TABLES {
+                    let d = abs.join("tables").join(t);
+                    std::fs::create_dir_all(&d)
+                        .map_err(|e| Error::Storage(format!("{}: {e}", d.display())))?;
+                }
+                format!("file://{}", abs.display())
+            }
+        };
+        let tables: [(&str, SchemaRef); 4] = [
+            ("events", events_schema()),
+            ("tool_calls", tool_calls_schema()),
+            ("gpu_usage", gpu_usage_schema()),
+            ("dead_letters", dead_letters_schema()),
+        ];
+        for (name, schema) in tables {
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet")
+                .with_table_partition_cols(vec![("dt".to_string(), DataType::Utf8)]);
+            ctx.register_listing_table(
+                name,
+                format!("{base}/tables/{name}/"),
+                options,
+                Some(schema),
+                None,
+            )
+            .await
+            .map_err(|e| Error::Query(format!("registering {name}: {e}")))?;
+        }
+        ctx.register_batch("gpu_rates", rates::gpu_rates(book)?)
+            .map_err(|e| Error::Query(e.to_string()))?;
+        ctx.register_batch("token_rates", rates::token_rates(book)?)
+            .map_err(|e| Error::Query(e.to_string()))?;
+        ctx.register_batch("tool_fees", rates::tool_fees(book)?)
+            .map_err(|e| Error::Query(e.to_string()))?;
+        for (name, sql) in VIEWS {
+            ctx.sql(&format!("CREATE VIEW {name} AS {sql}"))
+                .await
+                .map_err(|e| Error::Query(format!("view {name}: {e}")))?;
+        }
+        Ok(Self { ctx })
+    }
+
+    /// The session, for ad-hoc SQL over the tables and views.
+    pub fn session(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Runs `sql` and collects the result.
+    pub async fn query(&self, sql: &str) -> Result<Vec<arrow::array::RecordBatch>, Error> {
+        self.ctx
+            .sql(sql)
+            .await
+            .map_err(|e| Error::Query(e.to_string()))?
+            .collect()
+            .await
+            .map_err(|e| Error::Query(e.to_string()))
+    }
+}

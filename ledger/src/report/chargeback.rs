@@ -1,0 +1,234 @@
+//! Monthly chargeback: per team, the month's cost with breakdowns by user,
+//! environment, workload kind (idle GPU time is its own line; tool calls are
+//! `tool_call`) and GPU model. Amounts are summed exactly and rounded once:
+//! the total is the exact sum rounded to the currency's smallest unit, the
+//! team lines are split from it by largest remainder (so they add up to it
+//! exactly), and each breakdown is split from its team's line the same way.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::{int, money, register_range, text, Period};
+use crate::money::{allocate, minor_units, round, show};
+use crate::{Error, LedgerContext};
+
+/// One team's line.
+#[derive(Debug, Clone, Serialize)]
+pub struct TeamLine {
+    /// Tenant.
+    pub tenant: String,
+    /// Team.
+    pub team: String,
+    /// The team's cost for the month, rounded.
+    pub total: Decimal,
+    /// GPU-hours used.
+    pub gpu_hours: Decimal,
+    /// Costed events (GPU usage and finished tool calls).
+    pub events: u64,
+    /// By user.
+    pub by_user: Vec<(String, Decimal)>,
+    /// By environment.
+    pub by_environment: Vec<(String, Decimal)>,
+    /// By workload kind (`idle` for idle GPU time, `tool_call` for tool calls).
+    pub by_workload_kind: Vec<(String, Decimal)>,
+    /// By GPU model (`-` for tool calls).
+    pub by_gpu_model: Vec<(String, Decimal)>,
+}
+
+/// A month's chargeback statement.
+#[derive(Debug, Clone, Serialize)]
+pub struct Chargeback {
+    /// The month and zone.
+    pub period: Period,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Team lines, by tenant and team.
+    pub teams: Vec<TeamLine>,
+    /// The sum of the team lines (= the exact total, rounded).
+    pub total: Decimal,
+    /// Usage without a rate in force (priced as zero); should be 0.
+    pub unpriced_events: u64,
+}
+
+#[derive(Default)]
+struct Acc {
+    exact: Decimal,
+    gpu_millis: i64,
+    events: u64,
+    dims: [BTreeMap<String, Decimal>; 4],
+}
+
+/// Splits `exact` lines so they add up to `total`, sorted by amount.
+fn split(lines: &BTreeMap<String, Decimal>, total: Decimal, dp: u32) -> Vec<(String, Decimal)> {
+    let keys: Vec<&String> = lines.keys().collect();
+    let vals: Vec<Decimal> = lines.values().copied().collect();
+    let mut out: Vec<(String, Decimal)> = keys
+        .into_iter()
+        .cloned()
+        .zip(allocate(&vals, total, dp))
+        .collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    out
+}
+
+/// The chargeback of `period`.
+pub async fn chargeback(
+    ctx: &LedgerContext,
+    period: &Period,
+    currency: &str,
+) -> Result<Chargeback, Error> {
+    register_range(ctx, "chargeback_usage", period.start, period.end).await?;
+    let batches = ctx
+        .query(
+            r#"SELECT tenant, team, "user", environment, workload_kind, COALESCE(gpu_model, '-'),
+                      SUM(cost), CAST(SUM(gpu_millis) AS BIGINT), CAST(COUNT(*) AS BIGINT),
+                      CAST(SUM(CASE WHEN priced THEN 0 ELSE 1 END) AS BIGINT)
+               FROM chargeback_usage
+               GROUP BY 1, 2, 3, 4, 5, 6"#,
+        )
+        .await?;
+    let mut teams: BTreeMap<(String, String), Acc> = BTreeMap::new();
+    let mut unpriced = 0u64;
+    for b in &batches {
+        for r in 0..b.num_rows() {
+            let acc = teams.entry((text(b, 0, r), text(b, 1, r))).or_default();
+            let cost = money(b, 6, r);
+            acc.exact += cost;
+            acc.gpu_millis += int(b, 7, r);
+            acc.events += int(b, 8, r) as u64;
+            unpriced += int(b, 9, r) as u64;
+            for (d, i) in [2usize, 3, 4, 5].iter().enumerate() {
+                *acc.dims[d].entry(text(b, *i, r)).or_default() += cost;
+            }
+        }
+    }
+    let dp = minor_units(currency);
+    let exact_total: Decimal = teams.values().map(|a| a.exact).sum();
+    let total = round(exact_total, dp);
+    let exact_lines: Vec<Decimal> = teams.values().map(|a| a.exact).collect();
+    let team_totals = allocate(&exact_lines, total, dp);
+    let lines = teams
+        .into_iter()
+        .zip(team_totals)
+        .map(|(((tenant, team), acc), t)| TeamLine {
+            tenant,
+            team,
+            total: t,
+            gpu_hours: (Decimal::from(acc.gpu_millis) / Decimal::from(3_600_000)).round_dp(3),
+            events: acc.events,
+            by_user: split(&acc.dims[0], t, dp),
+            by_environment: split(&acc.dims[1], t, dp),
+            by_workload_kind: split(&acc.dims[2], t, dp),
+            by_gpu_model: split(&acc.dims[3], t, dp),
+        })
+        .collect();
+    Ok(Chargeback {
+        period: period.clone(),
+        currency: currency.to_string(),
+        teams: lines,
+        total,
+        unpriced_events: unpriced,
+    })
+}
+
+impl Chargeback {
+    /// A text table: one line per team, the total, and with `detail` each
+    /// team's breakdowns.
+    pub fn table(&self, detail: bool) -> String {
+        let dp = minor_units(&self.currency);
+        let mut s = format!(
+            "Chargeback {} ({}; {} to {} UTC), {}\n",
+            self.period.month,
+            self.period.tz,
+            self.period.start.format("%Y-%m-%d %H:%M"),
+            self.period.end.format("%Y-%m-%d %H:%M"),
+            self.currency
+        );
+        s.push_str(&format!(
+            "{:<12} {:<20} {:>16} {:>12} {:>10}\n",
+            "tenant", "team", "amount", "GPU-hours", "events"
+        ));
+        for t in &self.teams {
+            s.push_str(&format!(
+                "{:<12} {:<20} {:>16} {:>12} {:>10}\n",
+                t.tenant,
+                t.team,
+                show(t.total, dp),
+                show(t.gpu_hours, 3),
+                t.events
+            ));
+            if detail {
+                for (what, lines) in [
+                    ("workload kind", &t.by_workload_kind),
+                    ("environment", &t.by_environment),
+                    ("GPU model", &t.by_gpu_model),
+                    ("user", &t.by_user),
+                ] {
+                    for (k, v) in lines {
+                        s.push_str(&format!(
+                            "{:<12}   {what}: {:<28} {:>12}\n",
+                            "",
+                            k,
+                            show(*v, dp)
+                        ));
+                    }
+                }
+            }
+        }
+        s.push_str(&format!(
+            "{:<12} {:<20} {:>16}\n",
+            "",
+            "total",
+            show(self.total, dp)
+        ));
+        if self.unpriced_events > 0 {
+            s.push_str(&format!(
+                "warning: {} events had no rate in force and are priced at zero; add the rates to [pricing]\n",
+                self.unpriced_events
+            ));
+        }
+        s
+    }
+
+    /// CSV: `tenant,team,dimension,key,amount`, with a `total` row per team
+    /// and one for the month.
+    pub fn csv(&self) -> String {
+        let mut s = String::from("month,time_zone,currency,tenant,team,dimension,key,amount\n");
+        let head = format!("{},{},{}", self.period.month, self.period.tz, self.currency);
+        for t in &self.teams {
+            s.push_str(&format!(
+                "{head},{},{},total,,{}\n",
+                csv(&t.tenant),
+                csv(&t.team),
+                t.total
+            ));
+            for (dim, lines) in [
+                ("workload_kind", &t.by_workload_kind),
+                ("environment", &t.by_environment),
+                ("gpu_model", &t.by_gpu_model),
+                ("user", &t.by_user),
+            ] {
+                for (k, v) in lines {
+                    s.push_str(&format!(
+                        "{head},{},{},{dim},{},{v}\n",
+                        csv(&t.tenant),
+                        csv(&t.team),
+                        csv(k)
+                    ));
+                }
+            }
+        }
+        s.push_str(&format!("{head},,,total,,{}\n", self.total));
+        s
+    }
+}
+
+fn csv(v: &str) -> String {
+    if v.contains([',', '"', '\n']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_string()
+    }
+}

@@ -1,0 +1,118 @@
+//! `tollgate report chargeback | quota | anomalies`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use tollgate_ingest::StorageConfig;
+use tollgate_ledger::report::{self, Period};
+use tollgate_ledger::{LedgerContext, PriceBook};
+
+use crate::cli::{ReportCommand, ReportCommon, ReportFormat};
+use crate::config::{Config, Loaded};
+
+fn storage(config: &Config, common: &ReportCommon) -> Result<StorageConfig> {
+    Ok(match &common.data_dir {
+        Some(dir) => {
+            if !dir.is_dir() {
+                bail!("{} is not a directory", dir.display());
+            }
+            StorageConfig {
+                data_dir: dir.clone(),
+                ..Default::default()
+            }
+        }
+        None => config.storage.clone(),
+    })
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) is not an error.
+fn print(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
+    let config = loaded.config;
+    let book = PriceBook::new(config.pricing.clone())?;
+    let currency = book.currency().to_string();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        match cmd {
+            ReportCommand::Chargeback(args) => {
+                let tz = args.common.tz.clone().unwrap_or(config.ledger.timezone.clone());
+                let period = Period::month(&args.month, &tz)?;
+                let ctx = LedgerContext::open(&storage(&config, &args.common)?, &book).await?;
+                let c = report::chargeback(&ctx, &period, &currency).await?;
+                match args.common.format {
+                    ReportFormat::Table => print(&c.table(args.detail))?,
+                    ReportFormat::Csv => print(&c.csv())?,
+                    ReportFormat::Json => print(&(serde_json::to_string_pretty(&c)? + "\n"))?,
+                }
+            }
+            ReportCommand::Quota(args) => {
+                let tz = args.common.tz.clone().unwrap_or(config.ledger.timezone.clone());
+                let at = args.at.unwrap_or_else(chrono::Utc::now);
+                let ctx = LedgerContext::open(&storage(&config, &args.common)?, &book).await?;
+                if config.teams.is_empty() {
+                    eprintln!("note: no [[teams]] configured, so no quotas to report");
+                }
+                let (period, lines) =
+                    report::quota(&ctx, &config.teams, at, &tz, &currency).await?;
+                match args.common.format {
+                    ReportFormat::Table => {
+                        print(&report::quota::table(&period, at, &lines, &currency))?
+                    }
+                    ReportFormat::Csv => bail!("--format csv is for chargeback; use table or json"),
+                    ReportFormat::Json => print(
+                        &(serde_json::to_string_pretty(
+                            &serde_json::json!({"period": period, "at": at, "currency": currency, "teams": lines}),
+                        )? + "\n"),
+                    )?,
+                }
+            }
+            ReportCommand::Anomalies(args) => {
+                let at = args.at.unwrap_or_else(chrono::Utc::now);
+                let ctx = LedgerContext::open(&storage(&config, &args.common)?, &book).await?;
+                let found =
+                    report::anomalies(&ctx, &config.ledger.anomaly, at, &currency).await?;
+                match args.common.format {
+                    ReportFormat::Json => print(&(serde_json::to_string_pretty(&found)? + "\n"))?,
+                    ReportFormat::Csv => bail!("--format csv is for chargeback; use table or json"),
+                    ReportFormat::Table => {
+                        let mut s = format!(
+                            "Anomalies at {} UTC: cost of the last 24 h over {}x the {}-day daily average\n",
+                            at.format("%Y-%m-%d %H:%M"),
+                            config.ledger.anomaly.multiplier,
+                            config.ledger.anomaly.window_days
+                        );
+                        if found.is_empty() {
+                            s.push_str("  none\n");
+                        }
+                        for a in &found {
+                            s.push_str(&format!(
+                                "  {}/{}: {} {currency} in 24 h, {}x its daily average of {}\n",
+                                a.tenant, a.team, a.day_cost, a.ratio, a.baseline_daily
+                            ));
+                            for d in &a.drivers {
+                                s.push_str(&format!(
+                                    "      {} {}: {} (average {} a day, +{})\n",
+                                    d.dimension, d.key, d.day_cost, d.baseline_daily, d.growth
+                                ));
+                            }
+                        }
+                        print(&s)?;
+                    }
+                }
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

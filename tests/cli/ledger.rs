@@ -1,0 +1,268 @@
+//! Ledger reports over what `tollgate demo` stored, checked against totals
+//! computed here from the generated events and the price book (the typed
+//! events and `PriceBook`'s rate lookup; never the ledger's SQL): months in
+//! zones with a DST change, a GPU rate that changes mid-month, team lines
+//! that add up to the total exactly, and the 2x rule finding the injected
+//! spike and nothing else.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use tollgate_ingest::event::{EventBody, Phase};
+use tollgate_ledger::{PriceBook, PricingConfig};
+
+use super::{text, tollgate};
+
+const START: &str = "2026-10-10";
+const DAYS: u32 = 35;
+const SEED: u64 = 7;
+
+/// The demo workload stored in `dir`, with a config whose price book adds
+/// an H100 on-demand rate change in the middle of October.
+fn stored(dir: &Path) -> PricingConfig {
+    let out = tollgate(
+        dir,
+        &[
+            "demo",
+            "--start",
+            START,
+            "--days",
+            &DAYS.to_string(),
+            "--seed",
+            &SEED.to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let demo_cfg =
+        std::fs::read_to_string(dir.join("tollgate-data/demo/tollgate.demo.toml")).unwrap();
+    let cfg = format!(
+        "{demo_cfg}\n[[pricing.gpu]]\ngpu_model = \"H100\"\ntier = \"on_demand\"\nper_gpu_second = \"0.0019\"\neffective_from = \"2026-10-20T12:00:00Z\"\n"
+    );
+    std::fs::write(dir.join("tollgate.toml"), &cfg).unwrap();
+    #[derive(serde::Deserialize)]
+    struct File {
+        pricing: PricingConfig,
+    }
+    let f: File = toml::from_str(&cfg).unwrap();
+    assert!(f.pricing.gpu.len() > 1);
+    f.pricing
+}
+
+/// (tenant, team) -> (exact cost, time) of every priced usage event.
+fn priced_usage(book: &PriceBook) -> Vec<(String, String, DateTime<Utc>, Decimal)> {
+    let start = NaiveDate::parse_from_str(START, "%Y-%m-%d").unwrap();
+    let mut params = tollgate_fixtures::Params::ending_before(start + Duration::days(DAYS.into()));
+    (params.days, params.seed, params.start) = (DAYS, SEED, start);
+    let generator =
+        tollgate_fixtures::Generator::new(params, tollgate_fixtures::demo_price_book().unwrap())
+            .unwrap();
+    let limits = tollgate_ingest::DecodeLimits {
+        max_past: std::time::Duration::from_secs(3650 * 86_400),
+        ..Default::default()
+    };
+    let now = Utc::now();
+    let mut out = Vec::new();
+    generator
+        .run(|r| -> Result<(), tollgate_fixtures::Error> {
+            if r.expected.is_some() {
+                return Ok(());
+            }
+            let e = tollgate_ingest::decode(&r.bytes, &limits, now).unwrap();
+            let (tenant, team) = (e.tags.tenant.clone(), e.tags.team.clone());
+            match &e.body {
+                EventBody::GpuUsage(g) => {
+                    let millis = (g.interval_end - g.interval_start).num_milliseconds()
+                        * i64::from(g.gpu_count);
+                    let cost = book
+                        .gpu_cost(&g.gpu_model, g.pricing_tier, g.interval_start, millis)
+                        .unwrap();
+                    out.push((tenant, team, g.interval_start, cost));
+                }
+                EventBody::ToolCall(c) if c.phase == Phase::End => {
+                    let t = e.envelope.time;
+                    let tokens = match &c.model {
+                        Some(m) => book
+                            .token_cost(
+                                m,
+                                t,
+                                c.input_tokens.unwrap_or(0),
+                                c.output_tokens.unwrap_or(0),
+                            )
+                            .unwrap(),
+                        None => Decimal::ZERO,
+                    };
+                    out.push((tenant, team, t, tokens + book.tool_fee(&c.tool, t)));
+                }
+                EventBody::ToolCall(_) => {}
+            }
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
+/// The month's [start, end) in `zone`, from chrono-tz directly.
+fn month(zone: chrono_tz::Tz, y: i32, m: u32) -> (DateTime<Utc>, DateTime<Utc>) {
+    let at = |y, m| {
+        zone.with_ymd_and_hms(y, m, 1, 0, 0, 0)
+            .single()
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    (at(y, m), at(ny, nm))
+}
+
+#[test]
+fn chargeback_quota_and_anomalies_match_an_independent_computation() {
+    let dir = tempfile::tempdir().unwrap();
+    let pricing = stored(dir.path());
+    let book = PriceBook::new(pricing).unwrap();
+    let usage = priced_usage(&book);
+
+    for (zone, y, m) in [
+        (chrono_tz::Europe::Berlin, 2026, 10),    // DST ends 25 October
+        (chrono_tz::America::New_York, 2026, 11), // DST ends 1 November
+        (chrono_tz::UTC, 2026, 10),
+    ] {
+        let (from, to) = month(zone, y, m);
+        let mut expected: BTreeMap<(String, String), Decimal> = BTreeMap::new();
+        for (tenant, team, t, cost) in &usage {
+            if *t >= from && *t < to {
+                *expected.entry((tenant.clone(), team.clone())).or_default() += *cost;
+            }
+        }
+        let label = format!("{y}-{m:02}");
+        let out = tollgate(
+            dir.path(),
+            &[
+                "report",
+                "chargeback",
+                "--month",
+                &label,
+                "--tz",
+                zone.name(),
+                "--format",
+                "json",
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let dec = |v: &Value| {
+            v.as_str()
+                .map(|s| s.parse::<Decimal>().unwrap())
+                .unwrap_or_else(|| v.to_string().parse().unwrap())
+        };
+        let total = dec(&report["total"]);
+        let exact_total: Decimal = expected.values().sum();
+        assert_eq!(
+            total,
+            exact_total.round_dp(2),
+            "{label} {}: total",
+            zone.name()
+        );
+        let teams = report["teams"].as_array().unwrap();
+        assert_eq!(teams.len(), expected.len(), "{label}: teams");
+        let mut sum = Decimal::ZERO;
+        for t in teams {
+            let key = (
+                t["tenant"].as_str().unwrap().to_string(),
+                t["team"].as_str().unwrap().to_string(),
+            );
+            let line = dec(&t["total"]);
+            let exact = expected[&key];
+            assert!(
+                (line - exact).abs() < Decimal::new(1, 2),
+                "{label} {}: {key:?} is {line}, computed {exact}",
+                zone.name()
+            );
+            sum += line;
+            // Each breakdown adds up to the team's line.
+            for dim in [
+                "by_user",
+                "by_environment",
+                "by_workload_kind",
+                "by_gpu_model",
+            ] {
+                let parts: Decimal = t[dim].as_array().unwrap().iter().map(|p| dec(&p[1])).sum();
+                assert_eq!(parts, line, "{label}: {key:?} {dim}");
+            }
+        }
+        assert_eq!(sum, total, "{label}: team lines add up to the total");
+    }
+
+    // The month boundary moves with the zone: Berlin's October ends an
+    // hour before UTC's.
+    let (b_end, u_end) = (
+        month(chrono_tz::Europe::Berlin, 2026, 11).0,
+        month(chrono_tz::UTC, 2026, 11).0,
+    );
+    assert_eq!(u_end - b_end, Duration::hours(1));
+
+    // The 2x rule: evaluated at every midnight with enough history, it
+    // flags the injected spike and nothing else.
+    let summary: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("tollgate-data/demo/summary.json")).unwrap(),
+    )
+    .unwrap();
+    let spike = &summary["scenario"]["spike"];
+    let spike_day: NaiveDate = spike["date"].as_str().unwrap().parse().unwrap();
+    let start: NaiveDate = START.parse().unwrap();
+    let mut flagged = Vec::new();
+    for d in 8..DAYS {
+        let day = start + Duration::days(d.into());
+        let at = format!("{}T00:00:00Z", day + Duration::days(1));
+        let out = tollgate(
+            dir.path(),
+            &["report", "anomalies", "--at", &at, "--format", "json"],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        for a in serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+        {
+            flagged.push((day, a["team"].as_str().unwrap().to_string(), a.clone()));
+        }
+    }
+    assert_eq!(flagged.len(), 1, "{flagged:?}");
+    let (day, team, a) = &flagged[0];
+    assert_eq!(
+        (*day, team.as_str()),
+        (spike_day, spike["team"].as_str().unwrap())
+    );
+    assert!(
+        !a["drivers"].as_array().unwrap().is_empty(),
+        "the anomaly names its drivers"
+    );
+
+    // Quota at the end of the window: the quota team is blocked.
+    let out = tollgate(
+        dir.path(),
+        &[
+            "report",
+            "quota",
+            "--at",
+            "2026-11-14T00:00:00Z",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let q: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let statuses: BTreeMap<String, String> = q["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["team"].as_str().unwrap().to_string(),
+                t["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(statuses.values().any(|s| s == "ok"), "{statuses:?}");
+}
