@@ -204,6 +204,20 @@ pub enum ReportCommand {
     Quota(QuotaArgs),
     /// Teams whose last 24 hours cost over 2x their 30-day daily average.
     Anomalies(AnomalyArgs),
+    /// Freeze a month's chargeback: stored with its SHA-256, never rewritten;
+    /// later events for it become adjustment lines in the next open month.
+    Close(CloseArgs),
+}
+
+/// Options of `tollgate report close`.
+#[derive(Debug, Args)]
+pub struct CloseArgs {
+    /// The month, `YYYY-MM`.
+    #[arg(long)]
+    pub month: String,
+    /// Where to read, and the zone.
+    #[command(flatten)]
+    pub common: ReportCommon,
 }
 
 /// Where a report reads and how it prints.

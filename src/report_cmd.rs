@@ -48,13 +48,38 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
             ReportCommand::Chargeback(args) => {
                 let tz = args.common.tz.clone().unwrap_or(config.ledger.timezone.clone());
                 let period = Period::month(&args.month, &tz)?;
-                let ctx = LedgerContext::open(&storage(&config, &args.common)?, &book).await?;
-                let c = report::chargeback(&ctx, &period, &currency).await?;
+                let store = storage(&config, &args.common)?;
+                let ctx = LedgerContext::open(&store, &book).await?;
+                let closed = report::ClosedBook::new(&store.data_dir);
+                if let Some((c, sha)) = closed.get(&period.month)? {
+                    eprintln!(
+                        "{} is closed (at {}, SHA-256 {sha}): the frozen statement follows",
+                        period.month, c.closed_at
+                    );
+                }
+                let c = report::statement(&ctx, &closed, &period, &currency).await?;
                 match args.common.format {
                     ReportFormat::Table => print(&c.table(args.detail))?,
                     ReportFormat::Csv => print(&c.csv())?,
                     ReportFormat::Json => print(&(serde_json::to_string_pretty(&c)? + "\n"))?,
                 }
+            }
+            ReportCommand::Close(args) => {
+                let tz = args.common.tz.clone().unwrap_or(config.ledger.timezone.clone());
+                let period = Period::month(&args.month, &tz)?;
+                if period.end > chrono::Utc::now() {
+                    bail!("{} has not ended yet (it ends {} UTC); close a month once it is over", period.month, period.end);
+                }
+                let store = storage(&config, &args.common)?;
+                let ctx = LedgerContext::open(&store, &book).await?;
+                let closed = report::ClosedBook::new(&store.data_dir);
+                let (path, sha) = report::close(&ctx, &closed, &period, &currency).await?;
+                print(&format!(
+                    "closed {} ({}): {}\nSHA-256 {sha}\n",
+                    period.month,
+                    period.tz,
+                    path.display()
+                ))?;
             }
             ReportCommand::Quota(args) => {
                 let tz = args.common.tz.clone().unwrap_or(config.ledger.timezone.clone());

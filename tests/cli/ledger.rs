@@ -265,4 +265,141 @@ fn chargeback_quota_and_anomalies_match_an_independent_computation() {
         })
         .collect();
     assert!(statuses.values().any(|s| s == "ok"), "{statuses:?}");
+
+    closing_freezes_a_month_and_books_late_events_in_the_next(dir.path(), &book);
+}
+
+/// Closes October, stores a late October GPU event through the real
+/// pipeline (a librdkafka mock cluster on 127.0.0.1), and checks that
+/// October's statement does not change while November's books the late
+/// cost as an adjustment to October.
+fn closing_freezes_a_month_and_books_late_events_in_the_next(dir: &Path, book: &PriceBook) {
+    let json = |args: &[&str]| -> Value {
+        let out = tollgate(dir, args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let october = [
+        "report",
+        "chargeback",
+        "--month",
+        "2026-10",
+        "--format",
+        "json",
+    ];
+    let november = [
+        "report",
+        "chargeback",
+        "--month",
+        "2026-11",
+        "--format",
+        "json",
+    ];
+    let before = json(&october);
+    let out = tollgate(dir, &["report", "close", "--month", "2026-10"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("SHA-256"),
+        "{}",
+        text(&out.stdout)
+    );
+    let again = tollgate(dir, &["report", "close", "--month", "2026-10"]);
+    assert!(!again.status.success(), "closing twice is refused");
+    assert!(
+        text(&again.stderr).contains("never rewritten"),
+        "{}",
+        text(&again.stderr)
+    );
+    let future = tollgate(dir, &["report", "close", "--month", "2099-01"]);
+    assert!(
+        text(&future.stderr).contains("has not ended"),
+        "{}",
+        text(&future.stderr)
+    );
+    let november_before = json(&november);
+    assert!(november_before["adjustments"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // A late GPU event for October, through emit and run.
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    cluster.create_topic("late", 1, 1).unwrap();
+    cluster.create_topic("late-dlq", 1, 1).unwrap();
+    let cfg = std::fs::read_to_string(dir.join("tollgate.toml")).unwrap();
+    std::fs::write(
+        dir.join("tollgate.toml"),
+        format!(
+            "{cfg}\n[kafka]\nbrokers = \"{}\"\nraw_topic = \"late\"\ndead_letter_topic = \"late-dlq\"\ngroup_id = \"late\"\n\
+             [ingest]\nmax_past = \"3650days\"\ndedupe_window = \"3650days\"\nbatch_latency = \"500ms\"\n",
+            cluster.bootstrap_servers()
+        ),
+    )
+    .unwrap();
+    let event = serde_json::json!({
+        "specversion": "1.0", "id": "late-gpu-1", "source": "https://gpu.acme.example", "type": "dev.tollgate.gpu_usage.v1",
+        "time": "2026-10-20T11:00:00.000Z",
+        "data": {"tenant": "acme", "team": "search", "user": "usr_late", "environment": "prod",
+                 "workload_id": "late-job", "workload_kind": "batch_inference", "gpu_model": "H100", "gpu_count": 2,
+                 "interval_start": "2026-10-20T10:00:00.000Z", "interval_end": "2026-10-20T11:00:00.000Z",
+                 "pricing_tier": "spot", "node": "n1", "region": "eu-west-1"}
+    });
+    let out = super::tollgate_stdin(dir, &["emit"], format!("{event}\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = tollgate(dir, &["run", "--exit-when-idle", "3s"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let late = book
+        .gpu_cost(
+            "H100",
+            tollgate_ingest::event::PricingTier::Spot,
+            "2026-10-20T10:00:00Z".parse().unwrap(),
+            2 * 3_600_000,
+        )
+        .unwrap()
+        .round_dp(2);
+    assert!(late > Decimal::ZERO);
+
+    // October is frozen; November books the difference.
+    let after = json(&october);
+    assert_eq!(
+        after["total"], before["total"],
+        "a closed month never changes"
+    );
+    assert_eq!(after["teams"], before["teams"]);
+    let november_after = json(&november);
+    let adj = november_after["adjustments"].as_array().unwrap();
+    assert_eq!(adj.len(), 1, "{adj:?}");
+    assert_eq!(
+        (adj[0]["team"].as_str(), adj[0]["month"].as_str()),
+        (Some("search"), Some("2026-10"))
+    );
+    let dec = |v: &Value| v.as_str().unwrap().parse::<Decimal>().unwrap();
+    assert_eq!(dec(&adj[0]["amount"]), late);
+    assert_eq!(
+        dec(&november_after["total"]),
+        dec(&november_before["total"]) + late
+    );
+    let lines: Decimal = november_after["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| dec(&t["total"]))
+        .sum();
+    assert_eq!(
+        lines + late,
+        dec(&november_after["total"]),
+        "lines and adjustments add up"
+    );
+
+    // An altered closed statement is refused, not shown.
+    let frozen = dir.join("tollgate-data/ledger/closed/2026-10.json");
+    let text_before = std::fs::read_to_string(&frozen).unwrap();
+    std::fs::write(&frozen, text_before.replacen("\"total\"", "\"total\" ", 1)).unwrap();
+    let out = tollgate(dir, &october);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("altered"),
+        "{}",
+        text(&out.stderr)
+    );
 }

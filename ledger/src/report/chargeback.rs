@@ -8,14 +8,14 @@
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{int, money, register_range, text, Period};
 use crate::money::{allocate, minor_units, round, show};
 use crate::{Error, LedgerContext};
 
 /// One team's line.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TeamLine {
     /// Tenant.
     pub tenant: String,
@@ -38,7 +38,7 @@ pub struct TeamLine {
 }
 
 /// A month's chargeback statement.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Chargeback {
     /// The month and zone.
     pub period: Period,
@@ -46,10 +46,27 @@ pub struct Chargeback {
     pub currency: String,
     /// Team lines, by tenant and team.
     pub teams: Vec<TeamLine>,
-    /// The sum of the team lines (= the exact total, rounded).
+    /// Corrections to closed months (late events, re-pricing), booked in
+    /// this statement: the first open month after the closed one.
+    #[serde(default)]
+    pub adjustments: Vec<Adjustment>,
+    /// The sum of the team lines and the adjustments.
     pub total: Decimal,
     /// Usage without a rate in force (priced as zero); should be 0.
     pub unpriced_events: u64,
+}
+
+/// A correction to a closed month's team line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adjustment {
+    /// Tenant.
+    pub tenant: String,
+    /// Team.
+    pub team: String,
+    /// The closed month corrected.
+    pub month: String,
+    /// Its team line now minus its team line when closed.
+    pub amount: Decimal,
 }
 
 #[derive(Default)]
@@ -128,6 +145,7 @@ pub async fn chargeback(
         period: period.clone(),
         currency: currency.to_string(),
         teams: lines,
+        adjustments: Vec::new(),
         total,
         unpriced_events: unpriced,
     })
@@ -177,6 +195,15 @@ impl Chargeback {
                 }
             }
         }
+        for a in &self.adjustments {
+            s.push_str(&format!(
+                "{:<12} {:<20} {:>16}   adjustment to closed {}\n",
+                a.tenant,
+                a.team,
+                show(a.amount, dp),
+                a.month
+            ));
+        }
         s.push_str(&format!(
             "{:<12} {:<20} {:>16}\n",
             "",
@@ -219,6 +246,15 @@ impl Chargeback {
                     ));
                 }
             }
+        }
+        for a in &self.adjustments {
+            s.push_str(&format!(
+                "{head},{},{},adjustment,{},{}\n",
+                csv(&a.tenant),
+                csv(&a.team),
+                a.month,
+                a.amount
+            ));
         }
         s.push_str(&format!("{head},,,total,,{}\n", self.total));
         s

@@ -5,6 +5,7 @@
 
 pub mod anomaly;
 pub mod chargeback;
+pub mod close;
 pub mod quota;
 
 use std::str::FromStr;
@@ -21,7 +22,8 @@ use crate::money::from_i128;
 use crate::{Error, LedgerContext};
 
 pub use anomaly::{anomalies, Anomaly, AnomalyConfig, Driver};
-pub use chargeback::{chargeback, Chargeback, TeamLine};
+pub use chargeback::{chargeback, Adjustment, Chargeback, TeamLine};
+pub use close::{close, statement, Closed, ClosedBook};
 pub use quota::{quota, QuotaLine, QuotaStatus};
 
 /// A time zone by IANA name, such as `Europe/Berlin` or `UTC`.
@@ -47,7 +49,7 @@ fn local_midnight(tz: &Tz, day: NaiveDate) -> DateTime<Utc> {
 }
 
 /// A month in a time zone: `[start, end)` in UTC.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Period {
     /// `YYYY-MM`.
     pub month: String,
