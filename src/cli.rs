@@ -371,6 +371,10 @@ pub struct DemoArgs {
     /// Where to write results [default: storage.data_dir, ./tollgate-data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Store and verify only: skip the ledger reports at the end (for
+    /// benchmarks on large workloads).
+    #[arg(long)]
+    pub skip_ledger: bool,
     /// The workload to generate.
     #[command(flatten)]
     pub workload: WorkloadArgs,

@@ -305,12 +305,47 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
     for n in &notes {
         println!("  note          {n}");
     }
-    // The ledger over what was just stored: the last month of the window,
-    // quotas at the time of receipt, and the 2x rule at every midnight.
+    if !args.skip_ledger {
+        ledger_summary(&data_dir, &wconfig, &p, received_at, &rt)?;
+    }
+    println!("  not yet       alert emails arrive with their stage");
+    println!("  wrote         {}", data_dir.display());
+    println!("                  tables/{{events,tool_calls,gpu_usage,dead_letters}}/dt=YYYY-MM-DD/*.parquet");
+    println!("                  commits/demo/p00000/*.json   the hash-chained commit records (tollgate verify --data-dir {})", data_dir.display());
+    println!("                  demo/summary.json            counts, verify result and the priced scenario");
+    println!(
+        "                  demo/tollgate.demo.toml      the pricing and teams of this workload"
+    );
+    if c.mismatches > 0 {
+        bail!(
+            "{} event(s) were not decided as the generator expected; first: {}",
+            c.mismatches,
+            first_mismatch.unwrap_or_default()
+        );
+    }
+    if c.consumed != c.stored + c.dead_lettered {
+        bail!("consumed != stored + dead-lettered");
+    }
+    if !report.ok() {
+        bail!("verify failed: {}", report.problems[0]);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the ledger over what the demo stored: the chargeback of the
+/// window's last month, quotas at the time of receipt, and the 2x rule at
+/// every midnight of the window.
+fn ledger_summary(
+    data_dir: &Path,
+    wconfig: &crate::fixtures_cmd::WorkloadConfig,
+    p: &tollgate_fixtures::Params,
+    received_at: chrono::DateTime<chrono::Utc>,
+    rt: &tokio::runtime::Runtime,
+) -> Result<()> {
     let book = tollgate_ledger::PriceBook::new(wconfig.pricing.clone())?;
     let ledger = rt.block_on(tollgate_ledger::LedgerContext::open(
         &StorageConfig {
-            data_dir: data_dir.clone(),
+            data_dir: data_dir.to_path_buf(),
             ..Default::default()
         },
         &book,
@@ -378,28 +413,7 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
             drivers.join(", ")
         );
     }
-    println!("  not yet       alert emails arrive with their stage");
-    println!("  wrote         {}", data_dir.display());
-    println!("                  tables/{{events,tool_calls,gpu_usage,dead_letters}}/dt=YYYY-MM-DD/*.parquet");
-    println!("                  commits/demo/p00000/*.json   the hash-chained commit records (tollgate verify --data-dir {})", data_dir.display());
-    println!("                  demo/summary.json            counts, verify result and the priced scenario");
-    println!(
-        "                  demo/tollgate.demo.toml      the pricing and teams of this workload"
-    );
-    if c.mismatches > 0 {
-        bail!(
-            "{} event(s) were not decided as the generator expected; first: {}",
-            c.mismatches,
-            first_mismatch.unwrap_or_default()
-        );
-    }
-    if c.consumed != c.stored + c.dead_lettered {
-        bail!("consumed != stored + dead-lettered");
-    }
-    if !report.ok() {
-        bail!("verify failed: {}", report.problems[0]);
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn humantime_days(d: Duration) -> String {
