@@ -241,6 +241,8 @@ pub enum ReportFormat {
     Table,
     /// CSV (chargeback only).
     Csv,
+    /// Parquet, written to `--output` (chargeback only).
+    Parquet,
     /// JSON.
     Json,
 }
@@ -254,6 +256,9 @@ pub struct ChargebackArgs {
     /// With the table format: each team's breakdowns too.
     #[arg(long)]
     pub detail: bool,
+    /// Write the report to this file instead of stdout (required for Parquet).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// Where to read, and the format.
     #[command(flatten)]
     pub common: ReportCommon,

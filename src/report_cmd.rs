@@ -58,10 +58,24 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
                     );
                 }
                 let c = report::statement(&ctx, &closed, &period, &currency).await?;
-                match args.common.format {
-                    ReportFormat::Table => print(&c.table(args.detail))?,
-                    ReportFormat::Csv => print(&c.csv())?,
-                    ReportFormat::Json => print(&(serde_json::to_string_pretty(&c)? + "\n"))?,
+                let bytes = match args.common.format {
+                    ReportFormat::Table => c.table(args.detail).into_bytes(),
+                    ReportFormat::Csv => c.csv().into_bytes(),
+                    ReportFormat::Json => (serde_json::to_string_pretty(&c)? + "\n").into_bytes(),
+                    ReportFormat::Parquet => {
+                        if args.output.is_none() {
+                            bail!("--format parquet writes a file: give --output FILE");
+                        }
+                        c.parquet()?
+                    }
+                };
+                match &args.output {
+                    Some(path) => {
+                        std::fs::write(path, &bytes)
+                            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+                        eprintln!("wrote {} ({} bytes)", path.display(), bytes.len());
+                    }
+                    None => print(&String::from_utf8_lossy(&bytes))?,
                 }
             }
             ReportCommand::Close(args) => {
@@ -94,7 +108,9 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
                     ReportFormat::Table => {
                         print(&report::quota::table(&period, at, &lines, &currency))?
                     }
-                    ReportFormat::Csv => bail!("--format csv is for chargeback; use table or json"),
+                    ReportFormat::Csv | ReportFormat::Parquet => {
+                        bail!("--format csv and parquet are for chargeback; use table or json")
+                    }
                     ReportFormat::Json => print(
                         &(serde_json::to_string_pretty(
                             &serde_json::json!({"period": period, "at": at, "currency": currency, "teams": lines}),
@@ -109,7 +125,9 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
                     report::anomalies(&ctx, &config.ledger.anomaly, at, &currency).await?;
                 match args.common.format {
                     ReportFormat::Json => print(&(serde_json::to_string_pretty(&found)? + "\n"))?,
-                    ReportFormat::Csv => bail!("--format csv is for chargeback; use table or json"),
+                    ReportFormat::Csv | ReportFormat::Parquet => {
+                        bail!("--format csv and parquet are for chargeback; use table or json")
+                    }
                     ReportFormat::Table => {
                         let mut s = format!(
                             "Anomalies at {} UTC: cost of the last 24 h over {}x the {}-day daily average\n",

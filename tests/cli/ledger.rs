@@ -194,6 +194,83 @@ fn chargeback_quota_and_anomalies_match_an_independent_computation() {
         assert_eq!(sum, total, "{label}: team lines add up to the total");
     }
 
+    // Parquet output reads back with the same rows and total.
+    let file = dir.path().join("2026-10.parquet");
+    let out = tollgate(
+        dir.path(),
+        &[
+            "report",
+            "chargeback",
+            "--month",
+            "2026-10",
+            "--format",
+            "parquet",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json_total: Value = serde_json::from_slice(
+        &tollgate(
+            dir.path(),
+            &[
+                "report",
+                "chargeback",
+                "--month",
+                "2026-10",
+                "--format",
+                "json",
+            ],
+        )
+        .stdout,
+    )
+    .unwrap();
+    let mut amounts = Vec::new();
+    for b in super::batches(&file) {
+        use arrow::array::{Array, AsArray};
+        let dim = b
+            .column_by_name("dimension")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        let team = b.column_by_name("team").unwrap().as_string::<i32>().clone();
+        let amount = b
+            .column_by_name("amount")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Decimal128Type>()
+            .clone();
+        for i in 0..b.num_rows() {
+            if dim.value(i) == "total" && team.value(i).is_empty() {
+                amounts.push(Decimal::from_i128_with_scale(amount.value(i), 2));
+            }
+            assert!(!amount.is_null(i));
+        }
+    }
+    assert_eq!(
+        amounts,
+        vec![json_total["total"]
+            .as_str()
+            .unwrap()
+            .parse::<Decimal>()
+            .unwrap()]
+    );
+    let refused = tollgate(
+        dir.path(),
+        &[
+            "report",
+            "chargeback",
+            "--month",
+            "2026-10",
+            "--format",
+            "parquet",
+        ],
+    );
+    assert!(
+        text(&refused.stderr).contains("--output"),
+        "{}",
+        text(&refused.stderr)
+    );
+
     // The month boundary moves with the zone: Berlin's October ends an
     // hour before UTC's.
     let (b_end, u_end) = (

@@ -56,6 +56,9 @@ pub struct Chargeback {
     pub unpriced_events: u64,
 }
 
+/// A flat statement row: tenant, team, dimension, key, amount.
+pub type Row = (String, String, &'static str, String, Decimal);
+
 /// A correction to a closed month's team line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Adjustment {
@@ -219,17 +222,18 @@ impl Chargeback {
         s
     }
 
-    /// CSV: `tenant,team,dimension,key,amount`, with a `total` row per team
-    /// and one for the month.
-    pub fn csv(&self) -> String {
-        let mut s = String::from("month,time_zone,currency,tenant,team,dimension,key,amount\n");
-        let head = format!("{},{},{}", self.period.month, self.period.tz, self.currency);
+    /// The statement as flat rows `(tenant, team, dimension, key, amount)`:
+    /// per team a `total` row and its breakdown rows, then the adjustment
+    /// rows, then the month's `total` (tenant and team empty).
+    pub fn rows(&self) -> Vec<Row> {
+        let mut out = Vec::new();
         for t in &self.teams {
-            s.push_str(&format!(
-                "{head},{},{},total,,{}\n",
-                csv(&t.tenant),
-                csv(&t.team),
-                t.total
+            out.push((
+                t.tenant.clone(),
+                t.team.clone(),
+                "total",
+                String::new(),
+                t.total,
             ));
             for (dim, lines) in [
                 ("workload_kind", &t.by_workload_kind),
@@ -238,26 +242,107 @@ impl Chargeback {
                 ("user", &t.by_user),
             ] {
                 for (k, v) in lines {
-                    s.push_str(&format!(
-                        "{head},{},{},{dim},{},{v}\n",
-                        csv(&t.tenant),
-                        csv(&t.team),
-                        csv(k)
-                    ));
+                    out.push((t.tenant.clone(), t.team.clone(), dim, k.clone(), *v));
                 }
             }
         }
         for a in &self.adjustments {
-            s.push_str(&format!(
-                "{head},{},{},adjustment,{},{}\n",
-                csv(&a.tenant),
-                csv(&a.team),
-                a.month,
-                a.amount
+            out.push((
+                a.tenant.clone(),
+                a.team.clone(),
+                "adjustment",
+                a.month.clone(),
+                a.amount,
             ));
         }
-        s.push_str(&format!("{head},,,total,,{}\n", self.total));
+        out.push((
+            String::new(),
+            String::new(),
+            "total",
+            String::new(),
+            self.total,
+        ));
+        out
+    }
+
+    /// CSV of [`rows`](Self::rows), with the month, zone and currency on
+    /// every row.
+    pub fn csv(&self) -> String {
+        let mut s = String::from("month,time_zone,currency,tenant,team,dimension,key,amount\n");
+        let head = format!("{},{},{}", self.period.month, self.period.tz, self.currency);
+        for (tenant, team, dim, key, amount) in self.rows() {
+            s.push_str(&format!(
+                "{head},{},{},{dim},{},{amount}\n",
+                csv(&tenant),
+                csv(&team),
+                csv(&key)
+            ));
+        }
         s
+    }
+
+    /// A Parquet file (zstd) of [`rows`](Self::rows): `month`, `time_zone`,
+    /// `currency`, `tenant`, `team`, `dimension`, `key` and `amount` as
+    /// `Decimal128(38, minor units)`.
+    pub fn parquet(&self) -> Result<Vec<u8>, Error> {
+        use arrow::array::{ArrayRef, Decimal128Builder, RecordBatch, StringBuilder};
+        use arrow::datatypes::{DataType, Field, Schema};
+        use std::sync::Arc;
+
+        let dp = minor_units(&self.currency);
+        let rows = self.rows();
+        let text = |f: &dyn Fn(&Row) -> String| {
+            let mut b = StringBuilder::new();
+            for r in &rows {
+                b.append_value(f(r));
+            }
+            Arc::new(b.finish()) as ArrayRef
+        };
+        let mut amount =
+            Decimal128Builder::new().with_data_type(DataType::Decimal128(38, dp as i8));
+        for r in &rows {
+            let mut v = round(r.4, dp);
+            v.rescale(dp);
+            amount.append_value(v.mantissa());
+        }
+        let names = [
+            "month",
+            "time_zone",
+            "currency",
+            "tenant",
+            "team",
+            "dimension",
+            "key",
+        ];
+        let mut fields: Vec<Field> = names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, false))
+            .collect();
+        fields.push(Field::new(
+            "amount",
+            DataType::Decimal128(38, dp as i8),
+            false,
+        ));
+        let columns: Vec<ArrayRef> = vec![
+            text(&|_| self.period.month.clone()),
+            text(&|_| self.period.tz.clone()),
+            text(&|_| self.currency.clone()),
+            text(&|r| r.0.clone()),
+            text(&|r| r.1.clone()),
+            text(&|r| r.2.to_string()),
+            text(&|r| r.3.clone()),
+            Arc::new(amount.finish()),
+        ];
+        let err = |e: &dyn std::fmt::Display| Error::Storage(format!("writing Parquet: {e}"));
+        let batch =
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| err(&e))?;
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+            .build();
+        let mut w = parquet::arrow::ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))
+            .map_err(|e| err(&e))?;
+        w.write(&batch).map_err(|e| err(&e))?;
+        w.into_inner().map_err(|e| err(&e))
     }
 }
 
