@@ -102,7 +102,12 @@ fn main() {
     }
     let rates_path = root.join("rates.json");
     std::fs::write(&rates_path, rates.to_string()).unwrap();
-    std::fs::write(root.join("tollgate.toml"), "").unwrap();
+    // The report prices with the demo's book too.
+    std::fs::copy(
+        data.join("demo/tollgate.demo.toml"),
+        root.join("tollgate.toml"),
+    )
+    .unwrap();
 
     // Tollgate: the whole command, best of RUNS.
     let period = tollgate_ledger::report::Period::month(MONTH, "UTC").unwrap();
