@@ -192,6 +192,23 @@ impl Config {
         Ok(())
     }
 
+    /// The storage a command reads: `--data-dir DIR` when given (a local
+    /// directory that must exist), else `[storage]`.
+    pub fn storage_for(&self, data_dir: Option<&Path>) -> Result<StorageConfig> {
+        Ok(match data_dir {
+            Some(dir) => {
+                if !dir.is_dir() {
+                    bail!("{} is not a directory", dir.display());
+                }
+                StorageConfig {
+                    data_dir: dir.to_path_buf(),
+                    ..Default::default()
+                }
+            }
+            None => self.storage.clone(),
+        })
+    }
+
     /// The configuration as TOML with every secret left out, and a comment
     /// that says which secrets are set.
     pub fn to_redacted_toml(&self) -> Result<String> {

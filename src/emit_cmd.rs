@@ -7,31 +7,49 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use tollgate_ingest::kafka::{ensure_topics, Emitter};
+use tollgate_ingest::KafkaConfig;
 
 use crate::cli::EmitArgs;
 use crate::config::Loaded;
 use crate::progress::count;
 
-pub fn run(loaded: Loaded, args: EmitArgs) -> Result<ExitCode> {
-    let config = loaded.config;
-    let mut kafka = config.kafka.clone();
-    if let Some(b) = &args.brokers {
-        kafka.brokers = b.clone();
+/// An emitter to `topic` (default `kafka.raw_topic`) at `brokers` (default
+/// `kafka.brokers`), with the topics created first when missing. Returns
+/// the Kafka settings used (their `raw_topic` is the target).
+pub fn emitter_for(
+    base: &KafkaConfig,
+    brokers: Option<&str>,
+    topic: Option<&str>,
+    quiet: bool,
+) -> Result<(KafkaConfig, Emitter)> {
+    let mut kafka = base.clone();
+    if let Some(b) = brokers {
+        kafka.brokers = b.to_string();
     }
-    let topic = args
-        .topic
-        .clone()
-        .unwrap_or_else(|| kafka.raw_topic.clone());
-    kafka.raw_topic = topic.clone();
+    if let Some(t) = topic {
+        kafka.raw_topic = t.to_string();
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     for t in rt.block_on(ensure_topics(&kafka))? {
-        if !args.quiet {
+        if !quiet {
             eprintln!("created topic {t} ({} partitions)", kafka.partitions);
         }
     }
-    let emitter = Emitter::new(&kafka, &topic)?;
+    let emitter = Emitter::new(&kafka, &kafka.raw_topic)?;
+    Ok((kafka, emitter))
+}
+
+pub fn run(loaded: Loaded, args: EmitArgs) -> Result<ExitCode> {
+    let config = loaded.config;
+    let (kafka, emitter) = emitter_for(
+        &config.kafka,
+        args.brokers.as_deref(),
+        args.topic.as_deref(),
+        args.quiet,
+    )?;
+    let topic = kafka.raw_topic.clone();
     let (source, name): (Box<dyn Read>, String) = if args.input.as_os_str() == "-" {
         (Box::new(std::io::stdin().lock()), "stdin".into())
     } else {

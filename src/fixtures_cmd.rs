@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use tollgate_fixtures::{Generator, Params};
-use tollgate_ingest::kafka::Emitter;
 use tollgate_ledger::{PricingConfig, TeamConfig};
 
 use crate::cli::{GenerateArgs, WorkloadArgs};
@@ -71,24 +70,13 @@ pub fn generate(loaded: Loaded, args: GenerateArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let pb = bar(expected_total, "generating");
     let (summary, destination) = if args.kafka {
-        let mut kafka = config.kafka.clone();
-        if let Some(b) = &args.brokers {
-            kafka.brokers = b.clone();
-        }
-        let topic = args
-            .topic
-            .clone()
-            .unwrap_or_else(|| kafka.raw_topic.clone());
-        kafka.raw_topic = topic.clone();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        for t in rt.block_on(tollgate_ingest::kafka::ensure_topics(&kafka))? {
-            if !args.quiet {
-                eprintln!("created topic {t} ({} partitions)", kafka.partitions);
-            }
-        }
-        let emitter = Emitter::new(&kafka, &topic)?;
+        let (kafka, emitter) = crate::emit_cmd::emitter_for(
+            &config.kafka,
+            args.brokers.as_deref(),
+            args.topic.as_deref(),
+            args.quiet,
+        )?;
+        let topic = kafka.raw_topic.clone();
         let summary = generator.run(|r| -> Result<()> {
             emitter.send(&r.key, &r.bytes)?;
             pb.inc(1);

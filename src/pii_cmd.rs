@@ -80,7 +80,6 @@ fn find(
     let storage = Storage::open(
         &tollgate_ingest::StorageConfig {
             data_dir: data_dir.to_path_buf(),
-            url: None,
             ..Default::default()
         },
         "pii-find",

@@ -12,18 +12,7 @@ use crate::cli::{ReportCommand, ReportCommon, ReportFormat};
 use crate::config::{Config, Loaded};
 
 fn storage(config: &Config, common: &ReportCommon) -> Result<StorageConfig> {
-    Ok(match &common.data_dir {
-        Some(dir) => {
-            if !dir.is_dir() {
-                bail!("{} is not a directory", dir.display());
-            }
-            StorageConfig {
-                data_dir: dir.clone(),
-                ..Default::default()
-            }
-        }
-        None => config.storage.clone(),
-    })
+    config.storage_for(common.data_dir.as_deref())
 }
 
 /// Writes `text` to stdout; a closed pipe (`| head`) is not an error.

@@ -10,7 +10,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::TopicPartitionList;
 use serde::Serialize;
 use tollgate_ingest::storage::Storage;
-use tollgate_ingest::StorageConfig;
 
 use crate::cli::StatusArgs;
 use crate::config::Loaded;
@@ -37,19 +36,7 @@ struct Row {
 
 pub fn run(loaded: Loaded, args: StatusArgs) -> Result<ExitCode> {
     let config = loaded.config;
-    let storage_cfg = match &args.data_dir {
-        Some(dir) => {
-            if !dir.is_dir() {
-                anyhow::bail!("{} is not a directory", dir.display());
-            }
-            StorageConfig {
-                data_dir: dir.clone(),
-                url: None,
-                ..Default::default()
-            }
-        }
-        None => config.storage.clone(),
-    };
+    let storage_cfg = config.storage_for(args.data_dir.as_deref())?;
     let storage = Storage::open(&storage_cfg, "status")?;
     let topic = config.kafka.raw_topic.clone();
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -4,26 +4,13 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use tollgate_ingest::storage::Storage;
-use tollgate_ingest::StorageConfig;
 
 use crate::cli::VerifyArgs;
 use crate::config::Loaded;
 use crate::progress::count;
 
 pub fn run(loaded: Loaded, args: VerifyArgs) -> Result<ExitCode> {
-    let cfg = match &args.data_dir {
-        Some(dir) => {
-            if !dir.is_dir() {
-                anyhow::bail!("{} is not a directory", dir.display());
-            }
-            StorageConfig {
-                data_dir: dir.clone(),
-                url: None,
-                ..Default::default()
-            }
-        }
-        None => loaded.config.storage.clone(),
-    };
+    let cfg = loaded.config.storage_for(args.data_dir.as_deref())?;
     let storage = Storage::open(&cfg, "verify")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

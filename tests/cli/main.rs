@@ -715,26 +715,8 @@ fn run_stores_every_record_once_across_kills() {
     produce.push("--kafka");
     let out = tollgate(dir.path(), &produce);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let mut params = tollgate_fixtures::Params::ending_before(chrono::Utc::now().date_naive());
-    (params.days, params.events_per_day, params.seed) = (4, 2500, 21);
-    params.start = chrono::Utc::now().date_naive() - chrono::Duration::days(4);
-    let generator =
-        tollgate_fixtures::Generator::new(params, tollgate_fixtures::demo_price_book().unwrap())
-            .unwrap();
-    let mut valid = std::collections::BTreeSet::new();
-    let mut invalid = 0u64;
-    generator
-        .run(|r| -> Result<(), tollgate_fixtures::Error> {
-            match r.expected {
-                Some(_) => invalid += 1,
-                None => {
-                    let v: Value = serde_json::from_slice(&r.bytes).unwrap();
-                    valid.insert(v["id"].as_str().unwrap().to_string());
-                }
-            }
-            Ok(())
-        })
-        .unwrap();
+    let labelled = pipeline::labelled(4, 2500, 21);
+    let (valid, invalid) = (labelled.valid, labelled.invalid);
 
     // Kill the pipeline with SIGKILL at moments spread over the drain.
     let mut rng = nonce as u64 | 1;

@@ -31,6 +31,45 @@ struct Workload {
     invalid: u64,
 }
 
+/// The generator's records for the window ending today, and its labels:
+/// the ids of the valid events and the number of bad ones.
+pub(super) struct Labelled {
+    pub(super) records: Vec<Vec<u8>>,
+    pub(super) valid: BTreeSet<String>,
+    pub(super) invalid: u64,
+}
+
+/// Runs the generator in-process with the parameters `tollgate fixtures
+/// generate --days D --events-per-day N --seed S` uses today.
+pub(super) fn labelled(days: u32, per_day: u32, seed: u64) -> Labelled {
+    let today = chrono::Utc::now().date_naive();
+    let mut params = tollgate_fixtures::Params::ending_before(today);
+    (params.days, params.events_per_day, params.seed) = (days, per_day, seed);
+    params.start = today - chrono::Duration::days(i64::from(days));
+    let generator =
+        tollgate_fixtures::Generator::new(params, tollgate_fixtures::demo_price_book().unwrap())
+            .unwrap();
+    let mut out = Labelled {
+        records: Vec::new(),
+        valid: BTreeSet::new(),
+        invalid: 0,
+    };
+    generator
+        .run(|r| -> Result<(), tollgate_fixtures::Error> {
+            match r.expected {
+                Some(_) => out.invalid += 1,
+                None => {
+                    let v: Value = serde_json::from_slice(&r.bytes).unwrap();
+                    out.valid.insert(v["id"].as_str().unwrap().to_string());
+                }
+            }
+            out.records.push(r.bytes.clone());
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
 /// Generates `days` x `per_day` events with `tollgate fixtures generate`
 /// and labels them with the generator run in-process (same parameters).
 fn workload(dir: &Path, days: u32, per_day: u32, seed: u64) -> Workload {
@@ -55,32 +94,12 @@ fn workload(dir: &Path, days: u32, per_day: u32, seed: u64) -> Workload {
         .filter(|l| !l.is_empty())
         .map(<[u8]>::to_vec)
         .collect();
-    let today = chrono::Utc::now().date_naive();
-    let mut params = tollgate_fixtures::Params::ending_before(today);
-    (params.days, params.events_per_day, params.seed) = (days, per_day, seed);
-    params.start = today - chrono::Duration::days(i64::from(days));
-    let generator =
-        tollgate_fixtures::Generator::new(params, tollgate_fixtures::demo_price_book().unwrap())
-            .unwrap();
-    let (mut valid, mut invalid, mut i) = (BTreeSet::new(), 0u64, 0usize);
-    generator
-        .run(|r| -> Result<(), tollgate_fixtures::Error> {
-            assert_eq!(
-                lines[i], r.bytes,
-                "line {i} differs from the generator's record"
-            );
-            i += 1;
-            match r.expected {
-                Some(_) => invalid += 1,
-                None => {
-                    let v: Value = serde_json::from_slice(&r.bytes).unwrap();
-                    valid.insert(v["id"].as_str().unwrap().to_string());
-                }
-            }
-            Ok(())
-        })
-        .unwrap();
-    assert_eq!(i, lines.len());
+    let expected = labelled(days, per_day, seed);
+    assert_eq!(lines.len(), expected.records.len());
+    for (i, (line, record)) in lines.iter().zip(&expected.records).enumerate() {
+        assert_eq!(line, record, "line {i} differs from the generator's record");
+    }
+    let Labelled { valid, invalid, .. } = expected;
     Workload {
         lines,
         valid,

@@ -129,9 +129,10 @@ pub async fn anomalies(
             }
         }
     }
-    let mut out = Vec::new();
-    for ((tenant, team), (day, avg, days)) in flagged {
-        let mut drivers = Vec::new();
+    // Drivers: per dimension one query over every team; the flagged
+    // teams' rows are kept.
+    let mut drivers: BTreeMap<(String, String), Vec<Driver>> = BTreeMap::new();
+    if !flagged.is_empty() {
         for (dim, column) in [
             ("user", "\"user\""),
             ("workload", "workload_id"),
@@ -141,23 +142,25 @@ pub async fn anomalies(
         ] {
             let rows = ctx
                 .query(&format!(
-                    r#"SELECT {column},
+                    r#"SELECT tenant, team, {column},
                               SUM(CASE WHEN recent THEN cost END),
                               SUM(CASE WHEN recent THEN NULL ELSE cost END)
                        FROM anomaly_usage
-                       WHERE tenant = '{}' AND team = '{}' AND {column} IS NOT NULL
-                       GROUP BY 1"#,
-                    tenant.replace('\'', "''"),
-                    team.replace('\'', "''")
+                       WHERE {column} IS NOT NULL
+                       GROUP BY 1, 2, 3"#
                 ))
                 .await?;
             for b in &rows {
                 for r in 0..b.num_rows() {
-                    let (d, base) = (money(b, 1, r), money(b, 2, r) / days);
+                    let key = (text(b, 0, r), text(b, 1, r));
+                    let Some((_, _, days)) = flagged.get(&key) else {
+                        continue;
+                    };
+                    let (d, base) = (money(b, 3, r), money(b, 4, r) / *days);
                     if d > base {
-                        drivers.push(Driver {
+                        drivers.entry(key).or_default().push(Driver {
                             dimension: dim.to_string(),
-                            key: text(b, 0, r),
+                            key: text(b, 2, r),
                             day_cost: round(d, dp),
                             baseline_daily: round(base, dp),
                             growth: d - base,
@@ -166,6 +169,12 @@ pub async fn anomalies(
                 }
             }
         }
+    }
+    let mut out = Vec::new();
+    for ((tenant, team), (day, avg, _)) in flagged {
+        let mut drivers = drivers
+            .remove(&(tenant.clone(), team.clone()))
+            .unwrap_or_default();
         drivers.sort_by(|a, b| b.growth.cmp(&a.growth).then(a.key.cmp(&b.key)));
         drivers.truncate(cfg.drivers);
         for d in &mut drivers {

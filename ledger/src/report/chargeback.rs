@@ -37,6 +37,19 @@ pub struct TeamLine {
     pub by_gpu_model: Vec<(String, Decimal)>,
 }
 
+impl TeamLine {
+    /// The breakdowns with their dimension names (`workload_kind`,
+    /// `environment`, `gpu_model`, `user`), each adding up to the line.
+    pub fn breakdowns(&self) -> [(&'static str, &Vec<(String, Decimal)>); 4] {
+        [
+            ("workload_kind", &self.by_workload_kind),
+            ("environment", &self.by_environment),
+            ("gpu_model", &self.by_gpu_model),
+            ("user", &self.by_user),
+        ]
+    }
+}
+
 /// A month's chargeback statement.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Chargeback {
@@ -181,12 +194,7 @@ impl Chargeback {
                 t.events
             ));
             if detail {
-                for (what, lines) in [
-                    ("workload kind", &t.by_workload_kind),
-                    ("environment", &t.by_environment),
-                    ("GPU model", &t.by_gpu_model),
-                    ("user", &t.by_user),
-                ] {
+                for (what, lines) in t.breakdowns() {
                     for (k, v) in lines {
                         s.push_str(&format!(
                             "{:<12}   {what}: {:<28} {:>12}\n",
@@ -235,12 +243,7 @@ impl Chargeback {
                 String::new(),
                 t.total,
             ));
-            for (dim, lines) in [
-                ("workload_kind", &t.by_workload_kind),
-                ("environment", &t.by_environment),
-                ("gpu_model", &t.by_gpu_model),
-                ("user", &t.by_user),
-            ] {
+            for (dim, lines) in t.breakdowns() {
                 for (k, v) in lines {
                     out.push((t.tenant.clone(), t.team.clone(), dim, k.clone(), *v));
                 }
