@@ -100,6 +100,9 @@ pub enum Command {
     /// Ledger reports: chargeback, quota status, anomalies.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Maintain the ledger's hourly rollups.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
     /// Generate test workloads.
     #[command(subcommand)]
     Fixtures(FixturesCommand),
@@ -232,6 +235,10 @@ pub struct ReportCommon {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
+    /// Read the raw tables only, not the hourly rollups (the same figures,
+    /// computed ad hoc) [default: ledger.rollups].
+    #[arg(long)]
+    pub no_rollups: bool,
 }
 
 /// Report output formats.
@@ -484,4 +491,29 @@ pub enum ConfigCommand {
     Check,
     /// Print the effective configuration (file plus environment), secrets left out.
     Show,
+}
+
+/// `tollgate ledger ...`.
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Roll up the commit records the rollups do not cover yet (reports do
+    /// this themselves before reading).
+    Refresh(LedgerArgs),
+    /// Recompute every rollup from the raw tables with the current price
+    /// book (after a price correction, or to check them: the reports give
+    /// the same figures before and after).
+    Rebuild(LedgerArgs),
+    /// Show the rollups' version, coverage and files.
+    Status(LedgerArgs),
+}
+
+/// Options of `tollgate ledger ...`.
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    /// Data directory [default: storage.url, else storage.data_dir].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }

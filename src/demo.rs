@@ -343,13 +343,24 @@ fn ledger_summary(
     rt: &tokio::runtime::Runtime,
 ) -> Result<()> {
     let book = tollgate_ledger::PriceBook::new(wconfig.pricing.clone())?;
-    let ledger = rt.block_on(tollgate_ledger::LedgerContext::open(
+    let mut ledger = rt.block_on(tollgate_ledger::LedgerContext::open(
         &StorageConfig {
             data_dir: data_dir.to_path_buf(),
             ..Default::default()
         },
         &book,
     ))?;
+    let started = std::time::Instant::now();
+    let r = rt.block_on(ledger.use_rollups())?;
+    if let Some(m) = ledger.rollups() {
+        println!(
+            "  rollups       {} events of {} commit records rolled up by hour into {} rows ({:.1} s; tollgate ledger refresh)",
+            crate::progress::count(r.events),
+            r.records,
+            crate::progress::count(m.files.iter().map(|f| f.rows).sum()),
+            started.elapsed().as_secs_f64()
+        );
+    }
     let currency = book.currency().to_string();
     let period = report::Period::month_of(received_at - chrono::Duration::seconds(1), "UTC")?;
     let cb = rt.block_on(report::chargeback(&ledger, &period, &currency))?;

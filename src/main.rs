@@ -9,6 +9,7 @@ mod emit_cmd;
 mod events_cmd;
 mod fixtures_cmd;
 mod gateway_cmd;
+mod ledger_cmd;
 mod pii_cmd;
 mod progress;
 mod report_cmd;
@@ -66,6 +67,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Gateway(args) => gateway_cmd::run(load()?, args),
         cli::Command::Dlq(cli::DlqCommand::Replay(args)) => dlq_cmd::replay(load()?, args),
         cli::Command::Report(cmd) => report_cmd::run(load()?, cmd),
+        cli::Command::Ledger(cmd) => ledger_cmd::run(load()?, cmd),
         cli::Command::Config(cli::ConfigCommand::Show) => {
             print!("{}", load()?.config.to_redacted_toml()?);
             Ok(ExitCode::SUCCESS)

@@ -15,6 +15,33 @@ fn storage(config: &Config, common: &ReportCommon) -> Result<StorageConfig> {
     config.storage_for(common.data_dir.as_deref())
 }
 
+/// Opens the ledger over `store`, reading the rollups (brought up to date
+/// first) unless `--no-rollups` or `ledger.rollups = false`.
+pub(crate) async fn open_ledger(
+    config: &Config,
+    store: &StorageConfig,
+    book: &PriceBook,
+    no_rollups: bool,
+) -> Result<LedgerContext> {
+    let mut ctx = LedgerContext::open(store, book).await?;
+    if no_rollups || !config.ledger.rollups {
+        return Ok(ctx);
+    }
+    let r = ctx.use_rollups().await?;
+    match &r.manifest {
+        Some(m) if !r.current => eprintln!(
+            "note: the rollups (version {}) were priced with another price book; reading the raw tables (run `tollgate ledger rebuild` to reprice them)",
+            m.version
+        ),
+        Some(m) if r.records > 0 => eprintln!(
+            "rollups: version {}, rolled up {} new commit records ({} events)",
+            m.version, r.records, r.events
+        ),
+        _ => {}
+    }
+    Ok(ctx)
+}
+
 /// Writes `text` to stdout; a closed pipe (`| head`) is not an error.
 fn print(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
@@ -38,7 +65,7 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
                 let tz = args.common.tz.clone().unwrap_or(config.ledger.timezone.clone());
                 let period = Period::month(&args.month, &tz)?;
                 let store = storage(&config, &args.common)?;
-                let ctx = LedgerContext::open(&store, &book).await?;
+                let ctx = open_ledger(&config, &store, &book, args.common.no_rollups).await?;
                 let closed = report::ClosedBook::new(&store.data_dir);
                 if let Some((c, sha)) = closed.get(&period.month)? {
                     eprintln!(
@@ -74,7 +101,7 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
                     bail!("{} has not ended yet (it ends {} UTC); close a month once it is over", period.month, period.end);
                 }
                 let store = storage(&config, &args.common)?;
-                let ctx = LedgerContext::open(&store, &book).await?;
+                let ctx = open_ledger(&config, &store, &book, args.common.no_rollups).await?;
                 let closed = report::ClosedBook::new(&store.data_dir);
                 let (path, sha) = report::close(&ctx, &closed, &period, &currency).await?;
                 print(&format!(
@@ -87,7 +114,8 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
             ReportCommand::Quota(args) => {
                 let tz = args.common.tz.clone().unwrap_or(config.ledger.timezone.clone());
                 let at = args.at.unwrap_or_else(chrono::Utc::now);
-                let ctx = LedgerContext::open(&storage(&config, &args.common)?, &book).await?;
+                let store = storage(&config, &args.common)?;
+                let ctx = open_ledger(&config, &store, &book, args.common.no_rollups).await?;
                 if config.teams.is_empty() {
                     eprintln!("note: no [[teams]] configured, so no quotas to report");
                 }
@@ -109,7 +137,8 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
             }
             ReportCommand::Anomalies(args) => {
                 let at = args.at.unwrap_or_else(chrono::Utc::now);
-                let ctx = LedgerContext::open(&storage(&config, &args.common)?, &book).await?;
+                let store = storage(&config, &args.common)?;
+                let ctx = open_ledger(&config, &store, &book, args.common.no_rollups).await?;
                 let found =
                     report::anomalies(&ctx, &config.ledger.anomaly, at, &currency).await?;
                 match args.common.format {

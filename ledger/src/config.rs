@@ -13,6 +13,10 @@ pub struct LedgerConfig {
     pub timezone: String,
     /// `[ledger.anomaly]`: the 2x rule.
     pub anomaly: AnomalyConfig,
+    /// Whether reports read the hourly rollups (refreshed from the commit
+    /// log before each report) for the whole hours of their range; `false`
+    /// reads only the raw tables. The figures are the same either way.
+    pub rollups: bool,
 }
 
 impl Default for LedgerConfig {
@@ -20,6 +24,7 @@ impl Default for LedgerConfig {
         Self {
             timezone: "UTC".into(),
             anomaly: AnomalyConfig::default(),
+            rollups: true,
         }
     }
 }

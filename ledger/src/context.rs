@@ -17,13 +17,17 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::ListingOptions;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use tollgate_ingest::storage::{
     dead_letters_schema, events_schema, gpu_usage_schema, tool_calls_schema, Storage,
 };
 use tollgate_ingest::StorageConfig;
 
+use crate::rollup::{self, Manifest, Refresh};
 use crate::{rates, Error, PriceBook};
 
 /// The views, in creation order.
@@ -102,27 +106,92 @@ pub fn view_names() -> Vec<&'static str> {
 /// A DataFusion session over one audit log, with the price book and views.
 pub struct LedgerContext {
     ctx: SessionContext,
+    storage: Storage,
+    /// `file:///abs/dir` or the storage URL: files are `{base}/{path}`.
+    base: String,
+    book: PriceBook,
+    /// The rollups the reports read, when [`LedgerContext::use_rollups`]
+    /// found them current.
+    rollups: Option<Manifest>,
+}
+
+/// A session with the settings every ledger session uses.
+pub(crate) fn new_session() -> SessionContext {
+    let config = SessionConfig::new()
+        .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .with_information_schema(true);
+    SessionContext::new_with_config(config)
+}
+
+/// Registers the price book as tables and creates the views over the
+/// (already registered) `gpu_usage` and `tool_calls` tables.
+pub(crate) async fn register_pricing_and_views(
+    ctx: &SessionContext,
+    book: &PriceBook,
+) -> Result<(), Error> {
+    ctx.register_batch("gpu_rates", rates::gpu_rates(book)?)
+        .map_err(|e| Error::Query(e.to_string()))?;
+    ctx.register_batch("token_rates", rates::token_rates(book)?)
+        .map_err(|e| Error::Query(e.to_string()))?;
+    ctx.register_batch("tool_fees", rates::tool_fees(book)?)
+        .map_err(|e| Error::Query(e.to_string()))?;
+    for (name, sql) in VIEWS {
+        ctx.sql(&format!("CREATE VIEW {name} AS {sql}"))
+            .await
+            .map_err(|e| Error::Query(format!("view {name}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Registers `files` (URLs of Parquet files of one schema) as table `name`;
+/// no files gives an empty table.
+pub(crate) fn register_files(
+    ctx: &SessionContext,
+    name: &str,
+    schema: SchemaRef,
+    files: &[String],
+) -> Result<(), Error> {
+    let q = |e: datafusion::error::DataFusionError| Error::Query(format!("{name}: {e}"));
+    let _ = ctx.deregister_table(name);
+    if files.is_empty() {
+        let empty = MemTable::try_new(schema, vec![vec![]]).map_err(q)?;
+        ctx.register_table(name, Arc::new(empty)).map_err(q)?;
+        return Ok(());
+    }
+    let urls = files
+        .iter()
+        .map(ListingTableUrl::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(q)?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let table = ListingTable::try_new(config).map_err(q)?;
+    ctx.register_table(name, Arc::new(table)).map_err(q)?;
+    Ok(())
 }
 
 impl LedgerContext {
     /// Opens the tables of `storage` (its `url`, or `data_dir` on the local
-    /// filesystem) and registers the price book and the views.
+    /// filesystem) and registers the price book and the views. Reports read
+    /// the raw tables until [`LedgerContext::use_rollups`] is called.
     pub async fn open(storage: &StorageConfig, book: &PriceBook) -> Result<Self, Error> {
-        let config = SessionConfig::new()
-            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
-            .with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
-        let base = match &storage.url {
+        let ctx = new_session();
+        let opened = |s: &StorageConfig| {
+            Storage::open(s, "ledger").map_err(|e| Error::Storage(e.to_string()))
+        };
+        let (base, opened) = match &storage.url {
             Some(u) => {
                 let url = url::Url::parse(u)
                     .map_err(|e| Error::Storage(format!("storage.url {u:?}: {e}")))?;
                 // The same object store (and options) the pipeline writes with.
-                let opened =
-                    Storage::open(storage, "ledger").map_err(|e| Error::Storage(e.to_string()))?;
+                let opened = opened(storage)?;
                 let mut root = url.clone();
                 root.set_path("");
                 ctx.register_object_store(&root, opened.object_store());
-                u.trim_end_matches('/').to_string()
+                (u.trim_end_matches('/').to_string(), opened)
             }
             None => {
                 let dir = &storage.data_dir;
@@ -134,7 +203,7 @@ impl LedgerContext {
                     std::fs::create_dir_all(&d)
                         .map_err(|e| Error::Storage(format!("{}: {e}", d.display())))?;
                 }
-                format!("file://{}", abs.display())
+                (format!("file://{}", abs.display()), opened(storage)?)
             }
         };
         let tables: [(&str, SchemaRef); 4] = [
@@ -157,23 +226,49 @@ impl LedgerContext {
             .await
             .map_err(|e| Error::Query(format!("registering {name}: {e}")))?;
         }
-        ctx.register_batch("gpu_rates", rates::gpu_rates(book)?)
-            .map_err(|e| Error::Query(e.to_string()))?;
-        ctx.register_batch("token_rates", rates::token_rates(book)?)
-            .map_err(|e| Error::Query(e.to_string()))?;
-        ctx.register_batch("tool_fees", rates::tool_fees(book)?)
-            .map_err(|e| Error::Query(e.to_string()))?;
-        for (name, sql) in VIEWS {
-            ctx.sql(&format!("CREATE VIEW {name} AS {sql}"))
-                .await
-                .map_err(|e| Error::Query(format!("view {name}: {e}")))?;
-        }
-        Ok(Self { ctx })
+        register_pricing_and_views(&ctx, book).await?;
+        Ok(Self {
+            ctx,
+            storage: opened,
+            base,
+            book: book.clone(),
+            rollups: None,
+        })
+    }
+
+    /// Brings the rollups up to date with the commit log (rolling up only
+    /// the commits they do not cover yet) and makes the reports read them.
+    /// When they were priced with another price book they are not used
+    /// (the reports read the raw tables) until `tollgate ledger rebuild`.
+    pub async fn use_rollups(&mut self) -> Result<Refresh, Error> {
+        let r = rollup::refresh(self).await?;
+        self.rollups = r.manifest.clone().filter(|_| r.current);
+        Ok(r)
     }
 
     /// The session, for ad-hoc SQL over the tables and views.
     pub fn session(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// The storage the tables are in.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// The URL of a file under the storage root.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base, path.trim_start_matches('/'))
+    }
+
+    /// The price book.
+    pub fn book(&self) -> &PriceBook {
+        &self.book
+    }
+
+    /// The rollups the reports read (`None`: the raw tables).
+    pub fn rollups(&self) -> Option<&Manifest> {
+        self.rollups.as_ref()
     }
 
     /// Runs `sql` and collects the result.

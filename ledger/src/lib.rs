@@ -11,6 +11,7 @@ pub mod money;
 pub mod pricing;
 pub mod rates;
 pub mod report;
+pub mod rollup;
 pub mod teams;
 
 pub use config::LedgerConfig;

@@ -14,11 +14,30 @@ use serde_json::Value;
 use tollgate_ingest::event::{EventBody, Phase};
 use tollgate_ledger::{PriceBook, PricingConfig};
 
-use super::{text, tollgate};
+use super::text;
 
 const START: &str = "2026-10-10";
 const DAYS: u32 = 35;
 const SEED: u64 = 7;
+
+/// Runs tollgate; a report (other than `close`) runs twice, reading the
+/// hourly rollups and with `--no-rollups` (the raw tables only), and both
+/// must print the same.
+fn tollgate(dir: &Path, args: &[&str]) -> std::process::Output {
+    let out = super::tollgate(dir, args);
+    if args.first() == Some(&"report") && args.get(1) != Some(&"close") {
+        let mut raw = args.to_vec();
+        raw.push("--no-rollups");
+        let r = super::tollgate(dir, &raw);
+        assert_eq!(
+            text(&out.stdout),
+            text(&r.stdout),
+            "{args:?}: the rollups and the raw tables give different reports"
+        );
+        assert_eq!(out.status.success(), r.status.success(), "{args:?}");
+    }
+    out
+}
 
 /// The demo workload stored in `dir`, with a config whose price book adds
 /// an H100 on-demand rate change in the middle of October.
@@ -48,6 +67,24 @@ fn stored(dir: &Path) -> PricingConfig {
     }
     let f: File = toml::from_str(&cfg).unwrap();
     assert!(f.pricing.gpu.len() > 1);
+    // The demo's rollups were priced with the demo's book: not read now.
+    let out = tollgate(dir, &["report", "quota", "--at", "2026-11-01T00:00:00Z"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("priced with another price book"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = tollgate(dir, &["ledger", "rebuild"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("version 2"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = tollgate(dir, &["ledger", "status", "--json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["current"], true, "{status}");
     f.pricing
 }
 
@@ -436,6 +473,14 @@ fn closing_freezes_a_month_and_books_late_events_in_the_next(dir: &Path, book: &
         .round_dp(2);
     assert!(late > Decimal::ZERO);
 
+    // The next report rolls up the late commit record on its own.
+    let out = tollgate(dir, &november);
+    assert!(
+        text(&out.stderr).contains("rolled up 1 new commit records"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // October is frozen; November books the difference.
     let after = json(&october);
     assert_eq!(
@@ -467,6 +512,11 @@ fn closing_freezes_a_month_and_books_late_events_in_the_next(dir: &Path, book: &
         dec(&november_after["total"]),
         "lines and adjustments add up"
     );
+
+    // A rebuild from the raw tables gives the same statements.
+    let out = tollgate(dir, &["ledger", "rebuild"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(json(&november), november_after);
 
     // An altered closed statement is refused, not shown.
     let frozen = dir.join("tollgate-data/ledger/closed/2026-10.json");

@@ -602,6 +602,72 @@ impl Storage {
         })
     }
 
+    /// The paths of the files under `prefix` (relative to the root), sorted.
+    pub async fn list_files(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.list(prefix).await
+    }
+
+    /// The topics that have commit chains.
+    pub async fn topics(&self) -> Result<Vec<String>, StorageError> {
+        let prefix = self.path("commits/");
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&prefix))
+            .await
+            .map_err(store_err("listing commits/"))?;
+        let mut out: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Whether a file exists under the root.
+    pub async fn exists(&self, path: &str) -> Result<bool, StorageError> {
+        match self.store.head(&self.path(path)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(store_err(format!("reading {path}"))(e)),
+        }
+    }
+
+    /// Writes (or replaces) a file under the root.
+    pub async fn write(&self, path: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        self.store
+            .put(&self.path(path), PutPayload::from(bytes))
+            .await
+            .map_err(store_err(format!("writing {path}")))?;
+        Ok(())
+    }
+
+    /// Creates a file under the root unless it exists (the same conditional
+    /// put commit records use): `false` when another writer created it first.
+    pub async fn create(&self, path: &str, bytes: Vec<u8>) -> Result<bool, StorageError> {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&self.path(path), PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(store_err(format!("creating {path}"))(e)),
+        }
+    }
+
+    /// Deletes a file under the root (a missing file is not an error).
+    pub async fn delete(&self, path: &str) -> Result<(), StorageError> {
+        match self.store.delete(&self.path(path)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_err(format!("deleting {path}"))(e)),
+        }
+    }
+
     /// The bytes of a file under the root.
     pub async fn read(&self, path: &str) -> Result<bytes::Bytes, StorageError> {
         self.get(path).await

@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::{money, register_split, text};
+use super::facets::{facets, Dim};
 use crate::money::{minor_units, round};
 use crate::{Error, LedgerContext};
 
@@ -81,6 +81,15 @@ pub struct Anomaly {
     pub drivers: Vec<Driver>,
 }
 
+/// The dimensions drivers are named in.
+const DRIVER_DIMS: [Dim; 5] = [
+    Dim::User,
+    Dim::Workload,
+    Dim::Tool,
+    Dim::Model,
+    Dim::GpuModel,
+];
+
 /// The anomalies at `at`.
 pub async fn anomalies(
     ctx: &LedgerContext,
@@ -92,82 +101,82 @@ pub async fn anomalies(
     let window_start = day_start - Duration::days(i64::from(cfg.window_days));
     // (t - 24h, t] in a half-open [from, to) form at microsecond resolution.
     let eps = Duration::microseconds(1);
-    register_split(
+    let f = facets(
         ctx,
-        "anomaly_usage",
         window_start + eps,
         at + eps,
         Some(day_start),
+        &DRIVER_DIMS,
     )
     .await?;
-    let per_team = ctx
-        .query(
-            r#"SELECT tenant, team,
-                      SUM(CASE WHEN recent THEN cost END),
-                      SUM(CASE WHEN recent THEN NULL ELSE cost END),
-                      CAST(MIN(to_unixtime(time)) AS BIGINT)
-               FROM anomaly_usage GROUP BY 1, 2"#,
-        )
-        .await?;
+    // Per team: the last 24 hours, the window before, the first usage.
+    let mut per_team: BTreeMap<(String, String), (Decimal, Decimal, Option<i64>)> = BTreeMap::new();
+    for (tenant, team, recent, sums) in f.teams() {
+        let e = per_team.entry((tenant.clone(), team.clone())).or_default();
+        if recent {
+            e.0 += sums.cost;
+        } else {
+            e.1 += sums.cost;
+        }
+        e.2 = match (e.2, sums.first_us) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
     let dp = minor_units(currency);
     let mut flagged: BTreeMap<(String, String), (Decimal, Decimal, Decimal)> = BTreeMap::new();
-    for b in &per_team {
-        for r in 0..b.num_rows() {
-            let (day, base) = (money(b, 2, r), money(b, 3, r));
-            let first_seen = DateTime::from_timestamp(super::int(b, 4, r), 0).unwrap_or(at);
-            if first_seen > day_start - Duration::days(i64::from(cfg.min_history_days)) {
-                continue; // too little history
+    for ((tenant, team), (day, base, first_us)) in per_team {
+        let first_seen = first_us
+            .and_then(|us| DateTime::from_timestamp(us.div_euclid(1_000_000), 0))
+            .unwrap_or(at);
+        if first_seen > day_start - Duration::days(i64::from(cfg.min_history_days)) {
+            continue; // too little history
+        }
+        // The average is over the days of history the window holds
+        // (whole days, counting a partial first day), at most the window.
+        let seconds = (day_start - first_seen).num_seconds().max(0);
+        let days = ((seconds + 86_399) / 86_400).clamp(1, i64::from(cfg.window_days.max(1)));
+        let days = Decimal::from(days);
+        let avg = base / days;
+        if day >= cfg.floor && avg > Decimal::ZERO && day > avg * cfg.multiplier {
+            flagged.insert((tenant, team), (day, avg, days));
+        }
+    }
+    // Drivers: per dimension and key, the last 24 hours against the key's
+    // own daily average over the same days.
+    let mut sums: BTreeMap<(String, String, &'static str, String), (Decimal, Decimal)> =
+        BTreeMap::new();
+    for dim in DRIVER_DIMS {
+        for (tenant, team, key, recent, s) in f.of(dim) {
+            let Some(key) = key else { continue };
+            if !flagged.contains_key(&(tenant.clone(), team.clone())) {
+                continue;
             }
-            // The average is over the days of history the window holds
-            // (whole days, counting a partial first day), at most the window.
-            let seconds = (day_start - first_seen).num_seconds().max(0);
-            let days = ((seconds + 86_399) / 86_400).clamp(1, i64::from(cfg.window_days.max(1)));
-            let days = Decimal::from(days);
-            let avg = base / days;
-            if day >= cfg.floor && avg > Decimal::ZERO && day > avg * cfg.multiplier {
-                flagged.insert((text(b, 0, r), text(b, 1, r)), (day, avg, days));
+            let e = sums
+                .entry((tenant.clone(), team.clone(), dim.name(), key.clone()))
+                .or_default();
+            if recent {
+                e.0 += s.cost;
+            } else {
+                e.1 += s.cost;
             }
         }
     }
-    // Drivers: per dimension one query over every team; the flagged
-    // teams' rows are kept.
     let mut drivers: BTreeMap<(String, String), Vec<Driver>> = BTreeMap::new();
-    if !flagged.is_empty() {
-        for (dim, column) in [
-            ("user", "\"user\""),
-            ("workload", "workload_id"),
-            ("tool", "tool"),
-            ("model", "model"),
-            ("gpu_model", "gpu_model"),
-        ] {
-            let rows = ctx
-                .query(&format!(
-                    r#"SELECT tenant, team, {column},
-                              SUM(CASE WHEN recent THEN cost END),
-                              SUM(CASE WHEN recent THEN NULL ELSE cost END)
-                       FROM anomaly_usage
-                       WHERE {column} IS NOT NULL
-                       GROUP BY 1, 2, 3"#
-                ))
-                .await?;
-            for b in &rows {
-                for r in 0..b.num_rows() {
-                    let key = (text(b, 0, r), text(b, 1, r));
-                    let Some((_, _, days)) = flagged.get(&key) else {
-                        continue;
-                    };
-                    let (d, base) = (money(b, 3, r), money(b, 4, r) / *days);
-                    if d > base {
-                        drivers.entry(key).or_default().push(Driver {
-                            dimension: dim.to_string(),
-                            key: text(b, 2, r),
-                            day_cost: round(d, dp),
-                            baseline_daily: round(base, dp),
-                            growth: d - base,
-                        });
-                    }
-                }
-            }
+    for ((tenant, team, dim, key), (d, base)) in sums {
+        let team_key = (tenant, team);
+        let Some((_, _, days)) = flagged.get(&team_key) else {
+            continue;
+        };
+        let base = base / *days;
+        if d > base {
+            drivers.entry(team_key).or_default().push(Driver {
+                dimension: dim.to_string(),
+                key,
+                day_cost: round(d, dp),
+                baseline_daily: round(base, dp),
+                growth: d - base,
+            });
         }
     }
     let mut out = Vec::new();

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::{int, money, register_range, text, Period};
+use super::facets::{facets, Dim};
+use super::Period;
 use crate::money::{allocate, minor_units, round, show};
 use crate::{Error, LedgerContext};
 
@@ -112,29 +113,31 @@ pub async fn chargeback(
     period: &Period,
     currency: &str,
 ) -> Result<Chargeback, Error> {
-    register_range(ctx, "chargeback_usage", period.start, period.end).await?;
-    let batches = ctx
-        .query(
-            r#"SELECT tenant, team, "user", environment, workload_kind, COALESCE(gpu_model, '-'),
-                      SUM(cost), CAST(SUM(gpu_millis) AS BIGINT), CAST(COUNT(*) AS BIGINT),
-                      CAST(SUM(CASE WHEN priced THEN 0 ELSE 1 END) AS BIGINT)
-               FROM chargeback_usage
-               GROUP BY 1, 2, 3, 4, 5, 6"#,
-        )
-        .await?;
+    const DIMS: [Dim; 4] = [
+        Dim::User,
+        Dim::Environment,
+        Dim::WorkloadKind,
+        Dim::GpuModel,
+    ];
+    let f = facets(ctx, period.start, period.end, None, &DIMS).await?;
     let mut teams: BTreeMap<(String, String), Acc> = BTreeMap::new();
     let mut unpriced = 0u64;
-    for b in &batches {
-        for r in 0..b.num_rows() {
-            let acc = teams.entry((text(b, 0, r), text(b, 1, r))).or_default();
-            let cost = money(b, 6, r);
-            acc.exact += cost;
-            acc.gpu_millis += int(b, 7, r);
-            acc.events += int(b, 8, r) as u64;
-            unpriced += int(b, 9, r) as u64;
-            for (d, i) in [2usize, 3, 4, 5].iter().enumerate() {
-                *acc.dims[d].entry(text(b, *i, r)).or_default() += cost;
-            }
+    for (tenant, team, _, sums) in f.teams() {
+        let acc = teams.entry((tenant.clone(), team.clone())).or_default();
+        acc.exact += sums.cost;
+        acc.gpu_millis += sums.gpu_millis;
+        acc.events += sums.events as u64;
+        unpriced += sums.unpriced as u64;
+    }
+    for (d, dim) in DIMS.iter().enumerate() {
+        for (tenant, team, key, _, sums) in f.of(*dim) {
+            let acc = teams.entry((tenant.clone(), team.clone())).or_default();
+            let key = match (key, dim) {
+                (Some(k), _) => k.clone(),
+                (None, Dim::GpuModel) => "-".to_string(),
+                (None, _) => String::new(),
+            };
+            *acc.dims[d].entry(key).or_default() += sums.cost;
         }
     }
     let dp = minor_units(currency);

@@ -1,11 +1,13 @@
 //! The reports finance, team leads and the alerting stage read: chargeback
 //! for a month, quota status, and the 2x anomaly rule. Each reads
-//! `costed_usage` for a time range (pruning `dt` partitions) and does the
+//! [`facets`] of a time range (hourly rollups for whole hours, the raw
+//! `costed_usage` rows for the rest, pruning `dt` partitions) and does the
 //! money arithmetic in [`rust_decimal`], rounding only at the end.
 
 pub mod anomaly;
 pub mod chargeback;
 pub mod close;
+pub mod facets;
 pub mod quota;
 
 use std::str::FromStr;
@@ -14,12 +16,10 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Decimal128Type, Int64Type, UInt64Type};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
-use datafusion::prelude::{col, lit};
-use datafusion::scalar::ScalarValue;
 use rust_decimal::Decimal;
 
 use crate::money::from_i128;
-use crate::{Error, LedgerContext};
+use crate::Error;
 
 pub use anomaly::{anomalies, Anomaly, AnomalyConfig, Driver};
 pub use chargeback::{chargeback, Adjustment, Chargeback, TeamLine};
@@ -88,62 +88,6 @@ impl Period {
         let local = at.with_timezone(&zone);
         Self::month(&format!("{:04}-{:02}", local.year(), local.month()), tz)
     }
-}
-
-/// A timestamp literal of the tables' type.
-fn ts(t: DateTime<Utc>) -> datafusion::prelude::Expr {
-    lit(ScalarValue::TimestampMicrosecond(
-        Some(t.timestamp_micros()),
-        Some("UTC".into()),
-    ))
-}
-
-/// Registers `costed_usage` rows with `from <= time < to` as the view
-/// `name`, reading only the `dt` partitions that can hold them (GPU rows
-/// are timed by their interval's start, up to `max_interval` before the
-/// event's own day).
-pub(crate) async fn register_range(
-    ctx: &LedgerContext,
-    name: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<(), Error> {
-    register_split(ctx, name, from, to, None).await
-}
-
-/// As [`register_range`], with a boolean column `recent`: `time > split`.
-pub(crate) async fn register_split(
-    ctx: &LedgerContext,
-    name: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    split: Option<DateTime<Utc>>,
-) -> Result<(), Error> {
-    let q = |e: datafusion::error::DataFusionError| Error::Query(e.to_string());
-    let first_dt = from.date_naive().to_string();
-    let last_dt = (to + Duration::days(2)).date_naive().to_string();
-    let df = ctx
-        .session()
-        .table("costed_usage")
-        .await
-        .map_err(q)?
-        .filter(
-            col("dt")
-                .gt_eq(lit(first_dt))
-                .and(col("dt").lt_eq(lit(last_dt)))
-                .and(col("time").gt_eq(ts(from)))
-                .and(col("time").lt(ts(to))),
-        )
-        .map_err(q)?;
-    let df = match split {
-        Some(t) => df.with_column("recent", col("time").gt(ts(t))).map_err(q)?,
-        None => df,
-    };
-    let _ = ctx.session().deregister_table(name);
-    ctx.session()
-        .register_table(name, df.into_view())
-        .map_err(q)?;
-    Ok(())
 }
 
 /// Reads column `i` of a result row as text ("" for NULL).

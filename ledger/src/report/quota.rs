@@ -14,7 +14,8 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::{int, money, register_range, text, Period};
+use super::facets::facets;
+use super::Period;
 use crate::money::{minor_units, round, show};
 use crate::{Error, LedgerContext, TeamConfig};
 
@@ -86,20 +87,12 @@ pub async fn quota(
 ) -> Result<(Period, Vec<QuotaLine>), Error> {
     let period = Period::month_of(at, tz)?;
     let until = at.min(period.end);
-    register_range(ctx, "quota_usage", period.start, until).await?;
-    let batches = ctx
-        .query(
-            "SELECT tenant, team, SUM(cost), CAST(SUM(gpu_millis) AS BIGINT) FROM quota_usage GROUP BY 1, 2",
-        )
-        .await?;
+    let f = facets(ctx, period.start, until, None, &[]).await?;
     let mut spent: BTreeMap<(String, String), (Decimal, i64)> = BTreeMap::new();
-    for b in &batches {
-        for r in 0..b.num_rows() {
-            spent.insert(
-                (text(b, 0, r), text(b, 1, r)),
-                (money(b, 2, r), int(b, 3, r)),
-            );
-        }
+    for (tenant, team, _, sums) in f.teams() {
+        let e = spent.entry((tenant.clone(), team.clone())).or_default();
+        e.0 += sums.cost;
+        e.1 += sums.gpu_millis;
     }
     let dp = minor_units(currency);
     let elapsed = (until - period.start).max(Duration::hours(1));

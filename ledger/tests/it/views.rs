@@ -1,7 +1,5 @@
 //! Every view plans and runs, also over an audit log with no files yet.
 
-#![allow(clippy::unwrap_used)]
-
 use tollgate_ingest::StorageConfig;
 use tollgate_ledger::{context::view_names, LedgerContext, PriceBook, PricingConfig};
 
