@@ -100,6 +100,12 @@ pub enum Command {
     /// Ledger reports: chargeback, quota status, anomalies.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Quota and anomaly emails to team leads, and the quota decision API.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+    /// Quota decisions for scripts.
+    #[command(subcommand)]
+    Quota(QuotaCommand),
     /// Maintain the ledger's hourly rollups.
     #[command(subcommand)]
     Ledger(LedgerCommand),
@@ -119,6 +125,10 @@ pub enum Command {
 /// Options of `tollgate run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Do not evaluate alerts after commits (another process runs
+    /// `tollgate alerts run`).
+    #[arg(long)]
+    pub no_alerts: bool,
     /// Name of this instance in commit records [default: host name and pid].
     #[arg(long)]
     pub writer_id: Option<String>,
@@ -516,4 +526,83 @@ pub struct LedgerArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `tollgate alerts ...`.
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Evaluate quotas and the 2x rule every `alerts.evaluate_every` (or
+    /// once), email the team leads (SMTP, or `.eml` files in the outbox
+    /// folder without `[alerts.smtp]`), exactly once per alert, and serve the
+    /// quota decision API with `--listen`.
+    Run(AlertsRunArgs),
+    /// Evaluate at every step of a past period (backfill after an outage,
+    /// or a replay of a workload): the same alerts and emails as if the
+    /// evaluator had run then, each still at most once.
+    Replay(AlertsReplayArgs),
+    /// The alerts raised and their delivery state.
+    Status(LedgerArgs),
+}
+
+/// Options of `tollgate alerts run`.
+#[derive(Debug, Args)]
+pub struct AlertsRunArgs {
+    /// Evaluate and deliver once, then exit.
+    #[arg(long)]
+    pub once: bool,
+    /// With --once: the evaluation time, RFC 3339 [default: now].
+    #[arg(long)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Serve GET /v1/quota/{team}, POST /v1/admission, POST /admin/reload
+    /// and /metrics on this address, such as 127.0.0.1:8091.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Data directory [default: storage.url, else storage.data_dir].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Options of `tollgate alerts replay`.
+#[derive(Debug, Args)]
+pub struct AlertsReplayArgs {
+    /// First evaluation time, RFC 3339.
+    #[arg(long)]
+    pub from: chrono::DateTime<chrono::Utc>,
+    /// Last evaluation time, RFC 3339.
+    #[arg(long)]
+    pub to: chrono::DateTime<chrono::Utc>,
+    /// Step between evaluations.
+    #[arg(long, default_value = "1h")]
+    pub every: String,
+    /// Data directory [default: storage.url, else storage.data_dir].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `tollgate quota ...`.
+#[derive(Debug, Subcommand)]
+pub enum QuotaCommand {
+    /// Exit 0 when the team may start new workloads, 1 when its monthly
+    /// quota is used up (2 on errors).
+    Check(QuotaCheckArgs),
+}
+
+/// Options of `tollgate quota check`.
+#[derive(Debug, Args)]
+pub struct QuotaCheckArgs {
+    /// The team.
+    #[arg(long)]
+    pub team: String,
+    /// The tenant, when two tenants have a team of that name.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Evaluation time, RFC 3339 [default: now].
+    #[arg(long)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Treat a team outside the teams directory as allowed instead of an error.
+    #[arg(long)]
+    pub allow_unknown: bool,
+    /// Data directory [default: storage.url, else storage.data_dir].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }

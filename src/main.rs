@@ -1,5 +1,6 @@
 //! `tollgate`: one binary that wires the stages together.
 
+mod alerts_cmd;
 mod cli;
 mod config;
 mod decide;
@@ -68,6 +69,10 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Dlq(cli::DlqCommand::Replay(args)) => dlq_cmd::replay(load()?, args),
         cli::Command::Report(cmd) => report_cmd::run(load()?, cmd),
         cli::Command::Ledger(cmd) => ledger_cmd::run(load()?, cmd),
+        cli::Command::Alerts(cmd) => alerts_cmd::run(load()?, cmd),
+        cli::Command::Quota(cli::QuotaCommand::Check(args)) => {
+            alerts_cmd::quota_check(load()?, args)
+        }
         cli::Command::Config(cli::ConfigCommand::Show) => {
             print!("{}", load()?.config.to_redacted_toml()?);
             Ok(ExitCode::SUCCESS)

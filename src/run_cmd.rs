@@ -111,6 +111,8 @@ struct Pipeline {
     limits: DecodeLimits,
     ingest: IngestConfig,
     parts: HashMap<i32, Part>,
+    /// Told after every commit (the alert evaluator listens).
+    commits: Arc<tokio::sync::Notify>,
     consumed: u64,
     stored: u64,
     dead: u64,
@@ -391,6 +393,7 @@ impl Pipeline {
                 self.stored += record.stored;
                 self.dead += record.dead_lettered;
                 self.duplicates += record.duplicates;
+                self.commits.notify_one();
                 info!(
                     partition = p,
                     seq = record.seq,
@@ -424,6 +427,52 @@ impl Pipeline {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Starts the alert evaluator: a cycle after each commit (at most one per
+/// `AFTER_COMMIT_GAP`) and every `alerts.evaluate_every`, and a last one
+/// when told to stop.
+async fn spawn_alerts(
+    config: &crate::config::Config,
+    commits: Arc<tokio::sync::Notify>,
+) -> Result<(
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Sender<()>,
+)> {
+    const AFTER_COMMIT_GAP: Duration = Duration::from_secs(2);
+    let metrics = tollgate_alerts::metrics::AlertMetrics::new();
+    let (ev, mut ctx) = crate::alerts_cmd::evaluator(config, &config.storage, metrics).await?;
+    eprintln!(
+        "tollgate run: alerts evaluated after commits and every {}; emails go to {}",
+        humantime::format_duration(config.alerts.evaluate_every),
+        ev.destination()
+    );
+    let every = config.alerts.evaluate_every;
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let mut last = Instant::now() - every;
+        loop {
+            let stopping = tokio::select! {
+                _ = &mut stop_rx => true,
+                _ = commits.notified() => false,
+                _ = tokio::time::sleep(every.saturating_sub(last.elapsed())) => false,
+            };
+            if !stopping && last.elapsed() < AFTER_COMMIT_GAP {
+                tokio::time::sleep(AFTER_COMMIT_GAP - last.elapsed()).await;
+            }
+            last = Instant::now();
+            match ev.cycle(&mut ctx, Utc::now()).await {
+                Ok(c) => eprint!("{}", crate::alerts_cmd::describe(&c)),
+                Err(e) => {
+                    warn!(error = %e, "alert evaluation failed; retrying after the next commit")
+                }
+            }
+            if stopping {
+                break;
+            }
+        }
+    });
+    Ok((task, stop_tx))
 }
 
 pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
@@ -498,6 +547,7 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
             config.kafka.raw_topic,
             storage.description()
         );
+        let commits = Arc::new(tokio::sync::Notify::new());
         let mut p = Pipeline {
             topic: config.kafka.raw_topic.clone(),
             dlq_topic: config.kafka.dead_letter_topic.clone(),
@@ -509,11 +559,17 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
             limits: config.ingest.limits(),
             ingest: config.ingest.clone(),
             parts: HashMap::new(),
+            commits: commits.clone(),
             consumed: 0,
             stored: 0,
             dead: 0,
             duplicates: 0,
             metrics,
+        };
+        let alerts = if args.no_alerts {
+            None
+        } else {
+            Some(spawn_alerts(&config, commits.clone()).await?)
         };
         let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut ticker = tokio::time::interval(config.ingest.batch_latency.min(Duration::from_millis(500)));
@@ -553,6 +609,13 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
             }
         }
         p.commit_due(true).await?;
+        if let Some((task, stop)) = alerts {
+            // One last evaluation over what was just committed.
+            let _ = stop.send(());
+            if let Err(e) = task.await {
+                warn!(error = %e, "the alert evaluator stopped abnormally");
+            }
+        }
         eprintln!(
             "tollgate run: stopped; consumed {} = stored {} + dead-lettered {} + duplicates {} in this run",
             p.consumed, p.stored, p.dead, p.duplicates

@@ -1,10 +1,52 @@
 //! Tollgate's alerts stage: quota warnings at 80 %, exhaustion at 100 % and
 //! 2x-anomaly emails to team leads, and the admission decision.
 //!
-//! This crate holds the `[alerts]` config section today; the evaluator and
-//! the mailer land with the alerts issue.
+//! - [`evaluate`]: which alerts the ledger's figures call for.
+//! - [`render`]: the email of an alert, from the template files.
+//! - [`store`]: the durable state in the data directory that makes each
+//!   alert a single email: claimed once, delivered once, retried until then.
+//! - [`deliver`]: SMTP (lettre) or `.eml` files in the outbox folder.
+//! - [`audit`]: every alert as a row of the `alerts` Parquet table.
+//! - [`evaluator`]: one evaluation cycle, tying them together.
+//! - [`admission`]: the quota decision API.
+
+pub mod admission;
+pub mod api;
+pub mod audit;
+pub mod deliver;
+pub mod evaluate;
+pub mod evaluator;
+pub mod metrics;
+pub mod render;
+pub mod store;
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+pub use evaluate::{Alert, AlertKind};
+pub use evaluator::{Cycle, Evaluator};
+
+/// Errors of the alerts stage.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The ledger could not answer.
+    #[error(transparent)]
+    Ledger(#[from] tollgate_ledger::Error),
+    /// Reading or writing the alert state failed.
+    #[error("alerts: {path}: {message}")]
+    State {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A template or an address is unusable.
+    #[error("alerts: {0}")]
+    Render(String),
+    /// The `[alerts]` configuration is unusable.
+    #[error("alerts: {0}")]
+    Config(String),
+}
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -22,6 +64,29 @@ pub struct AlertsConfig {
     pub warning_percent: u8,
     /// The SMTP relay; unset means emails are written to `outbox_dir`.
     pub smtp: Option<SmtpConfig>,
+    /// How a lead asks for a higher quota: a sentence shown in every quota
+    /// email.
+    pub raise_instructions: String,
+    /// A folder with `subject.txt`, `body.txt` and `body.html` (minijinja)
+    /// replacing the built-in templates; unset uses the built-in ones.
+    pub templates_dir: Option<PathBuf>,
+    /// How often the evaluator runs (inside `tollgate run` also after each
+    /// commit).
+    #[serde(with = "humantime_serde")]
+    pub evaluate_every: Duration,
+    /// At most one anomaly email per team within this long.
+    #[serde(with = "humantime_serde")]
+    pub anomaly_repeat: Duration,
+    /// First wait before retrying an email the relay did not take (SMTP
+    /// unreachable or a 4xx answer); doubled per attempt.
+    #[serde(with = "humantime_serde")]
+    pub retry_initial: Duration,
+    /// Longest wait between retries.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// How long the admission API reuses a quota computation.
+    #[serde(with = "humantime_serde")]
+    pub admission_cache: Duration,
 }
 
 impl Default for AlertsConfig {
@@ -31,6 +96,15 @@ impl Default for AlertsConfig {
             outbox_dir: PathBuf::from("outbox"),
             warning_percent: 80,
             smtp: None,
+            raise_instructions: "To raise your team's quota, ask your platform team to change \
+                                 monthly_quota for your team in tollgate.toml."
+                .into(),
+            templates_dir: None,
+            evaluate_every: Duration::from_secs(60),
+            anomaly_repeat: Duration::from_secs(24 * 3600),
+            retry_initial: Duration::from_secs(30),
+            retry_max: Duration::from_secs(3600),
+            admission_cache: Duration::from_secs(10),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+mod alerts;
 mod ledger;
 mod pipeline;
 
@@ -267,6 +268,10 @@ fn help_explains_every_command() {
         vec!["verify", "--help"],
         vec!["pii", "redact", "--help"],
         vec!["pii", "token", "--help"],
+        vec!["ledger", "rebuild", "--help"],
+        vec!["alerts", "run", "--help"],
+        vec!["alerts", "replay", "--help"],
+        vec!["quota", "check", "--help"],
     ] {
         let out = tollgate(dir.path(), &args);
         assert!(out.status.success(), "{args:?}");

@@ -248,7 +248,7 @@ fn writers(dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
     out
 }
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -257,7 +257,7 @@ fn free_port() -> u16 {
 }
 
 /// One HTTP/1.1 request; the status code, headers and body.
-fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String, String) {
+pub(super) fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     write!(

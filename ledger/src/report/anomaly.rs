@@ -48,7 +48,7 @@ impl Default for AnomalyConfig {
 }
 
 /// What grew.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Driver {
     /// `user`, `workload`, `tool`, `model` or `gpu_model`.
     pub dimension: String,
@@ -63,7 +63,7 @@ pub struct Driver {
 }
 
 /// A flagged team.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Anomaly {
     /// Tenant.
     pub tenant: String,

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::facets::facets;
 use super::Period;
@@ -20,7 +20,7 @@ use crate::money::{minor_units, round, show};
 use crate::{Error, LedgerContext, TeamConfig};
 
 /// A team's quota state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QuotaStatus {
     /// Below 80 %.
@@ -54,7 +54,7 @@ impl QuotaStatus {
 }
 
 /// One team's line.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuotaLine {
     /// Tenant.
     pub tenant: String,
