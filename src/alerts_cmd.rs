@@ -87,10 +87,7 @@ fn parse_step(s: &str) -> Result<Duration> {
 pub fn run(loaded: Loaded, cmd: AlertsCommand) -> Result<ExitCode> {
     let config_path: Option<PathBuf> = loaded.path.clone();
     let config = loaded.config;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = crate::runtime()?;
     rt.block_on(async move {
         match cmd {
             AlertsCommand::Run(args) => {
@@ -264,10 +261,7 @@ pub fn run(loaded: Loaded, cmd: AlertsCommand) -> Result<ExitCode> {
 /// it is blocked.
 pub fn quota_check(loaded: Loaded, args: QuotaCheckArgs) -> Result<ExitCode> {
     let config = loaded.config;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = crate::runtime()?;
     rt.block_on(async move {
         let store = config.storage_for(args.data_dir.as_deref())?;
         let book = PriceBook::new(config.pricing.clone())?;

@@ -16,10 +16,7 @@ use crate::config::Loaded;
 pub fn run(loaded: Loaded, args: GatewayArgs) -> Result<ExitCode> {
     let config = loaded.config;
     let listen = args.listen.unwrap_or_else(|| config.gateway.listen.clone());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = crate::runtime()?;
     rt.block_on(async move {
         let metrics = Arc::new(Metrics::new());
         ensure_topics(&config.kafka).await?;

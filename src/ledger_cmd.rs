@@ -54,10 +54,7 @@ fn summary(what: &str, r: &Refresh, seconds: f64) -> String {
 pub fn run(loaded: Loaded, cmd: LedgerCommand) -> Result<ExitCode> {
     let config = loaded.config;
     let book = PriceBook::new(config.pricing.clone())?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = crate::runtime()?;
     let (args, what): (&LedgerArgs, &str) = match &cmd {
         LedgerCommand::Refresh(a) => (a, "refresh"),
         LedgerCommand::Rebuild(a) => (a, "rebuild"),

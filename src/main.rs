@@ -80,6 +80,15 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The async runtime of the long-running and ledger commands: two workers
+/// (the machine size this is built for), timers and I/O.
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
 fn init_tracing(format: cli::LogFormat, verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {

@@ -55,10 +55,7 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
     let config = loaded.config;
     let book = PriceBook::new(config.pricing.clone())?;
     let currency = book.currency().to_string();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = crate::runtime()?;
     rt.block_on(async {
         match cmd {
             ReportCommand::Chargeback(args) => {

@@ -481,10 +481,7 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         format!("{}-{}", host.trim().replace('/', "_"), std::process::id())
     });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = crate::runtime()?;
     rt.block_on(async move {
         let storage = Storage::open(&config.storage, &writer)?;
         // Uncommitted staging files younger than this may be another

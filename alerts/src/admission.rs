@@ -57,30 +57,26 @@ pub fn find<'a>(
 
 /// The decision for a team's line (`None`: not in the directory).
 pub fn decide(team: &str, line: Option<&QuotaLine>, currency: &str) -> Decision {
-    match line {
-        None => Decision {
+    let Some(l) = line else {
+        return Decision {
             allow: true,
             decision: "allow".into(),
             reason: format!("team {team:?} has no quota in the teams directory"),
             quota: None,
-        },
-        Some(l) if l.status == QuotaStatus::Blocked => Decision {
-            allow: false,
-            decision: "deny".into(),
-            reason: format!(
-                "{}/{} has used {} % of its monthly quota ({} of {} {currency}); new workloads are denied until the quota is raised",
-                l.tenant, l.team, l.burn_pct, l.spent, l.quota
-            ),
-            quota: Some(l.clone()),
-        },
-        Some(l) => Decision {
-            allow: true,
-            decision: "allow".into(),
-            reason: format!(
-                "{}/{} has used {} % of its monthly quota ({} of {} {currency})",
-                l.tenant, l.team, l.burn_pct, l.spent, l.quota
-            ),
-            quota: Some(l.clone()),
-        },
+        };
+    };
+    let allow = l.status != QuotaStatus::Blocked;
+    let mut reason = format!(
+        "{}/{} has used {} % of its monthly quota ({} of {} {currency})",
+        l.tenant, l.team, l.burn_pct, l.spent, l.quota
+    );
+    if !allow {
+        reason.push_str("; new workloads are denied until the quota is raised");
+    }
+    Decision {
+        allow,
+        decision: if allow { "allow" } else { "deny" }.into(),
+        reason,
+        quota: Some(l.clone()),
     }
 }

@@ -78,6 +78,18 @@ fn received(dir: &Path) -> Vec<(Value, String)> {
         .collect()
 }
 
+/// A long-running tollgate in `dir`, its output discarded.
+fn spawn(dir: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TOLLGATE_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn midnight(d: NaiveDate) -> String {
     d.and_time(NaiveTime::MIN).and_utc().to_rfc3339()
 }
@@ -183,14 +195,7 @@ fn alerts_reach_the_leads_once_through_outages_and_kills() {
     assert_eq!(received(&mail).len(), 3);
 
     // The evaluator SIGKILLed mid-run and restarted: nothing sent twice.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["alerts", "run"])
-        .current_dir(d)
-        .env_remove("TOLLGATE_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(d, &["alerts", "run"]);
     std::thread::sleep(Duration::from_secs(3));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -295,14 +300,7 @@ fn admission(d: &Path, quota_team: &str, spike_team: &str, exhausted: NaiveDate)
 
     let api_port = free_port();
     let addr = format!("127.0.0.1:{api_port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["alerts", "run", "--listen", &addr])
-        .current_dir(d)
-        .env_remove("TOLLGATE_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(d, &["alerts", "run", "--listen", &addr]);
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(&addr).is_err() {
         assert!(Instant::now() < deadline, "the API did not start");
