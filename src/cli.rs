@@ -100,6 +100,19 @@ pub enum Command {
     /// Ledger reports: chargeback, quota status, anomalies.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Serve the query API: reports, tenant-scoped SQL, verify, downloads
+    /// (JSON, CSV, Arrow, Parquet), /openapi.json, /healthz, /readyz, /metrics.
+    ///
+    /// Every /v1 request needs a bearer token (a JWT signed RS256 with
+    /// claims org, team, roles; or an API key) and reads only the rows of
+    /// its principal; each request is written to the query audit.
+    Serve(ServeArgs),
+    /// Run one SQL query as the principal of a token, through the same
+    /// authorisation and audit as the API.
+    Sql(SqlArgs),
+    /// Manage API keys for service accounts (stored hashed, with expiry).
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
     /// Quota and anomaly emails to team leads, and the quota decision API.
     #[command(subcommand)]
     Alerts(AlertsCommand),
@@ -249,6 +262,115 @@ pub struct ReportCommon {
     /// computed ad hoc) [default: ledger.rollups].
     #[arg(long)]
     pub no_rollups: bool,
+    /// Run as the principal of this bearer token (a JWT or an API key, in a
+    /// file): only its rows, and the request is written to the query audit.
+    #[arg(long, value_name = "FILE")]
+    pub token: Option<PathBuf>,
+}
+
+/// Options of `tollgate serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: server.listen].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Data directory [default: storage.url, else storage.data_dir].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Options of `tollgate sql`.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// File holding the bearer token (a JWT or an API key).
+    #[arg(long, value_name = "FILE")]
+    pub token: PathBuf,
+    /// The query.
+    pub sql: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
+    pub format: SqlFormat,
+    /// Data directory [default: storage.url, else storage.data_dir].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `tollgate sql` output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SqlFormat {
+    /// A text table.
+    Table,
+    /// CSV with a header.
+    Csv,
+    /// A JSON array of objects.
+    Json,
+}
+
+/// `tollgate apikey ...`.
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Issue a key; it is printed once and stored only as its SHA-256.
+    Create(ApikeyCreateArgs),
+    /// List the keys (never the keys themselves).
+    List(ApikeyFileArgs),
+    /// Revoke a key by id.
+    Revoke(ApikeyIdArgs),
+    /// Issue a new key with the same scope; the old one expires after --overlap.
+    Rotate(ApikeyRotateArgs),
+}
+
+/// Where the key file is.
+#[derive(Debug, Args)]
+pub struct ApikeyFileArgs {
+    /// The key file [default: server.auth.api_keys_file, else <data_dir>/api_keys.json].
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+/// Options of `tollgate apikey create`.
+#[derive(Debug, Args)]
+pub struct ApikeyCreateArgs {
+    /// What the key is for, such as `ci-chargeback`.
+    #[arg(long)]
+    pub name: String,
+    /// Organisation (tenant).
+    #[arg(long)]
+    pub org: String,
+    /// Team, for team roles (viewer, contributor, owner).
+    #[arg(long)]
+    pub team: Option<String>,
+    /// Roles (repeat or comma-separate): viewer, contributor, owner, admin, finance, auditor.
+    #[arg(long = "role", value_delimiter = ',', required = true)]
+    pub roles: Vec<String>,
+    /// Validity, such as 90d.
+    #[arg(long, default_value = "90d")]
+    pub expires_in: String,
+    #[command(flatten)]
+    pub file: ApikeyFileArgs,
+}
+
+/// A key id.
+#[derive(Debug, Args)]
+pub struct ApikeyIdArgs {
+    /// The key's id (the part after `tgk_`).
+    pub id: String,
+    #[command(flatten)]
+    pub file: ApikeyFileArgs,
+}
+
+/// Options of `tollgate apikey rotate`.
+#[derive(Debug, Args)]
+pub struct ApikeyRotateArgs {
+    /// The key's id.
+    pub id: String,
+    /// Validity of the new key.
+    #[arg(long, default_value = "90d")]
+    pub expires_in: String,
+    /// How long the old key keeps working.
+    #[arg(long, default_value = "24h")]
+    pub overlap: String,
+    #[command(flatten)]
+    pub file: ApikeyFileArgs,
 }
 
 /// Report output formats.

@@ -272,6 +272,7 @@ mod tests {
             "[alerts]",
             "[alerts.smtp]",
             "[server]",
+            "[server.auth]",
             "[gateway]",
             "[gateway.rate_limit]",
             "[ledger]",

@@ -13,6 +13,7 @@ mod gateway_cmd;
 mod ledger_cmd;
 mod pii_cmd;
 mod progress;
+mod queries_cmd;
 mod report_cmd;
 mod run_cmd;
 mod status_cmd;
@@ -68,6 +69,9 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Gateway(args) => gateway_cmd::run(load()?, args),
         cli::Command::Dlq(cli::DlqCommand::Replay(args)) => dlq_cmd::replay(load()?, args),
         cli::Command::Report(cmd) => report_cmd::run(load()?, cmd),
+        cli::Command::Serve(args) => queries_cmd::serve(load()?, args),
+        cli::Command::Sql(args) => queries_cmd::sql(load()?, args),
+        cli::Command::Apikey(cmd) => queries_cmd::apikey(load()?, cmd),
         cli::Command::Ledger(cmd) => ledger_cmd::run(load()?, cmd),
         cli::Command::Alerts(cmd) => alerts_cmd::run(load()?, cmd),
         cli::Command::Quota(cli::QuotaCommand::Check(args)) => {

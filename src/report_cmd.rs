@@ -2,6 +2,9 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use tollgate_queries::audit::Entry;
+use tollgate_queries::sql::QueryError;
+use tollgate_queries::{Permission, Principal, Reader};
 
 use anyhow::{bail, Result};
 use tollgate_ingest::StorageConfig;
@@ -43,7 +46,7 @@ pub(crate) async fn open_ledger(
 }
 
 /// Writes `text` to stdout; a closed pipe (`| head`) is not an error.
-fn print(text: &str) -> Result<()> {
+pub(crate) fn print(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -62,7 +65,6 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
                 let tz = args.common.tz.clone().unwrap_or(config.ledger.timezone.clone());
                 let period = Period::month(&args.month, &tz)?;
                 let store = storage(&config, &args.common)?;
-                let ctx = open_ledger(&config, &store, &book, args.common.no_rollups).await?;
                 let closed = report::ClosedBook::new(&store.data_dir);
                 if let Some((c, sha)) = closed.get(&period.month)? {
                     eprintln!(
@@ -70,7 +72,22 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
                         period.month, c.closed_at
                     );
                 }
-                let c = report::statement(&ctx, &closed, &period, &currency).await?;
+                let c = match &args.common.token {
+                    Some(token) => {
+                        let text = format!("month={}&tz={tz}", args.month);
+                        scoped(&config, &store, token, "cli report chargeback", &text, |r, p| {
+                            Box::pin(async move {
+                                let (c, _) = r.chargeback(&p, &args.month, Some(&tz)).await?;
+                                Ok((c.teams.len(), c))
+                            })
+                        })
+                        .await?
+                    }
+                    None => {
+                        let ctx = open_ledger(&config, &store, &book, args.common.no_rollups).await?;
+                        report::statement(&ctx, &closed, &period, &currency).await?
+                    }
+                };
                 let bytes = match args.common.format {
                     ReportFormat::Table => c.table(args.detail).into_bytes(),
                     ReportFormat::Csv => c.csv().into_bytes(),
@@ -97,6 +114,9 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
                 if period.end > chrono::Utc::now() {
                     bail!("{} has not ended yet (it ends {} UTC); close a month once it is over", period.month, period.end);
                 }
+                if args.common.token.is_some() {
+                    bail!("report close is an operator command; it does not take --token");
+                }
                 let store = storage(&config, &args.common)?;
                 let ctx = open_ledger(&config, &store, &book, args.common.no_rollups).await?;
                 let closed = report::ClosedBook::new(&store.data_dir);
@@ -112,12 +132,32 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
                 let tz = args.common.tz.clone().unwrap_or(config.ledger.timezone.clone());
                 let at = args.at.unwrap_or_else(chrono::Utc::now);
                 let store = storage(&config, &args.common)?;
-                let ctx = open_ledger(&config, &store, &book, args.common.no_rollups).await?;
                 if config.teams.is_empty() {
                     eprintln!("note: no [[teams]] configured, so no quotas to report");
                 }
-                let (period, lines) =
-                    report::quota(&ctx, &config.teams, at, &tz, &currency).await?;
+                let (period, lines) = match &args.common.token {
+                    Some(token) => {
+                        let mut config = config.clone();
+                        config.ledger.timezone = tz.clone();
+                        let text = format!("at={}", at.to_rfc3339());
+                        scoped(&config, &store, token, "cli report quota", &text, |r, p| {
+                            Box::pin(async move {
+                                let out = r.quota(&p, at).await?;
+                                let parse = |e: serde_json::Error| QueryError::Failed(e.to_string());
+                                let period: report::Period =
+                                    serde_json::from_value(out.json["period"].clone()).map_err(parse)?;
+                                let lines: Vec<report::QuotaLine> =
+                                    serde_json::from_value(out.json["teams"].clone()).map_err(parse)?;
+                                Ok((lines.len(), (period, lines)))
+                            })
+                        })
+                        .await?
+                    }
+                    None => {
+                        let ctx = open_ledger(&config, &store, &book, args.common.no_rollups).await?;
+                        report::quota(&ctx, &config.teams, at, &tz, &currency).await?
+                    }
+                };
                 match args.common.format {
                     ReportFormat::Table => {
                         print(&report::quota::table(&period, at, &lines, &currency))?
@@ -135,9 +175,24 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
             ReportCommand::Anomalies(args) => {
                 let at = args.at.unwrap_or_else(chrono::Utc::now);
                 let store = storage(&config, &args.common)?;
-                let ctx = open_ledger(&config, &store, &book, args.common.no_rollups).await?;
-                let found =
-                    report::anomalies(&ctx, &config.ledger.anomaly, at, &currency).await?;
+                let found = match &args.common.token {
+                    Some(token) => {
+                        let text = format!("at={}", at.to_rfc3339());
+                        scoped(&config, &store, token, "cli report anomalies", &text, |r, p| {
+                            Box::pin(async move {
+                                let out = r.anomalies(&p, at).await?;
+                                let found: Vec<report::Anomaly> = serde_json::from_value(out.json)
+                                    .map_err(|e| QueryError::Failed(e.to_string()))?;
+                                Ok((found.len(), found))
+                            })
+                        })
+                        .await?
+                    }
+                    None => {
+                        let ctx = open_ledger(&config, &store, &book, args.common.no_rollups).await?;
+                        report::anomalies(&ctx, &config.ledger.anomaly, at, &currency).await?
+                    }
+                };
                 match args.common.format {
                     ReportFormat::Json => print(&(serde_json::to_string_pretty(&found)? + "\n"))?,
                     ReportFormat::Csv | ReportFormat::Parquet => {
@@ -173,4 +228,50 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+type Scoped<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(usize, T), QueryError>> + 'a>>;
+
+/// Runs a report as the principal of the token in `token`, through the same
+/// scoped session and query audit as the API.
+async fn scoped<T>(
+    config: &Config,
+    store: &StorageConfig,
+    token: &std::path::Path,
+    endpoint: &str,
+    text: &str,
+    run: impl for<'a> FnOnce(&'a Reader, Principal) -> Scoped<'a, T>,
+) -> Result<T> {
+    let auth = crate::queries_cmd::authenticator(config)?;
+    let reader = crate::queries_cmd::reader(config, store)?;
+    let started = std::time::Instant::now();
+    let principal = crate::queries_cmd::principal_of(&auth, token);
+    let mut entry = Entry::new(principal.as_ref().ok(), endpoint, chrono::Utc::now());
+    reader.audit().set_text(&mut entry, text);
+    let result = match principal {
+        Err(e) => Err(("unauthenticated", e.to_string())),
+        Ok(p) => match p.require(Permission::Reports) {
+            Err(f) => Err(("forbidden", format!("forbidden: {f}"))),
+            Ok(()) => run(&reader, p)
+                .await
+                .map_err(|e| (e.outcome(), e.to_string())),
+        },
+    };
+    entry.duration_ms = started.elapsed().as_millis() as i64;
+    match &result {
+        Ok((rows, _)) => entry.rows = *rows as i64,
+        Err((outcome, reason)) => {
+            entry.outcome = outcome.to_string();
+            entry.error = Some(reason.clone());
+        }
+    }
+    reader
+        .audit()
+        .write(&entry)
+        .await
+        .map_err(|e| anyhow::anyhow!("writing the query audit (no answer without it): {e}"))?;
+    result
+        .map(|(_, t)| t)
+        .map_err(|(_, reason)| anyhow::anyhow!("{reason}"))
 }

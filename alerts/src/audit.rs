@@ -15,6 +15,9 @@ use tollgate_ingest::storage::Storage;
 use crate::store::Claimed;
 use crate::Error;
 
+/// Where the table's files are, under the storage root.
+pub const DIR: &str = "audit/alerts";
+
 /// Scale of the money columns.
 const SCALE: i8 = 6;
 
@@ -60,7 +63,7 @@ fn money(v: Option<Decimal>) -> ArrayRef {
 /// The table file of an alert.
 pub fn path(c: &Claimed) -> String {
     format!(
-        "audit/alerts/dt={}/{}.parquet",
+        "{DIR}/dt={}/{}.parquet",
         c.alert.at.date_naive(),
         c.alert.id
     )

@@ -246,6 +246,13 @@ impl LedgerContext {
         Ok(r)
     }
 
+    /// Reads `manifest`'s rollups (made current by another context's
+    /// [`use_rollups`](Self::use_rollups)) without refreshing them: for
+    /// sessions that must not write, such as a principal's scoped session.
+    pub fn read_rollups(&mut self, manifest: Option<Manifest>) {
+        self.rollups = manifest;
+    }
+
     /// The session, for ad-hoc SQL over the tables and views.
     pub fn session(&self) -> &SessionContext {
         &self.ctx
@@ -257,7 +264,7 @@ impl LedgerContext {
     }
 
     /// The URL of a file under the storage root.
-    pub(crate) fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("{}/{}", self.base, path.trim_start_matches('/'))
     }
 

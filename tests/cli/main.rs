@@ -11,6 +11,7 @@ use serde_json::Value;
 mod alerts;
 mod ledger;
 mod pipeline;
+mod queries;
 
 fn tollgate(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tollgate"))

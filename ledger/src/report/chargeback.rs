@@ -141,10 +141,11 @@ pub async fn chargeback(
         }
     }
     let dp = minor_units(currency);
-    let exact_total: Decimal = teams.values().map(|a| a.exact).sum();
-    let total = round(exact_total, dp);
-    let exact_lines: Vec<Decimal> = teams.values().map(|a| a.exact).collect();
-    let team_totals = allocate(&exact_lines, total, dp);
+    // Each team line is rounded on its own (as an invoice is), so a line
+    // does not depend on which other lines a reader may see: a team lead's
+    // statement shows the same line as finance's. The total is their sum.
+    let team_totals: Vec<Decimal> = teams.values().map(|a| round(a.exact, dp)).collect();
+    let total = team_totals.iter().copied().sum();
     let lines = teams
         .into_iter()
         .zip(team_totals)
@@ -171,6 +172,16 @@ pub async fn chargeback(
 }
 
 impl Chargeback {
+    /// Keeps the team lines and adjustments `visible(tenant, team)` allows
+    /// and makes the total their sum: what a reader scoped to some teams
+    /// may see of a statement (a frozen one included).
+    pub fn restrict(&mut self, visible: impl Fn(&str, &str) -> bool) {
+        self.teams.retain(|t| visible(&t.tenant, &t.team));
+        self.adjustments.retain(|a| visible(&a.tenant, &a.team));
+        self.total = self.teams.iter().map(|t| t.total).sum::<Decimal>()
+            + self.adjustments.iter().map(|a| a.amount).sum::<Decimal>();
+    }
+
     /// A text table: one line per team, the total, and with `detail` each
     /// team's breakdowns.
     pub fn table(&self, detail: bool) -> String {
@@ -291,6 +302,20 @@ impl Chargeback {
     /// `currency`, `tenant`, `team`, `dimension`, `key` and `amount` as
     /// `Decimal128(38, minor units)`.
     pub fn parquet(&self) -> Result<Vec<u8>, Error> {
+        let err = |e: &dyn std::fmt::Display| Error::Storage(format!("writing Parquet: {e}"));
+        let batch = self.batch()?;
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+            .build();
+        let mut w = parquet::arrow::ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))
+            .map_err(|e| err(&e))?;
+        w.write(&batch).map_err(|e| err(&e))?;
+        w.into_inner().map_err(|e| err(&e))
+    }
+
+    /// [`rows`](Self::rows) as one Arrow batch, the columns of
+    /// [`parquet`](Self::parquet).
+    pub fn batch(&self) -> Result<arrow::array::RecordBatch, Error> {
         use arrow::array::{ArrayRef, Decimal128Builder, RecordBatch, StringBuilder};
         use arrow::datatypes::{DataType, Field, Schema};
         use std::sync::Arc;
@@ -339,16 +364,8 @@ impl Chargeback {
             text(&|r| r.3.clone()),
             Arc::new(amount.finish()),
         ];
-        let err = |e: &dyn std::fmt::Display| Error::Storage(format!("writing Parquet: {e}"));
-        let batch =
-            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| err(&e))?;
-        let props = parquet::file::properties::WriterProperties::builder()
-            .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
-            .build();
-        let mut w = parquet::arrow::ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))
-            .map_err(|e| err(&e))?;
-        w.write(&batch).map_err(|e| err(&e))?;
-        w.into_inner().map_err(|e| err(&e))
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+            .map_err(|e| Error::Storage(format!("statement rows: {e}")))
     }
 }
 

@@ -1,0 +1,755 @@
+//! `tollgate serve`'s HTTP API (axum). Every route is declared once in
+//! [`ROUTES`], with the permission it needs; the router and the OpenAPI
+//! document are both built from that table, so an endpoint cannot exist
+//! without a declared permission. Each `/v1` request is authenticated
+//! (401 with the reason), authorised (403 with the reason), run in the
+//! principal's scoped session, and written to the query audit before the
+//! answer leaves.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use serde_json::{json, Value};
+use tollgate_ingest::storage::Storage;
+
+use crate::audit::Entry;
+use crate::auth::Authenticator;
+use crate::encode::{encode, Format};
+use crate::principal::{Permission, Principal};
+use crate::reader::{Reader, ReportOutput};
+use crate::scope::{TableScope, TABLES};
+use crate::sql::{QueryError, QueryResult};
+
+/// What a route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Chargeback statement.
+    Chargeback,
+    /// Spend per day.
+    Spend,
+    /// Quota burn.
+    Quota,
+    /// Anomalies.
+    Anomalies,
+    /// Tool latency.
+    ToolLatency,
+    /// Ad-hoc SQL.
+    Sql,
+    /// Verify the log.
+    Verify,
+    /// The tables and views one may query.
+    Tables,
+    /// The caller's principal.
+    WhoAmI,
+    /// This API's OpenAPI document.
+    OpenApi,
+    /// Liveness.
+    Health,
+    /// Readiness.
+    Ready,
+    /// Prometheus metrics.
+    Metrics,
+}
+
+/// A declared route.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// Path.
+    pub path: &'static str,
+    /// What it needs; `None` only for the unauthenticated service routes.
+    pub permission: Option<Permission>,
+    /// Whether it answers with tenant rows (the isolation suite checks those).
+    pub data: bool,
+    /// One line for the OpenAPI document.
+    pub summary: &'static str,
+    /// Query parameters: name, description.
+    pub params: &'static [(&'static str, &'static str)],
+    /// The handler.
+    pub endpoint: Endpoint,
+}
+
+const FORMAT: (&str, &str) = ("format", "json (default), csv, arrow or parquet");
+
+/// Every route of the API.
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        path: "/v1/reports/chargeback",
+        permission: Some(Permission::Reports),
+        data: true,
+        summary:
+            "Chargeback statement of a month: a line per team with breakdowns; closed months frozen",
+        params: &[
+            ("month", "YYYY-MM (required)"),
+            (
+                "tz",
+                "IANA zone the month is cut in (default ledger.timezone)",
+            ),
+            FORMAT,
+        ],
+        endpoint: Endpoint::Chargeback,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/reports/spend",
+        permission: Some(Permission::Reports),
+        data: true,
+        summary: "Spend per UTC day and team over [from, to), optionally by a usage dimension",
+        params: &[
+            ("from", "RFC 3339 or YYYY-MM-DD (required)"),
+            ("to", "RFC 3339 or YYYY-MM-DD (required)"),
+            (
+                "by",
+                "user, environment, workload_kind, gpu_model, pricing_tier, tool or model",
+            ),
+            FORMAT,
+        ],
+        endpoint: Endpoint::Spend,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/reports/quota",
+        permission: Some(Permission::Reports),
+        data: true,
+        summary: "Quota burn, status and forecast of each team this month",
+        params: &[("at", "RFC 3339 (default now)"), FORMAT],
+        endpoint: Endpoint::Quota,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/reports/anomalies",
+        permission: Some(Permission::Reports),
+        data: true,
+        summary:
+            "Teams whose last 24 hours cost over the anomaly factor times their window average",
+        params: &[("at", "RFC 3339 (default now)"), FORMAT],
+        endpoint: Endpoint::Anomalies,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/reports/tool-latency",
+        permission: Some(Permission::Reports),
+        data: true,
+        summary: "Tool-call latency P50/P95/P99 and error rate per tenant and tool over [from, to)",
+        params: &[
+            ("from", "RFC 3339 or YYYY-MM-DD (required)"),
+            ("to", "RFC 3339 or YYYY-MM-DD (required)"),
+            FORMAT,
+        ],
+        endpoint: Endpoint::ToolLatency,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/sql",
+        permission: Some(Permission::Sql),
+        data: true,
+        summary: "One SQL query (body {\"sql\": \"SELECT ...\"}) over the caller's rows",
+        params: &[FORMAT],
+        endpoint: Endpoint::Sql,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/verify",
+        permission: Some(Permission::Verify),
+        data: false,
+        summary: "Integrity verification of the commit chains and files (tollgate verify)",
+        params: &[],
+        endpoint: Endpoint::Verify,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/tables",
+        permission: Some(Permission::Reports),
+        data: false,
+        summary: "The tables and views the caller can query, with their columns",
+        params: &[],
+        endpoint: Endpoint::Tables,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/whoami",
+        permission: Some(Permission::Reports),
+        data: false,
+        summary: "The caller's principal: subject, organisation, team, roles",
+        params: &[],
+        endpoint: Endpoint::WhoAmI,
+    },
+    Route {
+        method: "GET",
+        path: "/openapi.json",
+        permission: None,
+        data: false,
+        summary: "This document",
+        params: &[],
+        endpoint: Endpoint::OpenApi,
+    },
+    Route {
+        method: "GET",
+        path: "/healthz",
+        permission: None,
+        data: false,
+        summary: "Liveness",
+        params: &[],
+        endpoint: Endpoint::Health,
+    },
+    Route {
+        method: "GET",
+        path: "/readyz",
+        permission: None,
+        data: false,
+        summary: "Readiness: the storage answers and the credentials configuration loads",
+        params: &[],
+        endpoint: Endpoint::Ready,
+    },
+    Route {
+        method: "GET",
+        path: "/metrics",
+        permission: None,
+        data: false,
+        summary: "Prometheus metrics",
+        params: &[],
+        endpoint: Endpoint::Metrics,
+    },
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabel {
+    endpoint: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabel {
+    endpoint: &'static str,
+}
+
+/// The API's metrics.
+pub struct ApiMetrics {
+    registry: Registry,
+    requests: Family<RequestLabel, Counter>,
+    latency: Family<EndpointLabel, Histogram>,
+}
+
+impl ApiMetrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("tollgate");
+        let requests = Family::<RequestLabel, Counter>::default();
+        let latency = Family::<EndpointLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 14))
+        });
+        registry.register(
+            "query_requests",
+            "API requests by endpoint and outcome (ok, unauthenticated, forbidden, refused, invalid, error)",
+            requests.clone(),
+        );
+        registry.register(
+            "query_duration_seconds",
+            "Time to answer an API request, by endpoint",
+            latency.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+        }
+    }
+}
+
+/// The API's state.
+pub struct Api {
+    reader: Reader,
+    auth: Authenticator,
+    metrics: ApiMetrics,
+}
+
+impl Api {
+    /// The API over `reader`, authenticating with `auth`.
+    pub fn new(reader: Reader, auth: Authenticator) -> Self {
+        Self {
+            reader,
+            auth,
+            metrics: ApiMetrics::new(),
+        }
+    }
+}
+
+/// The router of [`ROUTES`].
+pub fn router(api: Arc<Api>) -> Router {
+    let mut r = Router::new();
+    for route in ROUTES {
+        let route = *route;
+        let handler = move |s: State<Arc<Api>>,
+                            h: HeaderMap,
+                            q: Query<HashMap<String, String>>,
+                            b: Bytes| { handle(route, s, h, q, b) };
+        r = match route.method {
+            "POST" => r.route(route.path, post(handler)),
+            _ => r.route(route.path, get(handler)),
+        };
+    }
+    r.fallback(|| async {
+        error(
+            StatusCode::NOT_FOUND,
+            "no such endpoint; GET /openapi.json lists them",
+        )
+    })
+    .with_state(api)
+}
+
+fn error(status: StatusCode, reason: &str) -> Response {
+    let mut resp = (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{}\n", json!({"error": reason, "status": status.as_u16()})),
+    )
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"tollgate\""),
+        );
+    }
+    resp
+}
+
+/// A handler's answer before auditing.
+struct Answer {
+    status: StatusCode,
+    body: Vec<u8>,
+    content_type: &'static str,
+    rows: usize,
+    truncated: bool,
+}
+
+impl Answer {
+    fn json(v: &Value) -> Self {
+        Self {
+            status: StatusCode::OK,
+            body: format!("{v:#}\n").into_bytes(),
+            content_type: "application/json",
+            rows: 0,
+            truncated: false,
+        }
+    }
+}
+
+/// Why a request failed: status, outcome, reason.
+struct Failure(StatusCode, &'static str, String);
+
+impl From<QueryError> for Failure {
+    fn from(e: QueryError) -> Self {
+        let status = match &e {
+            QueryError::Refused(_) => StatusCode::FORBIDDEN,
+            QueryError::Invalid(_) => StatusCode::BAD_REQUEST,
+            QueryError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let outcome = e.outcome();
+        Failure(status, outcome, e.to_string())
+    }
+}
+
+fn bad(reason: String) -> Failure {
+    Failure(StatusCode::BAD_REQUEST, "invalid", reason)
+}
+
+async fn handle(
+    route: Route,
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let Some(permission) = route.permission else {
+        return service(route, &api).await;
+    };
+    let now = Utc::now();
+    let endpoint = format!("{} {}", route.method, route.path);
+    let auth_header = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let principal = api.auth.authenticate(auth_header);
+    let mut entry = Entry::new(principal.as_ref().ok(), &endpoint, now);
+    let text = match route.endpoint {
+        Endpoint::Sql => sql_text(&body).unwrap_or_default(),
+        _ => {
+            let mut p: Vec<_> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            p.sort();
+            p.join("&")
+        }
+    };
+    api.reader.audit().set_text(&mut entry, &text);
+    let result = match &principal {
+        Err(e) => Err(Failure(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            e.0.clone(),
+        )),
+        Ok(p) => match p.require(permission) {
+            Err(f) => Err(Failure(StatusCode::FORBIDDEN, "forbidden", f.0)),
+            Ok(()) => dispatch(route, &api, p, &params, &body).await,
+        },
+    };
+    let (status, outcome) = match &result {
+        Ok(a) => (a.status, "ok"),
+        Err(Failure(s, o, _)) => (*s, *o),
+    };
+    entry.outcome = outcome.to_string();
+    entry.rows = result.as_ref().map_or(0, |a| a.rows as i64);
+    entry.error = result.as_ref().err().map(|f| f.2.clone());
+    entry.duration_ms = started.elapsed().as_millis() as i64;
+    api.metrics
+        .requests
+        .get_or_create(&RequestLabel {
+            endpoint: route.path,
+            outcome,
+        })
+        .inc();
+    api.metrics
+        .latency
+        .get_or_create(&EndpointLabel {
+            endpoint: route.path,
+        })
+        .observe(started.elapsed().as_secs_f64());
+    if let Err(e) = api.reader.audit().write(&entry).await {
+        tracing::error!(error = %e, endpoint = route.path, "query audit write failed; answer withheld");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the query audit could not be written, so no answer is given; retry later",
+        );
+    }
+    tracing::info!(endpoint = route.path, subject = %entry.subject, status = status.as_u16(), rows = entry.rows, query_id = %entry.query_id, "request");
+    match result {
+        Err(Failure(s, _, reason)) => error(s, &reason),
+        Ok(a) => {
+            let mut resp =
+                (a.status, [(header::CONTENT_TYPE, a.content_type)], a.body).into_response();
+            let h = resp.headers_mut();
+            for (k, v) in [
+                ("x-tollgate-rows", a.rows.to_string()),
+                ("x-tollgate-truncated", a.truncated.to_string()),
+                ("x-tollgate-query-id", entry.query_id.clone()),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    h.insert(k, v);
+                }
+            }
+            resp
+        }
+    }
+}
+
+fn sql_text(body: &[u8]) -> Result<String, String> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| format!("body: expected JSON {{\"sql\": \"SELECT ...\"}} ({e})"))?;
+    v.get("sql")
+        .and_then(Value::as_str)
+        .map(String::from)
+        .ok_or_else(|| "body: field `sql` (a string) is missing".to_string())
+}
+
+fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Result<&'a str, Failure> {
+    params
+        .get(name)
+        .map(String::as_str)
+        .ok_or_else(|| bad(format!("query parameter `{name}` is required")))
+}
+
+/// An instant from RFC 3339 or a date (midnight UTC).
+pub fn instant(name: &str, v: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        .map_err(|_| {
+            format!("{name} {v:?}: expected RFC 3339 (2026-10-01T00:00:00Z) or YYYY-MM-DD")
+        })
+}
+
+fn at(params: &HashMap<String, String>) -> Result<DateTime<Utc>, Failure> {
+    params
+        .get("at")
+        .map_or(Ok(Utc::now()), |v| instant("at", v))
+        .map_err(bad)
+}
+
+fn range(params: &HashMap<String, String>) -> Result<(DateTime<Utc>, DateTime<Utc>), Failure> {
+    let from = instant("from", param(params, "from")?).map_err(bad)?;
+    let to = instant("to", param(params, "to")?).map_err(bad)?;
+    if to <= from {
+        return Err(bad(format!("to ({to}) must be after from ({from})")));
+    }
+    Ok((from, to))
+}
+
+fn format(params: &HashMap<String, String>) -> Result<Format, Failure> {
+    match params.get("format") {
+        None => Ok(Format::Json),
+        Some(f) if f == "table" => Err(bad(
+            "format table is for the CLI; use json, csv, arrow or parquet".into(),
+        )),
+        Some(f) => f.parse().map_err(bad),
+    }
+}
+
+fn download(out: ReportOutput, f: Format) -> Result<Answer, Failure> {
+    if f == Format::Json {
+        let mut a = Answer::json(&out.json);
+        a.rows = out.table.rows;
+        return Ok(a);
+    }
+    table_answer(&out.table, f)
+}
+
+fn table_answer(t: &QueryResult, f: Format) -> Result<Answer, Failure> {
+    let body = encode(&t.schema, &t.batches, f)
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, "error", e.to_string()))?;
+    Ok(Answer {
+        status: StatusCode::OK,
+        body,
+        content_type: f.content_type(),
+        rows: t.rows,
+        truncated: t.truncated,
+    })
+}
+
+async fn dispatch(
+    route: Route,
+    api: &Api,
+    p: &Principal,
+    params: &HashMap<String, String>,
+    body: &[u8],
+) -> Result<Answer, Failure> {
+    let r = &api.reader;
+    match route.endpoint {
+        Endpoint::Chargeback => {
+            let f = format(params)?;
+            let (_, out) = r
+                .chargeback(
+                    p,
+                    param(params, "month")?,
+                    params.get("tz").map(String::as_str),
+                )
+                .await?;
+            download(out, f)
+        }
+        Endpoint::Spend => {
+            let f = format(params)?;
+            let (from, to) = range(params)?;
+            download(
+                r.spend(p, from, to, params.get("by").map(String::as_str))
+                    .await?,
+                f,
+            )
+        }
+        Endpoint::Quota => {
+            let f = format(params)?;
+            download(r.quota(p, at(params)?).await?, f)
+        }
+        Endpoint::Anomalies => {
+            let f = format(params)?;
+            download(r.anomalies(p, at(params)?).await?, f)
+        }
+        Endpoint::ToolLatency => {
+            let f = format(params)?;
+            let (from, to) = range(params)?;
+            download(r.tool_latency(p, from, to).await?, f)
+        }
+        Endpoint::Sql => {
+            let f = format(params)?;
+            let sql = sql_text(body).map_err(bad)?;
+            let t = r.sql(p, &sql).await?;
+            table_answer(&t, f)
+        }
+        Endpoint::Verify => {
+            let storage = Storage::open(&r.config().storage, "serve")
+                .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, "error", e.to_string()))?;
+            let report = storage
+                .verify()
+                .await
+                .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, "error", e.to_string()))?;
+            let mut v = serde_json::to_value(&report)
+                .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, "error", e.to_string()))?;
+            v["ok"] = json!(report.ok());
+            Ok(Answer::json(&v))
+        }
+        Endpoint::Tables => Ok(Answer::json(&tables(api, p).await?)),
+        Endpoint::WhoAmI => Ok(Answer::json(&json!({
+            "subject": p.subject, "org": p.org, "team": p.team,
+            "roles": p.roles, "credential": p.credential,
+            "org_wide": p.org_wide(),
+        }))),
+        _ => Err(Failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "error",
+            "not a data endpoint".into(),
+        )),
+    }
+}
+
+/// The tables and views `p` may query, with their columns.
+async fn tables(api: &Api, p: &Principal) -> Result<Value, Failure> {
+    let ctx = api
+        .reader
+        .session(p)
+        .await
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, "error", e.to_string()))?;
+    let mut out = Vec::new();
+    let names = TABLES
+        .iter()
+        .filter(|(n, s, _)| {
+            *n != "facet_rollup_files" && (*s != TableScope::TenantOnly || p.org_wide())
+        })
+        .map(|(n, s, d)| {
+            (
+                n.to_string(),
+                if *s == TableScope::Public {
+                    "table (price book)"
+                } else {
+                    "table"
+                },
+                d.to_string(),
+            )
+        })
+        .chain(tollgate_ledger::context::view_names().into_iter().map(|n| {
+            (
+                n.to_string(),
+                "view",
+                "ledger view (see docs/ledger.md)".to_string(),
+            )
+        }));
+    for (name, kind, description) in names {
+        let Ok(df) = ctx.session().table(name.as_str()).await else {
+            continue;
+        };
+        let columns: Vec<Value> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
+            .collect();
+        out.push(
+            json!({"name": name, "kind": kind, "description": description, "columns": columns}),
+        );
+    }
+    Ok(json!({ "tables": out }))
+}
+
+async fn service(route: Route, api: &Api) -> Response {
+    match route.endpoint {
+        Endpoint::Health => (StatusCode::OK, "ok\n").into_response(),
+        Endpoint::OpenApi => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            format!("{:#}\n", openapi()),
+        )
+            .into_response(),
+        Endpoint::Metrics => {
+            let mut text = String::new();
+            if let Err(e) =
+                prometheus_client::encoding::text::encode(&mut text, &api.metrics.registry)
+            {
+                return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+            }
+            (
+                StatusCode::OK,
+                [(
+                    header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                text,
+            )
+                .into_response()
+        }
+        Endpoint::Ready => {
+            let storage = match Storage::open(&api.reader.config().storage, "serve") {
+                Ok(s) => s,
+                Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &format!("storage: {e}")),
+            };
+            if let Err(e) = storage.topics().await {
+                return error(StatusCode::SERVICE_UNAVAILABLE, &format!("storage: {e}"));
+            }
+            if let Err(e) = api.auth.api_keys().list() {
+                return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+            }
+            (StatusCode::OK, "ready\n").into_response()
+        }
+        _ => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "route without a permission",
+        ),
+    }
+}
+
+/// The OpenAPI 3.0 document of [`ROUTES`].
+pub fn openapi() -> Value {
+    let mut paths = serde_json::Map::new();
+    for r in ROUTES {
+        let params: Vec<Value> = r
+            .params
+            .iter()
+            .map(|(n, d)| json!({"name": n, "in": "query", "required": d.contains("(required)"), "description": d, "schema": {"type": "string"}}))
+            .collect();
+        let mut op = json!({
+            "summary": r.summary,
+            "operationId": format!("{}{}", r.method.to_lowercase(), r.path.replace(['/', '-', '.'], "_")),
+            "parameters": params,
+            "responses": {
+                "200": {"description": "OK"},
+                "400": {"description": "Bad parameters or SQL, with the reason"},
+                "401": {"description": "Missing or bad credentials, with the reason"},
+                "403": {"description": "Not allowed for this principal, with the reason"},
+            },
+        });
+        match r.permission {
+            Some(p) => {
+                op["security"] = json!([{"bearer": []}]);
+                op["x-tollgate-permission"] = json!(p.as_str());
+                op["x-tollgate-roles"] = json!(p.roles());
+                op["x-tollgate-tenant-data"] = json!(r.data);
+            }
+            None => op["security"] = json!([]),
+        }
+        if r.endpoint == Endpoint::Sql {
+            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["sql"], "properties": {"sql": {"type": "string"}}}}}});
+        }
+        let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
+        entry[r.method.to_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Tollgate", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Chargeback, spend, quota, anomaly and latency reports and tenant-scoped SQL over the audit log"},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+            "description": "A JWT signed RS256 (claims sub, org, team, roles, exp) or an API key tgk_<id>_<secret>"}}},
+        "paths": paths,
+    })
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    api: Arc<Api>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(api))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,176 @@
+//! The query audit: every query and report request (who, when, the SQL text
+//! with PII redacted and its SHA-256, rows returned, outcome) as the
+//! `query_log` table, one Parquet file per request under
+//! `audit/queries/dt=YYYY-MM-DD/` in the storage, written before the
+//! response is sent.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use chrono::{DateTime, Utc};
+use parquet::arrow::ArrowWriter;
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tollgate_ingest::storage::Storage;
+use tollgate_redactor::Redactor;
+
+use crate::principal::Principal;
+use crate::Error;
+
+/// Where the table's files are, under the storage root.
+pub const DIR: &str = "audit/queries";
+
+/// The `query_log` table's schema (without the `dt` partition column).
+pub fn schema() -> SchemaRef {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("query_id", DataType::Utf8, false),
+        Field::new("time", ts, false),
+        Field::new("subject", DataType::Utf8, false),
+        Field::new("credential", DataType::Utf8, false),
+        Field::new("tenant", DataType::Utf8, false),
+        Field::new("team", DataType::Utf8, false),
+        Field::new("roles", DataType::Utf8, false),
+        Field::new("endpoint", DataType::Utf8, false),
+        Field::new("sql_redacted", DataType::Utf8, true),
+        Field::new("sql_sha256", DataType::Utf8, true),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("outcome", DataType::Utf8, false),
+        Field::new("error", DataType::Utf8, true),
+        Field::new("duration_ms", DataType::Int64, false),
+    ]))
+}
+
+/// One audited request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// Unique id (also the file name).
+    pub query_id: String,
+    /// When it arrived.
+    pub time: DateTime<Utc>,
+    /// Subject, or empty when authentication failed.
+    pub subject: String,
+    /// `jwt`, `api_key`, `local`, or `none`.
+    pub credential: String,
+    /// The principal's organisation (empty when unauthenticated).
+    pub tenant: String,
+    /// The principal's team (empty for organisation roles).
+    pub team: String,
+    /// Roles, comma-separated.
+    pub roles: String,
+    /// `GET /v1/reports/chargeback`, `cli sql`, ...
+    pub endpoint: String,
+    /// The SQL (or the report's parameters) with PII redacted.
+    pub sql_redacted: Option<String>,
+    /// SHA-256 (hex) of the text as sent.
+    pub sql_sha256: Option<String>,
+    /// Rows returned.
+    pub rows: i64,
+    /// `ok`, `refused`, `invalid`, `unauthenticated`, `forbidden`, `error`.
+    pub outcome: String,
+    /// The reason, when not `ok`.
+    pub error: Option<String>,
+    /// Time taken.
+    pub duration_ms: i64,
+}
+
+impl Entry {
+    /// An entry for `principal` (or an unauthenticated caller) at `endpoint`.
+    pub fn new(principal: Option<&Principal>, endpoint: &str, time: DateTime<Utc>) -> Self {
+        let mut id = [0u8; 8];
+        rand::rng().fill_bytes(&mut id);
+        Self {
+            query_id: format!("{}-{}", time.timestamp_micros(), hex::encode(id)),
+            time,
+            subject: principal.map(|p| p.subject.clone()).unwrap_or_default(),
+            credential: principal
+                .map(|p| p.credential.as_str().to_string())
+                .unwrap_or_else(|| "none".into()),
+            tenant: principal.map(|p| p.org.clone()).unwrap_or_default(),
+            team: principal.and_then(|p| p.team.clone()).unwrap_or_default(),
+            roles: principal.map(|p| p.roles_text()).unwrap_or_default(),
+            endpoint: endpoint.to_string(),
+            sql_redacted: None,
+            sql_sha256: None,
+            rows: 0,
+            outcome: "ok".into(),
+            error: None,
+            duration_ms: 0,
+        }
+    }
+
+    fn batch(&self) -> Result<RecordBatch, Error> {
+        let s = |v: &str| Arc::new(StringArray::from(vec![v.to_string()])) as ArrayRef;
+        let o = |v: &Option<String>| Arc::new(StringArray::from(vec![v.clone()])) as ArrayRef;
+        let i = |v: i64| Arc::new(Int64Array::from(vec![v])) as ArrayRef;
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                s(&self.query_id),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![self.time.timestamp_micros()])
+                        .with_timezone("UTC"),
+                ),
+                s(&self.subject),
+                s(&self.credential),
+                s(&self.tenant),
+                s(&self.team),
+                s(&self.roles),
+                s(&self.endpoint),
+                o(&self.sql_redacted),
+                o(&self.sql_sha256),
+                i(self.rows),
+                s(&self.outcome),
+                o(&self.error),
+                i(self.duration_ms),
+            ],
+        )
+        .map_err(|e| Error::Audit(e.to_string()))
+    }
+}
+
+/// Writes [`Entry`]s, redacting the SQL text with the tenant's key.
+pub struct QueryAudit {
+    storage: Storage,
+    redactor: Option<Arc<Redactor>>,
+}
+
+impl QueryAudit {
+    /// Writes into `storage`; without a redactor the text is not kept (the
+    /// hash is).
+    pub fn new(storage: Storage, redactor: Option<Arc<Redactor>>) -> Self {
+        Self { storage, redactor }
+    }
+
+    /// Sets `entry`'s text and hash from `text` as sent.
+    pub fn set_text(&self, entry: &mut Entry, text: &str) {
+        entry.sql_sha256 = Some(hex::encode(Sha256::digest(text.as_bytes())));
+        entry.sql_redacted = self.redactor.as_ref().and_then(|r| {
+            r.redact_text(&entry.tenant, text)
+                .ok()
+                .map(|(t, _)| t.into_owned())
+        });
+    }
+
+    /// Stores `entry` (create-if-absent; the id is unique).
+    pub async fn write(&self, entry: &Entry) -> Result<(), Error> {
+        let batch = entry.batch()?;
+        let mut buf = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), None)
+            .map_err(|e| Error::Audit(e.to_string()))?;
+        w.write(&batch).map_err(|e| Error::Audit(e.to_string()))?;
+        w.close().map_err(|e| Error::Audit(e.to_string()))?;
+        let path = format!(
+            "{DIR}/dt={}/{}.parquet",
+            entry.time.format("%Y-%m-%d"),
+            entry.query_id
+        );
+        self.storage
+            .create(&path, buf)
+            .await
+            .map_err(|e| Error::Audit(format!("{path}: {e}")))?;
+        Ok(())
+    }
+}

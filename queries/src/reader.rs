@@ -1,0 +1,474 @@
+//! [`Reader`]: opens a principal's scoped session over the audit log and
+//! runs the reports and SQL in it, writing each request to the query audit.
+//!
+//! The session is the ledger's (tables, price book, views, rollups) plus the
+//! `alerts` and `query_log` audit tables, with [`TenantScope`] installed: the
+//! reports below run their usual ledger code, and every scan those plans
+//! make is filtered to the principal's rows. Documents that are not tables
+//! (the teams directory, frozen statements of closed months) are cut with
+//! the same [`Scope`].
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, SchemaRef};
+use chrono::{DateTime, Utc};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::ListingOptions;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tollgate_ingest::StorageConfig;
+use tollgate_ledger::report::{self, Period};
+use tollgate_ledger::{LedgerConfig, LedgerContext, PriceBook, TeamConfig};
+
+use crate::audit::QueryAudit;
+use crate::principal::{Principal, Scope};
+use crate::scope::TenantScope;
+use crate::sql::{self, classify, QueryError, QueryResult};
+use crate::Error;
+
+/// A report's result: the JSON document and the same rows as a table.
+#[derive(Debug, Clone)]
+pub struct ReportOutput {
+    /// The JSON answer (for chargeback and quota, the CLI's `--format json`).
+    pub json: Value,
+    /// The rows as a table (CSV, Arrow, Parquet downloads).
+    pub table: QueryResult,
+}
+
+/// What a reader needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct ReaderConfig {
+    /// The audit log.
+    pub storage: StorageConfig,
+    /// `[ledger]`.
+    pub ledger: LedgerConfig,
+    /// The teams directory.
+    pub teams: Vec<TeamConfig>,
+    /// Teams whose rows every team of their organisation reads.
+    pub shared_teams: Vec<String>,
+    /// Rows an SQL answer holds at most.
+    pub max_rows: usize,
+}
+
+/// Opens scoped sessions and runs reports in them.
+pub struct Reader {
+    config: ReaderConfig,
+    book: PriceBook,
+    /// Unscoped, only to bring the rollups up to date before a read.
+    refresher: Mutex<Option<LedgerContext>>,
+    audit: QueryAudit,
+}
+
+impl Reader {
+    /// A reader; `audit` receives every request.
+    pub fn new(config: ReaderConfig, book: PriceBook, audit: QueryAudit) -> Self {
+        Self {
+            config,
+            book,
+            refresher: Mutex::new(None),
+            audit,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ReaderConfig {
+        &self.config
+    }
+
+    /// The query audit.
+    pub fn audit(&self) -> &QueryAudit {
+        &self.audit
+    }
+
+    /// The price book's currency.
+    pub fn currency(&self) -> &str {
+        self.book.currency()
+    }
+
+    /// `principal`'s scope.
+    pub fn scope(&self, principal: &Principal) -> Scope {
+        principal.scope(&self.config.shared_teams)
+    }
+
+    /// The rollups as of now (refreshed by the service, not the principal).
+    async fn rollups(&self) -> Result<Option<tollgate_ledger::rollup::Manifest>, Error> {
+        if !self.config.ledger.rollups {
+            return Ok(None);
+        }
+        let mut guard = self.refresher.lock().await;
+        if guard.is_none() {
+            *guard = Some(LedgerContext::open(&self.config.storage, &self.book).await?);
+        }
+        let Some(ctx) = guard.as_mut() else {
+            return Ok(None);
+        };
+        let r = ctx.use_rollups().await?;
+        Ok(ctx.rollups().cloned().filter(|_| r.current))
+    }
+
+    /// A session that reads only `principal`'s rows.
+    pub async fn session(&self, principal: &Principal) -> Result<LedgerContext, Error> {
+        let rollups = self.rollups().await?;
+        let mut ctx = LedgerContext::open(&self.config.storage, &self.book).await?;
+        ctx.read_rollups(rollups);
+        for (name, dir, schema) in [
+            (
+                "alerts",
+                tollgate_alerts::audit::DIR,
+                tollgate_alerts::audit::schema(),
+            ),
+            ("query_log", crate::audit::DIR, crate::audit::schema()),
+        ] {
+            register_audit_table(&ctx, &self.config.storage, name, dir, schema).await?;
+        }
+        ctx.session()
+            .add_analyzer_rule(Arc::new(TenantScope::new(self.scope(principal))));
+        Ok(ctx)
+    }
+
+    /// Runs `sql` for `principal`.
+    pub async fn sql(
+        &self,
+        principal: &Principal,
+        sql_text: &str,
+    ) -> Result<QueryResult, QueryError> {
+        sql::check_statement(sql_text)?;
+        let ctx = self
+            .session(principal)
+            .await
+            .map_err(|e| QueryError::Failed(e.to_string()))?;
+        sql::run(ctx.session(), sql_text, self.config.max_rows).await
+    }
+
+    /// The chargeback statement of `month` (in `tz`, default the ledger's)
+    /// restricted to the principal's teams.
+    pub async fn chargeback(
+        &self,
+        principal: &Principal,
+        month: &str,
+        tz: Option<&str>,
+    ) -> Result<(report::Chargeback, ReportOutput), QueryError> {
+        let tz = tz.unwrap_or(&self.config.ledger.timezone);
+        let period = Period::month(month, tz).map_err(|e| QueryError::Invalid(e.to_string()))?;
+        let ctx = self.open(principal).await?;
+        let closed = report::ClosedBook::new(&self.config.storage.data_dir);
+        let mut c = report::statement(&ctx, &closed, &period, self.currency())
+            .await
+            .map_err(ledger_err)?;
+        let scope = self.scope(principal);
+        c.restrict(|tenant, team| scope.allows(tenant, team));
+        let batch = c.batch().map_err(ledger_err)?;
+        let json = serde_json::to_value(&c).map_err(|e| QueryError::Failed(e.to_string()))?;
+        Ok((
+            c,
+            ReportOutput {
+                json,
+                table: table(batch.schema(), vec![batch]),
+            },
+        ))
+    }
+
+    /// Quota burn of the principal's teams at `at`.
+    pub async fn quota(
+        &self,
+        principal: &Principal,
+        at: DateTime<Utc>,
+    ) -> Result<ReportOutput, QueryError> {
+        let ctx = self.open(principal).await?;
+        let scope = self.scope(principal);
+        let teams: Vec<TeamConfig> = self
+            .config
+            .teams
+            .iter()
+            .filter(|t| scope.allows(&t.tenant, &t.name))
+            .cloned()
+            .collect();
+        let (period, lines) = report::quota(
+            &ctx,
+            &teams,
+            at,
+            &self.config.ledger.timezone,
+            self.currency(),
+        )
+        .await
+        .map_err(ledger_err)?;
+        let json = serde_json::json!({"period": period, "at": at, "currency": self.currency(), "teams": lines});
+        Ok(ReportOutput {
+            json,
+            table: rows_table(&lines)?,
+        })
+    }
+
+    /// The 2x anomalies at `at` among the principal's teams.
+    pub async fn anomalies(
+        &self,
+        principal: &Principal,
+        at: DateTime<Utc>,
+    ) -> Result<ReportOutput, QueryError> {
+        let ctx = self.open(principal).await?;
+        let scope = self.scope(principal);
+        let mut found = report::anomalies(&ctx, &self.config.ledger.anomaly, at, self.currency())
+            .await
+            .map_err(ledger_err)?;
+        found.retain(|a| scope.allows(&a.tenant, &a.team));
+        let flat: Vec<Value> = found
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "tenant": a.tenant, "team": a.team, "at": a.at, "day_cost": a.day_cost,
+                    "baseline_daily": a.baseline_daily, "ratio": a.ratio,
+                    "drivers": serde_json::to_string(&a.drivers).unwrap_or_default(),
+                })
+            })
+            .collect();
+        let json = serde_json::to_value(&found).map_err(|e| QueryError::Failed(e.to_string()))?;
+        Ok(ReportOutput {
+            json,
+            table: rows_table(&flat)?,
+        })
+    }
+
+    /// Spend per day and team (and `by`, one of the usage dimensions) over
+    /// `[from, to)`.
+    pub async fn spend(
+        &self,
+        principal: &Principal,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        by: Option<&str>,
+    ) -> Result<ReportOutput, QueryError> {
+        const BY: [&str; 7] = [
+            "user",
+            "environment",
+            "workload_kind",
+            "gpu_model",
+            "pricing_tier",
+            "tool",
+            "model",
+        ];
+        let extra = match by {
+            None => String::new(),
+            Some(b) if BY.contains(&b) => format!(", \"{b}\""),
+            Some(b) => {
+                return Err(QueryError::Invalid(format!(
+                    "by {b:?}: use one of {}",
+                    BY.join(", ")
+                )))
+            }
+        };
+        let sql = format!(
+            r#"SELECT CAST(date_trunc('day', time) AS DATE) AS day, tenant, team{extra},
+                      CAST(SUM(cost) AS DECIMAL(38, 6)) AS cost, SUM(gpu_millis) AS gpu_millis,
+                      SUM(tokens) AS tokens, COUNT(*) AS events
+               FROM costed_usage
+               WHERE time >= '{from}' AND time < '{to}' AND dt >= '{d0}' AND dt <= '{d1}'
+               GROUP BY 1, 2, 3{extra}
+               ORDER BY 1, 2, 3{extra}"#,
+            from = from.to_rfc3339(),
+            to = to.to_rfc3339(),
+            d0 = (from - chrono::Duration::days(2)).format("%Y-%m-%d"),
+            d1 = (to + chrono::Duration::days(2)).format("%Y-%m-%d"),
+        );
+        self.table_report(principal, &sql).await
+    }
+
+    /// Tool-call latency percentiles and error rate per tenant and tool over
+    /// `[from, to)`.
+    pub async fn tool_latency(
+        &self,
+        principal: &Principal,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<ReportOutput, QueryError> {
+        let sql = format!(
+            r#"SELECT tenant, tool, COUNT(*) AS calls,
+                      approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50_ms,
+                      approx_percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95_ms,
+                      approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) AS p99_ms,
+                      AVG(CASE WHEN status = 'ok' THEN 0.0 ELSE 1.0 END) AS error_rate
+               FROM call_costed
+               WHERE latency_ms IS NOT NULL AND time >= '{from}' AND time < '{to}'
+                 AND dt >= '{d0}' AND dt <= '{d1}'
+               GROUP BY tenant, tool
+               ORDER BY tenant, tool"#,
+            from = from.to_rfc3339(),
+            to = to.to_rfc3339(),
+            d0 = (from - chrono::Duration::days(2)).format("%Y-%m-%d"),
+            d1 = (to + chrono::Duration::days(2)).format("%Y-%m-%d"),
+        );
+        self.table_report(principal, &sql).await
+    }
+
+    async fn table_report(
+        &self,
+        principal: &Principal,
+        sql: &str,
+    ) -> Result<ReportOutput, QueryError> {
+        let ctx = self.open(principal).await?;
+        let df = ctx.session().sql(sql).await.map_err(classify)?;
+        let schema = df.schema().inner().clone();
+        let batches = df.collect().await.map_err(classify)?;
+        let t = table(schema, batches);
+        let bytes = crate::encode::encode(&t.schema, &t.batches, crate::encode::Format::Json)
+            .map_err(|e| QueryError::Failed(e.to_string()))?;
+        let json = serde_json::from_slice(&bytes).map_err(|e| QueryError::Failed(e.to_string()))?;
+        Ok(ReportOutput { json, table: t })
+    }
+
+    async fn open(&self, principal: &Principal) -> Result<LedgerContext, QueryError> {
+        self.session(principal)
+            .await
+            .map_err(|e| QueryError::Failed(e.to_string()))
+    }
+}
+
+fn ledger_err(e: tollgate_ledger::Error) -> QueryError {
+    match e {
+        tollgate_ledger::Error::Arguments(m) => QueryError::Invalid(m),
+        tollgate_ledger::Error::Query(m) if m.contains("forbidden: ") => QueryError::Refused(m),
+        other => QueryError::Failed(other.to_string()),
+    }
+}
+
+fn table(schema: SchemaRef, batches: Vec<RecordBatch>) -> QueryResult {
+    let rows = batches.iter().map(|b| b.num_rows()).sum();
+    QueryResult {
+        schema,
+        batches,
+        rows,
+        truncated: false,
+    }
+}
+
+/// Serialisable rows as one Arrow batch (schema inferred from the JSON).
+fn rows_table<T: Serialize>(rows: &[T]) -> Result<QueryResult, QueryError> {
+    let fail = |e: &dyn std::fmt::Display| QueryError::Failed(format!("report rows: {e}"));
+    let values: Vec<Value> = rows
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()
+        .map_err(|e| fail(&e))?;
+    let schema = arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok))
+        .map_err(|e| fail(&e))?;
+    let schema = Arc::new(schema);
+    let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
+        .build_decoder()
+        .map_err(|e| fail(&e))?;
+    decoder.serialize(&values).map_err(|e| fail(&e))?;
+    let batches: Vec<RecordBatch> = decoder.flush().map_err(|e| fail(&e))?.into_iter().collect();
+    Ok(table(schema, batches))
+}
+
+/// Registers an audit table (`<dir>/dt=.../*.parquet`) in `ctx`.
+async fn register_audit_table(
+    ctx: &LedgerContext,
+    storage: &StorageConfig,
+    name: &str,
+    dir: &str,
+    schema: SchemaRef,
+) -> Result<(), Error> {
+    if storage.url.is_none() {
+        let d = storage.data_dir.join(dir);
+        std::fs::create_dir_all(&d).map_err(|e| Error::Storage(format!("{}: {e}", d.display())))?;
+    }
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(vec![("dt".to_string(), DataType::Utf8)]);
+    ctx.session()
+        .register_listing_table(
+            name,
+            format!("{}/", ctx.url(dir)),
+            options,
+            Some(schema),
+            None,
+        )
+        .await
+        .map_err(|e| Error::Storage(format!("registering {name}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use tollgate_ingest::storage::Storage;
+
+    use super::*;
+    use crate::principal::{Credential, Role};
+    use crate::scope::table_scope;
+
+    /// Adding a table to the session (in the ledger, the alerts or here)
+    /// without a scope in `scope::TABLES` fails this test; every scoped
+    /// scan, even under a join, is filtered in the optimised plan.
+    #[tokio::test]
+    async fn every_table_of_a_session_has_a_scope_and_every_scan_is_filtered() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = StorageConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        let book = PriceBook::new(Default::default()).unwrap();
+        let audit = QueryAudit::new(Storage::open(&storage, "test").unwrap(), None);
+        let reader = Reader::new(
+            ReaderConfig {
+                storage: storage.clone(),
+                ledger: LedgerConfig::default(),
+                teams: Vec::new(),
+                shared_teams: vec!["platform".into()],
+                max_rows: 10,
+            },
+            book,
+            audit,
+        );
+        let p = Principal::new(
+            "u".into(),
+            "acme".into(),
+            Some("search".into()),
+            [Role::Contributor].into_iter().collect(),
+            Credential::Jwt,
+        )
+        .unwrap();
+        let ctx = reader.session(&p).await.unwrap();
+        let views = tollgate_ledger::context::view_names();
+        let catalog = ctx.session().catalog("datafusion").unwrap();
+        let schema = catalog.schema("public").unwrap();
+        let mut names = schema.table_names();
+        names.sort();
+        assert!(names.len() >= 10, "{names:?}");
+        for name in names {
+            if views.contains(&name.as_str()) {
+                continue;
+            }
+            assert!(
+                table_scope(&name).is_some(),
+                "table {name} is registered without a scope in scope::TABLES"
+            );
+        }
+        let df = ctx
+            .session()
+            .sql("SELECT * FROM tool_calls c JOIN events e ON c.event_id = e.event_id WHERE c.tool IN (SELECT tool FROM call_costed)")
+            .await
+            .unwrap();
+        let plan = df
+            .into_optimized_plan()
+            .unwrap()
+            .display_indent()
+            .to_string();
+        let scans: Vec<&str> = plan
+            .lines()
+            .filter(|l| l.contains("TableScan: tool_calls") || l.contains("TableScan: events"))
+            .collect();
+        assert_eq!(scans.len(), 3, "{plan}");
+        for scan in scans {
+            assert!(
+                scan.contains("tenant = Utf8(\"acme\")"),
+                "unfiltered: {scan}"
+            );
+        }
+        assert!(
+            plan.contains("platform"),
+            "shared teams in the filter: {plan}"
+        );
+    }
+}

@@ -1,0 +1,248 @@
+//! `tollgate serve`, `tollgate sql` and `tollgate apikey`: the query API,
+//! SQL as a token's principal, and service-account keys.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+use chrono::Utc;
+use tollgate_ingest::storage::Storage;
+use tollgate_ingest::StorageConfig;
+use tollgate_ledger::PriceBook;
+use tollgate_queries::apikeys::ApiKeyStore;
+use tollgate_queries::audit::{Entry, QueryAudit};
+use tollgate_queries::encode::{encode, Format};
+use tollgate_queries::{Authenticator, Principal, Reader, ReaderConfig, Role};
+use tollgate_redactor::Redactor;
+
+use crate::cli::{ApikeyCommand, ServeArgs, SqlArgs, SqlFormat};
+use crate::config::{Config, Loaded};
+
+/// The API key file: `server.auth.api_keys_file`, else `<data_dir>/api_keys.json`.
+pub(crate) fn api_keys_file(config: &Config) -> PathBuf {
+    config
+        .server
+        .auth
+        .api_keys_file
+        .clone()
+        .unwrap_or_else(|| config.storage.data_dir.join("api_keys.json"))
+}
+
+/// The authenticator of `config`.
+pub(crate) fn authenticator(config: &Config) -> Result<Authenticator> {
+    Ok(Authenticator::new(
+        &config.server.auth,
+        api_keys_file(config),
+    )?)
+}
+
+/// A reader over `store`, auditing into it.
+pub(crate) fn reader(config: &Config, store: &StorageConfig) -> Result<Reader> {
+    let book = PriceBook::new(config.pricing.clone())?;
+    let redactor = Redactor::new(&config.redaction, &store.data_dir)
+        .map(Arc::new)
+        .map_err(|e| eprintln!("note: the query audit keeps SQL hashes only ({e})"))
+        .ok();
+    let audit = QueryAudit::new(Storage::open(store, "queries")?, redactor);
+    Ok(Reader::new(
+        ReaderConfig {
+            storage: store.clone(),
+            ledger: config.ledger.clone(),
+            teams: config.teams.clone(),
+            shared_teams: config.server.shared_teams.clone(),
+            max_rows: config.server.max_rows,
+        },
+        book,
+        audit,
+    ))
+}
+
+/// The principal of the token in `path`.
+pub(crate) fn principal_of(auth: &Authenticator, path: &Path) -> Result<Principal> {
+    let token = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the token file {}", path.display()))?;
+    auth.token(token.trim(), Utc::now())
+        .map_err(|e| anyhow!("unauthenticated: {e}"))
+}
+
+pub fn serve(loaded: Loaded, args: ServeArgs) -> Result<ExitCode> {
+    let config = loaded.config;
+    let store = config.storage_for(args.data_dir.as_deref())?;
+    let listen = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| config.server.listen.to_string());
+    let auth = authenticator(&config)?;
+    if config.server.auth.jwt_keys.is_empty() {
+        eprintln!("note: no server.auth.jwt_keys configured: only API keys are accepted");
+    }
+    let reader = reader(&config, &store)?;
+    let api = Arc::new(tollgate_queries::api::Api::new(reader, auth));
+    let rt = crate::runtime()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        eprintln!(
+            "tollgate serve: listening on http://{} (reports, SQL, verify under /v1; /openapi.json; /healthz, /readyz, /metrics); Ctrl-C stops",
+            listener.local_addr()?
+        );
+        let shutdown = async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        tollgate_queries::api::serve(listener, api, shutdown).await?;
+        eprintln!("tollgate serve: stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn sql(loaded: Loaded, args: SqlArgs) -> Result<ExitCode> {
+    let config = loaded.config;
+    let store = config.storage_for(args.data_dir.as_deref())?;
+    let auth = authenticator(&config)?;
+    let reader = reader(&config, &store)?;
+    let rt = crate::runtime()?;
+    rt.block_on(async move {
+        let started = std::time::Instant::now();
+        let principal = principal_of(&auth, &args.token);
+        let mut entry = Entry::new(principal.as_ref().ok(), "cli sql", Utc::now());
+        reader.audit().set_text(&mut entry, &args.sql);
+        let result = match &principal {
+            Err(e) => Err((ExitCode::from(3), "unauthenticated", e.to_string())),
+            Ok(p) => match p.require(tollgate_queries::Permission::Sql) {
+                Err(f) => Err((ExitCode::from(3), "forbidden", format!("forbidden: {f}"))),
+                Ok(()) => reader.sql(p, &args.sql).await.map_err(|e| {
+                    (
+                        ExitCode::from(if e.outcome() == "refused" { 3 } else { 2 }),
+                        e.outcome(),
+                        e.to_string(),
+                    )
+                }),
+            },
+        };
+        entry.duration_ms = started.elapsed().as_millis() as i64;
+        match &result {
+            Ok(r) => entry.rows = r.rows as i64,
+            Err((_, outcome, reason)) => {
+                entry.outcome = outcome.to_string();
+                entry.error = Some(reason.clone());
+            }
+        }
+        reader
+            .audit()
+            .write(&entry)
+            .await
+            .context("writing the query audit (no answer without it)")?;
+        match result {
+            Err((code, _, reason)) => {
+                eprintln!("tollgate sql: {reason}");
+                Ok(code)
+            }
+            Ok(r) => {
+                let f = match args.format {
+                    SqlFormat::Table => Format::Table,
+                    SqlFormat::Csv => Format::Csv,
+                    SqlFormat::Json => Format::Json,
+                };
+                let bytes = encode(&r.schema, &r.batches, f)?;
+                crate::report_cmd::print(&String::from_utf8_lossy(&bytes))?;
+                if r.truncated {
+                    eprintln!(
+                        "note: cut at server.max_rows = {} rows",
+                        config.server.max_rows
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+fn duration(name: &str, v: &str) -> Result<chrono::Duration> {
+    let d = humantime::parse_duration(v).map_err(|e| anyhow!("{name} {v:?}: {e}"))?;
+    Ok(chrono::Duration::from_std(d)?)
+}
+
+pub fn apikey(loaded: Loaded, cmd: ApikeyCommand) -> Result<ExitCode> {
+    let config = loaded.config;
+    let file = |f: &Option<PathBuf>| f.clone().unwrap_or_else(|| api_keys_file(&config));
+    match cmd {
+        ApikeyCommand::Create(a) => {
+            let roles = a
+                .roles
+                .iter()
+                .map(|r| r.parse::<Role>().map_err(|e| anyhow!("--role: {e}")))
+                .collect::<Result<Vec<_>>>()?;
+            let store = ApiKeyStore::new(&file(&a.file.file));
+            let (key, rec) = store.create(
+                &a.name,
+                &a.org,
+                a.team.as_deref(),
+                &roles,
+                duration("--expires-in", &a.expires_in)?,
+            )?;
+            eprintln!(
+                "API key {} for {} ({}{}, roles {}), expires {}; stored hashed in {}. The key (shown once):",
+                rec.id,
+                rec.name,
+                rec.org,
+                rec.team.as_deref().map(|t| format!("/{t}")).unwrap_or_default(),
+                a.roles.join(","),
+                rec.expires.to_rfc3339(),
+                store.path().display()
+            );
+            println!("{key}");
+        }
+        ApikeyCommand::List(a) => {
+            let store = ApiKeyStore::new(&file(&a.file));
+            let now = Utc::now();
+            println!(
+                "{:<13} {:<20} {:<22} {:<26} {:<26} state",
+                "id", "name", "org/team", "roles", "expires"
+            );
+            for k in store.list()? {
+                let state = if k.revoked {
+                    "revoked"
+                } else if k.expires <= now {
+                    "expired"
+                } else {
+                    "valid"
+                };
+                let roles: Vec<&str> = k.roles.iter().map(|r| r.as_str()).collect();
+                println!(
+                    "{:<13} {:<20} {:<22} {:<26} {:<26} {state}",
+                    k.id,
+                    k.name,
+                    format!("{}/{}", k.org, k.team.as_deref().unwrap_or("*")),
+                    roles.join(","),
+                    k.expires.format("%Y-%m-%d %H:%M UTC").to_string()
+                );
+            }
+        }
+        ApikeyCommand::Revoke(a) => {
+            let k = ApiKeyStore::new(&file(&a.file.file)).revoke(&a.id)?;
+            eprintln!("revoked API key {} ({})", k.id, k.name);
+        }
+        ApikeyCommand::Rotate(a) => {
+            let store = ApiKeyStore::new(&file(&a.file.file));
+            let overlap = duration("--overlap", &a.overlap)?;
+            let (key, rec) =
+                store.rotate(&a.id, duration("--expires-in", &a.expires_in)?, overlap)?;
+            eprintln!(
+                "API key {} replaces {} (which keeps working for {}); the new key (shown once):",
+                rec.id, a.id, a.overlap
+            );
+            println!("{key}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,846 @@
+//! The isolation suite: the automated form of a quarterly access audit of
+//! `tollgate serve` and `tollgate sql`. Two organisations x three teams x
+//! every role (JWTs signed RS256, and an API key) x every data endpoint in
+//! /openapi.json and every SQL shape; no row of another organisation (or,
+//! for team roles, another team) may come back, forbidden calls get 401 or
+//! 403 with a reason, downloads equal the ledger's report, and every
+//! request is in the query audit with its principal.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+use super::pipeline::free_port;
+use super::{batches, text, tollgate, walk};
+
+const ORGS: [(&str, [&str; 3]); 2] = [
+    ("acme", ["ml-research", "search", "support-bots"]),
+    ("globex", ["vision", "data-platform", "team-06"]),
+];
+const ROLES: [&str; 6] = [
+    "viewer",
+    "contributor",
+    "owner",
+    "admin",
+    "finance",
+    "auditor",
+];
+
+fn support(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support/jwt")
+        .join(name)
+}
+
+fn jwt(key: &str, alg: Algorithm, claims: &Value) -> String {
+    let pem = std::fs::read(support(key)).unwrap();
+    let k = match alg {
+        Algorithm::HS256 => EncodingKey::from_secret(&pem),
+        _ => EncodingKey::from_rsa_pem(&pem).unwrap(),
+    };
+    let mut h = Header::new(alg);
+    if key == "issuer.key.pem" {
+        h.kid = Some("tollgate-test-1".into());
+    }
+    encode(&h, claims, &k).unwrap()
+}
+
+fn claims(sub: &str, org: &str, team: Option<&str>, roles: &[&str], exp: i64) -> Value {
+    json!({"sub": sub, "org": org, "team": team, "roles": roles, "exp": exp})
+}
+
+/// A principal of the suite.
+#[derive(Clone, Debug)]
+struct Who {
+    subject: String,
+    org: &'static str,
+    team: Option<&'static str>,
+    role: &'static str,
+    token: String,
+}
+
+impl Who {
+    fn sees(&self, tenant: &str, team: &str) -> bool {
+        tenant == self.org && self.team.is_none_or(|t| t == team)
+    }
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One request: status, lower-cased head, body bytes.
+fn call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let head = text(&raw[..split]).to_lowercase();
+    let body = raw.get(split + 4..).unwrap_or_default().to_vec();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head, body)
+}
+
+/// Every (tenant, team) pair named anywhere in a JSON answer (team empty
+/// when the object has none).
+fn tenants_in(v: &Value, out: &mut BTreeSet<(String, String)>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(t) = m.get("tenant").and_then(Value::as_str) {
+                let team = m
+                    .get("team")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                out.insert((t.to_string(), team));
+            }
+            m.values().for_each(|x| tenants_in(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| tenants_in(x, out)),
+        _ => {}
+    }
+}
+
+/// Checks that a JSON answer holds only rows `who` may see and no other
+/// organisation's name as a value.
+fn assert_no_leak(who: &Who, what: &str, body: &[u8]) -> usize {
+    let v: Value = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("{what} as {who:?}: not JSON ({e}): {}", text(body)));
+    let mut seen = BTreeSet::new();
+    tenants_in(&v, &mut seen);
+    for (tenant, team) in &seen {
+        let ok = if team.is_empty() {
+            tenant == who.org
+        } else {
+            who.sees(tenant, team)
+        };
+        assert!(
+            ok,
+            "LEAK: {what} as {} ({}) returned a row of {tenant}/{team}",
+            who.subject, who.role
+        );
+    }
+    let other = ORGS
+        .iter()
+        .map(|(o, _)| *o)
+        .find(|o| *o != who.org)
+        .unwrap();
+    assert!(
+        !text(body).contains(&format!("\"{other}\"")),
+        "LEAK: {what} as {} mentions {other}",
+        who.subject
+    );
+    seen.len()
+}
+
+/// Rows per (tenant, team) of a table, read from its Parquet files directly.
+fn truth(data: &Path, table: &str) -> BTreeMap<(String, String), u64> {
+    let mut out = BTreeMap::new();
+    for f in walk(&data.join("tables").join(table)) {
+        if f.extension().is_none_or(|e| e != "parquet") {
+            continue;
+        }
+        for b in batches(&f) {
+            let col = |n: &str| {
+                b.column_by_name(n)
+                    .unwrap()
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .unwrap()
+                    .clone()
+            };
+            let (tenant, team) = (col("tenant"), col("team"));
+            for i in 0..b.num_rows() {
+                *out.entry((tenant.value(i).to_string(), team.value(i).to_string()))
+                    .or_default() += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The SQL shapes of the suite: (name, SQL). `{other_id}` is an event id of
+/// the other organisation.
+const SHAPES: &[(&str, &str)] = &[
+    ("list", "SELECT tenant, team, event_id, tool, status FROM tool_calls ORDER BY time LIMIT 200"),
+    ("get by id", "SELECT tenant, team, event_id FROM events WHERE event_id = '{other_id}'"),
+    ("aggregate", "SELECT tenant, team, COUNT(*) AS n, SUM(gpu_millis) AS ms FROM gpu_usage GROUP BY tenant, team"),
+    ("join", "SELECT c.tenant, c.team, COUNT(*) AS n FROM tool_calls c JOIN events e ON c.event_id = e.event_id GROUP BY c.tenant, c.team"),
+    ("cross join", "SELECT a.tenant, b.team FROM (SELECT DISTINCT tenant FROM gpu_usage) a CROSS JOIN (SELECT DISTINCT tenant, team FROM tool_calls) b"),
+    ("subquery in", "SELECT tenant, team, event_id FROM tool_calls WHERE event_id IN (SELECT event_id FROM events WHERE tenant <> 'nobody') LIMIT 100"),
+    ("exists", "SELECT DISTINCT tenant, team FROM gpu_usage g WHERE EXISTS (SELECT 1 FROM tool_calls c WHERE c.team <> g.team)"),
+    ("scalar subquery", "SELECT (SELECT COUNT(*) FROM events) AS n"),
+    ("cte", "WITH t AS (SELECT tenant, team, cost FROM costed_usage) SELECT tenant, team, SUM(cost) AS cost FROM t GROUP BY tenant, team"),
+    ("union", "SELECT tenant, team FROM tool_calls UNION SELECT tenant, team FROM gpu_usage UNION ALL SELECT tenant, team FROM alerts"),
+    ("window", "SELECT tenant, team, ROW_NUMBER() OVER (PARTITION BY tenant ORDER BY time) AS n, COUNT(*) OVER () AS total FROM events LIMIT 300"),
+    ("views", "SELECT tenant, team, SUM(cost) AS cost FROM daily_spend GROUP BY tenant, team"),
+    ("latency view", "SELECT tenant, tool, calls FROM tool_latency"),
+    ("audit log", "SELECT tenant, team, subject, endpoint FROM query_log"),
+    ("alerts", "SELECT tenant, team, kind FROM alerts"),
+    ("price book", "SELECT gpu_model, pricing_tier FROM gpu_rates"),
+];
+
+/// Statements and sources nobody may use: 403 for everyone.
+const REFUSED: &[&str] = &[
+    "SELECT * FROM information_schema.tables",
+    "SELECT table_name, column_name FROM information_schema.columns",
+    "SHOW TABLES",
+    "SHOW COLUMNS FROM events",
+    "SELECT * FROM read_parquet('/etc/passwd')",
+    "SELECT * FROM '/etc/passwd'",
+    "SELECT * FROM 'file:///etc/hosts'",
+    "SELECT * FROM generate_series(1, 3)",
+    "COPY (SELECT * FROM events) TO '/tmp/leak.parquet'",
+    "CREATE EXTERNAL TABLE x STORED AS PARQUET LOCATION '/'",
+    "CREATE TABLE x AS SELECT * FROM events",
+    "CREATE VIEW everything AS SELECT * FROM events",
+    "INSERT INTO events SELECT * FROM events",
+    "DELETE FROM events",
+    "DROP VIEW costed_usage",
+    "SET datafusion.execution.batch_size = 1",
+    "EXPLAIN SELECT * FROM events",
+    "SELECT * FROM datafusion.information_schema.df_settings",
+];
+
+#[test]
+fn isolation_suite_two_orgs_three_teams_every_role_endpoint_and_sql_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tollgate(
+        dir.path(),
+        &[
+            "demo",
+            "--start",
+            "2026-10-01",
+            "--days",
+            "35",
+            "--teams",
+            "6",
+            "--seed",
+            "11",
+            "--events-per-day",
+            "600",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let data = dir.path().join("tollgate-data");
+    let demo_cfg = std::fs::read_to_string(data.join("demo/tollgate.demo.toml")).unwrap();
+    let cfg = format!(
+        "{demo_cfg}\n[server.auth]\njwt_keys = [{:?}, {:?}]\n",
+        support("issuer.pub.pem"),
+        support("jwks.json")
+    );
+    std::fs::write(dir.path().join("tollgate.toml"), cfg).unwrap();
+
+    // The principals: every role in every team of both organisations
+    // (organisation roles once per organisation), and an API key.
+    let exp = chrono::Utc::now().timestamp() + 3600;
+    let mut people = Vec::new();
+    for (org, teams) in ORGS {
+        for role in ROLES {
+            let org_wide = matches!(role, "admin" | "finance" | "auditor");
+            let team_list: Vec<Option<&'static str>> = if org_wide {
+                vec![None]
+            } else {
+                teams.iter().map(|t| Some(*t)).collect()
+            };
+            for team in team_list {
+                let subject = format!("{role}@{org}/{}", team.unwrap_or("*"));
+                let token = jwt(
+                    "issuer.key.pem",
+                    Algorithm::RS256,
+                    &claims(&subject, org, team, &[role], exp),
+                );
+                people.push(Who {
+                    subject,
+                    org,
+                    team,
+                    role,
+                    token,
+                });
+            }
+        }
+    }
+    let created = tollgate(
+        dir.path(),
+        &[
+            "apikey",
+            "create",
+            "--name",
+            "ci",
+            "--org",
+            "globex",
+            "--team",
+            "vision",
+            "--role",
+            "contributor",
+        ],
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let api_key = text(&created.stdout).trim().to_string();
+    assert!(api_key.starts_with("tgk_"));
+    let keys_file = std::fs::read_to_string(data.join("api_keys.json")).unwrap();
+    assert!(!keys_file.contains(&api_key), "the key is stored in clear");
+    let key_id = api_key.split('_').nth(1).unwrap().to_string();
+    people.push(Who {
+        subject: format!("apikey:{key_id}"),
+        org: "globex",
+        team: Some("vision"),
+        role: "contributor",
+        token: api_key.clone(),
+    });
+    assert_eq!(people.len(), 2 * (3 * 3 + 3) + 1);
+
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["serve", "--listen", &addr])
+            .current_dir(dir.path())
+            .env_remove("TOLLGATE_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "tollgate serve did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(call(&addr, "GET", "/healthz", None, b"").0, 200);
+    let (s, _, body) = call(&addr, "GET", "/readyz", None, b"");
+    assert_eq!(s, 200, "{}", text(&body));
+
+    // Requests whose audit entry must appear: (sha256 of the text, subject, outcome).
+    let mut sent: Vec<(String, String, String)> = Vec::new();
+    let sha = |t: &str| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(t.as_bytes()))
+    };
+
+    // Every data endpoint of the OpenAPI document, for every principal.
+    let (s, _, body) = call(&addr, "GET", "/openapi.json", None, b"");
+    assert_eq!(s, 200);
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    let params: BTreeMap<&str, &str> = [
+        ("/v1/reports/chargeback", "month=2026-10"),
+        ("/v1/reports/spend", "from=2026-10-01&to=2026-11-01&by=user"),
+        ("/v1/reports/quota", "at=2026-10-28T00:00:00Z"),
+        ("/v1/reports/anomalies", "at=2026-10-20T00:00:00Z"),
+        ("/v1/reports/tool-latency", "from=2026-10-01&to=2026-11-01"),
+        ("/v1/tables", ""),
+        ("/v1/whoami", ""),
+        ("/v1/verify", ""),
+    ]
+    .into_iter()
+    .collect();
+    let mut saw_rows: BTreeMap<String, usize> = BTreeMap::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let Some(perm) = op["x-tollgate-permission"].as_str() else {
+                assert!(
+                    ["/openapi.json", "/healthz", "/readyz", "/metrics"].contains(&path.as_str()),
+                    "{path} has no permission"
+                );
+                continue;
+            };
+            let allowed: Vec<&str> = op["x-tollgate-roles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap())
+                .collect();
+            if path == "/v1/sql" {
+                continue; // below, shape by shape
+            }
+            let q = params.get(path.as_str()).unwrap_or_else(|| {
+                panic!("{method} {path} is not in the isolation suite: add its parameters here")
+            });
+            let url = if q.is_empty() {
+                path.clone()
+            } else {
+                format!("{path}?{q}")
+            };
+            // The audit keeps the parameters sorted.
+            let mut sorted: Vec<&str> = q.split('&').filter(|p| !p.is_empty()).collect();
+            sorted.sort();
+            let q = &sorted.join("&");
+            // Without credentials, and with bad ones: 401 with a reason.
+            let (s, head, body) = call(&addr, &method.to_uppercase(), &url, None, b"");
+            assert_eq!(s, 401, "{path} without a token: {}", text(&body));
+            assert!(head.contains("www-authenticate: bearer"));
+            assert!(text(&body).contains("no credentials"), "{}", text(&body));
+            sent.push((sha(q), String::new(), "unauthenticated".into()));
+            for who in &people {
+                let (s, _, body) = call(&addr, &method.to_uppercase(), &url, Some(&who.token), b"");
+                sent.push((
+                    sha(q),
+                    who.subject.clone(),
+                    if allowed.contains(&who.role) {
+                        "ok"
+                    } else {
+                        "forbidden"
+                    }
+                    .into(),
+                ));
+                if !allowed.contains(&who.role) {
+                    assert_eq!(
+                        s,
+                        403,
+                        "{path} as {} ({perm}): {}",
+                        who.subject,
+                        text(&body)
+                    );
+                    assert!(
+                        text(&body).contains(&format!("{perm} needs one of the roles")),
+                        "{}",
+                        text(&body)
+                    );
+                    continue;
+                }
+                assert_eq!(s, 200, "{path} as {}: {}", who.subject, text(&body));
+                let n = assert_no_leak(who, path, &body);
+                *saw_rows.entry(path.clone()).or_default() += n;
+            }
+        }
+    }
+    // The reports did return rows (the suite would pass vacuously otherwise).
+    for p in [
+        "/v1/reports/chargeback",
+        "/v1/reports/spend",
+        "/v1/reports/quota",
+        "/v1/reports/tool-latency",
+    ] {
+        assert!(
+            saw_rows.get(p).copied().unwrap_or(0) > 0,
+            "{p} returned no rows to anyone"
+        );
+    }
+
+    // Every SQL shape for every principal.
+    let events = truth(&data, "events");
+    let other_id = |org: &str| -> String {
+        // An event id of the other organisation (as its admin reads it).
+        let admin = people
+            .iter()
+            .find(|w| w.org != org && w.role == "admin")
+            .unwrap();
+        let (s, _, body) = call(
+            &addr,
+            "POST",
+            "/v1/sql",
+            Some(&admin.token),
+            br#"{"sql": "SELECT event_id FROM events LIMIT 1"}"#,
+        );
+        assert_eq!(s, 200);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        v[0]["event_id"].as_str().unwrap().to_string()
+    };
+    let ids: BTreeMap<&str, String> = ORGS.iter().map(|(o, _)| (*o, other_id(o))).collect();
+    for who in &people {
+        for (shape, sql) in SHAPES {
+            let sql = sql.replace("{other_id}", &ids[who.org]);
+            let body =
+                serde_json::to_vec(&json!({"sql": format!("{sql} -- {}", who.subject)})).unwrap();
+            let (s, _, resp) = call(&addr, "POST", "/v1/sql", Some(&who.token), &body);
+            let sent_text = format!("{sql} -- {}", who.subject);
+            if who.role == "viewer" {
+                assert_eq!(s, 403, "{shape} as viewer: {}", text(&resp));
+                sent.push((sha(&sent_text), who.subject.clone(), "forbidden".into()));
+                continue;
+            }
+            assert_eq!(s, 200, "{shape} as {}: {}", who.subject, text(&resp));
+            sent.push((sha(&sent_text), who.subject.clone(), "ok".into()));
+            assert_no_leak(who, shape, &resp);
+            let v: Value = serde_json::from_slice(&resp).unwrap();
+            match *shape {
+                "get by id" => assert_eq!(
+                    v.as_array().unwrap().len(),
+                    0,
+                    "{} read another org's event by id",
+                    who.subject
+                ),
+                "scalar subquery" => {
+                    let visible: u64 = events
+                        .iter()
+                        .filter(|((t, m), _)| who.sees(t, m))
+                        .map(|(_, n)| n)
+                        .sum();
+                    assert_eq!(
+                        v[0]["n"].as_u64().unwrap(),
+                        visible,
+                        "COUNT(*) as {}",
+                        who.subject
+                    );
+                    assert!(visible > 0);
+                }
+                "price book" => assert!(!v.as_array().unwrap().is_empty()),
+                "aggregate" | "list" => assert!(
+                    !v.as_array().unwrap().is_empty(),
+                    "{shape} as {} is empty",
+                    who.subject
+                ),
+                _ => {}
+            }
+        }
+        // dead_letters: organisation roles read theirs; team roles are refused.
+        let body =
+            serde_json::to_vec(&json!({"sql": "SELECT tenant, reason_code FROM dead_letters"}))
+                .unwrap();
+        let (s, _, resp) = call(&addr, "POST", "/v1/sql", Some(&who.token), &body);
+        if who.team.is_none() {
+            assert_eq!(s, 200, "{}", text(&resp));
+            let v: Value = serde_json::from_slice(&resp).unwrap();
+            assert!(
+                v.as_array().unwrap().iter().all(|r| r["tenant"] == who.org),
+                "dead letters leak"
+            );
+        } else {
+            assert_eq!(s, 403, "{}", text(&resp));
+        }
+        for sql in REFUSED {
+            let body = serde_json::to_vec(&json!({"sql": sql})).unwrap();
+            let (s, _, resp) = call(&addr, "POST", "/v1/sql", Some(&who.token), &body);
+            assert_eq!(s, 403, "{sql} as {}: {}", who.subject, text(&resp));
+            let reason = serde_json::from_slice::<Value>(&resp).unwrap()["error"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert!(reason.len() > 20, "{sql}: reason {reason:?}");
+        }
+    }
+    assert!(!Path::new("/tmp/leak.parquet").exists());
+
+    // Bad credentials: 401 with a reason, never data.
+    let now = chrono::Utc::now().timestamp();
+    let bad: Vec<(&str, String)> = vec![
+        ("garbage", "not-a-token".into()),
+        (
+            "expired",
+            jwt(
+                "issuer.key.pem",
+                Algorithm::RS256,
+                &claims("x", "acme", None, &["admin"], now - 3600),
+            ),
+        ),
+        (
+            "forged",
+            jwt(
+                "attacker.key.pem",
+                Algorithm::RS256,
+                &claims("x", "acme", None, &["admin"], exp),
+            ),
+        ),
+        (
+            "hs256 with the public key",
+            jwt(
+                "issuer.pub.pem",
+                Algorithm::HS256,
+                &claims("x", "acme", None, &["admin"], exp),
+            ),
+        ),
+        (
+            "no org",
+            jwt(
+                "issuer.key.pem",
+                Algorithm::RS256,
+                &json!({"sub": "x", "roles": ["admin"], "exp": exp}),
+            ),
+        ),
+        (
+            "unknown role",
+            jwt(
+                "issuer.key.pem",
+                Algorithm::RS256,
+                &claims("x", "acme", None, &["root"], exp),
+            ),
+        ),
+        (
+            "team role without team",
+            jwt(
+                "issuer.key.pem",
+                Algorithm::RS256,
+                &claims("x", "acme", None, &["owner"], exp),
+            ),
+        ),
+        (
+            "unknown api key",
+            format!("tgk_{key_id}_{}", "0".repeat(64)),
+        ),
+    ];
+    for (what, token) in &bad {
+        let (s, _, resp) = call(
+            &addr,
+            "GET",
+            "/v1/reports/chargeback?month=2026-10",
+            Some(token),
+            b"",
+        );
+        assert_eq!(s, 401, "{what}: {}", text(&resp));
+        let reason = serde_json::from_slice::<Value>(&resp).unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(reason.len() > 10, "{what}: {reason}");
+    }
+
+    // Finance's chargeback equals the ledger's report, line for line; a team
+    // lead's equals their own line; every download format holds the same.
+    let ledger = tollgate(
+        dir.path(),
+        &[
+            "report",
+            "chargeback",
+            "--month",
+            "2026-10",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(ledger.status.success(), "{}", text(&ledger.stderr));
+    let ledger: Value = serde_json::from_slice(&ledger.stdout).unwrap();
+    let lines = |org: &str, team: Option<&str>| -> Vec<Value> {
+        ledger["teams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["tenant"] == org && team.is_none_or(|m| t["team"] == m))
+            .cloned()
+            .collect()
+    };
+    for who in people
+        .iter()
+        .filter(|w| w.role == "finance" || w.role == "owner")
+    {
+        let (s, _, body) = call(
+            &addr,
+            "GET",
+            "/v1/reports/chargeback?month=2026-10",
+            Some(&who.token),
+            b"",
+        );
+        assert_eq!(s, 200);
+        let got: Value = serde_json::from_slice(&body).unwrap();
+        let want = lines(who.org, who.team);
+        assert!(!want.is_empty());
+        assert_eq!(
+            got["teams"].as_array().unwrap(),
+            &want,
+            "chargeback as {}",
+            who.subject
+        );
+        let sum: rust_decimal::Decimal = want
+            .iter()
+            .map(|t| {
+                t["total"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<rust_decimal::Decimal>()
+                    .unwrap()
+            })
+            .sum();
+        assert_eq!(
+            got["total"]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap(),
+            sum
+        );
+        sent.push((sha("month=2026-10"), who.subject.clone(), "ok".into()));
+    }
+    let finance = people
+        .iter()
+        .find(|w| w.role == "finance" && w.org == "acme")
+        .unwrap();
+    for format in ["csv", "parquet", "arrow"] {
+        let (s, head, body) = call(
+            &addr,
+            "GET",
+            &format!("/v1/reports/chargeback?month=2026-10&format={format}"),
+            Some(&finance.token),
+            b"",
+        );
+        assert_eq!(s, 200, "{format}");
+        sent.push((
+            sha(&format!("format={format}&month=2026-10")),
+            finance.subject.clone(),
+            "ok".into(),
+        ));
+        let batches: Vec<arrow::array::RecordBatch> = match format {
+            "csv" => {
+                assert!(head.contains("text/csv"));
+                assert!(!text(&body).contains("globex"), "csv leak");
+                continue;
+            }
+            "parquet" => parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                bytes::Bytes::from(body),
+            )
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(|b| b.unwrap())
+            .collect(),
+            _ => arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(body), None)
+                .unwrap()
+                .map(|b| b.unwrap())
+                .collect(),
+        };
+        let mut tenants = BTreeSet::new();
+        for b in &batches {
+            let t = b
+                .column_by_name("tenant")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .unwrap();
+            tenants.extend(t.iter().flatten().map(String::from));
+        }
+        tenants.remove(""); // the statement's total row
+        assert_eq!(tenants, BTreeSet::from(["acme".to_string()]), "{format}");
+    }
+
+    // The CLI runs through the same authorisation and audit.
+    let owner = people
+        .iter()
+        .find(|w| w.role == "owner" && w.team == Some("search"))
+        .unwrap();
+    std::fs::write(dir.path().join("owner.token"), &owner.token).unwrap();
+    let q = "SELECT tenant, team, COUNT(*) AS n FROM events GROUP BY tenant, team";
+    let out = tollgate(
+        dir.path(),
+        &["sql", "--token", "owner.token", "--format", "json", q],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["team"], "search");
+    sent.push((sha(q), owner.subject.clone(), "ok".into()));
+    let out = tollgate(
+        dir.path(),
+        &[
+            "sql",
+            "--token",
+            "owner.token",
+            "SELECT * FROM information_schema.tables",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("information_schema"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = tollgate(
+        dir.path(),
+        &[
+            "report",
+            "chargeback",
+            "--month",
+            "2026-10",
+            "--format",
+            "json",
+            "--token",
+            "owner.token",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["teams"].as_array().unwrap(),
+        &lines("acme", Some("search"))
+    );
+
+    // A revoked API key stops working.
+    let out = tollgate(dir.path(), &["apikey", "revoke", &key_id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (s, _, resp) = call(&addr, "GET", "/v1/whoami", Some(&api_key), b"");
+    assert_eq!(s, 401);
+    assert!(text(&resp).contains("revoked"), "{}", text(&resp));
+
+    // Every request is in the query audit with its principal.
+    let mut audit: Vec<(String, String, String)> = Vec::new();
+    for f in walk(&data.join("audit/queries")) {
+        for b in batches(&f) {
+            let col = |n: &str| {
+                b.column_by_name(n)
+                    .unwrap()
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .unwrap()
+                    .clone()
+            };
+            let (h, sub, out) = (col("sql_sha256"), col("subject"), col("outcome"));
+            for i in 0..b.num_rows() {
+                audit.push((
+                    h.value(i).to_string(),
+                    sub.value(i).to_string(),
+                    out.value(i).to_string(),
+                ));
+            }
+        }
+    }
+    for s in &sent {
+        assert!(audit.contains(s), "not in the query audit: {s:?}");
+    }
+    // An auditor reads the audit of their organisation only.
+    let auditor = people
+        .iter()
+        .find(|w| w.role == "auditor" && w.org == "globex")
+        .unwrap();
+    let body =
+        serde_json::to_vec(&json!({"sql": "SELECT tenant, subject FROM query_log"})).unwrap();
+    let (s, _, resp) = call(&addr, "POST", "/v1/sql", Some(&auditor.token), &body);
+    assert_eq!(s, 200);
+    let v: Value = serde_json::from_slice(&resp).unwrap();
+    assert!(v.as_array().unwrap().len() > 20);
+    assert!(v
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["tenant"] == "globex"));
+
+    // /metrics counts the requests by outcome, without tenant labels.
+    let (_, _, m) = call(&addr, "GET", "/metrics", None, b"");
+    let m = text(&m);
+    assert!(
+        m.contains("tollgate_query_requests_total{endpoint=\"/v1/sql\",outcome=\"refused\"}"),
+        "{m}"
+    );
+    assert!(!m.contains("acme") && !m.contains("globex"));
+}
