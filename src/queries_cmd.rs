@@ -11,9 +11,12 @@ use tollgate_ingest::storage::Storage;
 use tollgate_ingest::StorageConfig;
 use tollgate_ledger::PriceBook;
 use tollgate_queries::apikeys::ApiKeyStore;
-use tollgate_queries::audit::{Entry, QueryAudit};
+use tollgate_queries::audit::QueryAudit;
+use tollgate_queries::auth::Unauthorized;
 use tollgate_queries::encode::{encode, Format};
-use tollgate_queries::{Authenticator, Principal, Reader, ReaderConfig, Role};
+use tollgate_queries::request::{audited, Denied};
+use tollgate_queries::sql::QueryError;
+use tollgate_queries::{Authenticator, Permission, Principal, Reader, ReaderConfig, Role};
 use tollgate_redactor::Redactor;
 
 use crate::cli::{ApikeyCommand, ServeArgs, SqlArgs, SqlFormat};
@@ -58,12 +61,34 @@ pub(crate) fn reader(config: &Config, store: &StorageConfig) -> Result<Reader> {
     ))
 }
 
-/// The principal of the token in `path`.
-pub(crate) fn principal_of(auth: &Authenticator, path: &Path) -> Result<Principal> {
+/// The principal of the token in `path` (an unreadable file is an error;
+/// a token that is not accepted is `Unauthorized`, for the audit).
+pub(crate) fn principal_of(
+    auth: &Authenticator,
+    path: &Path,
+) -> Result<Result<Principal, Unauthorized>> {
     let token = std::fs::read_to_string(path)
         .with_context(|| format!("reading the token file {}", path.display()))?;
-    auth.token(token.trim(), Utc::now())
-        .map_err(|e| anyhow!("unauthenticated: {e}"))
+    Ok(auth.token(token.trim(), Utc::now()))
+}
+
+/// A token's reader and principal for a CLI request.
+pub(crate) fn as_token(
+    config: &Config,
+    store: &StorageConfig,
+    token: &Path,
+) -> Result<(Reader, Result<Principal, Unauthorized>)> {
+    let auth = authenticator(config)?;
+    Ok((reader(config, store)?, principal_of(&auth, token)?))
+}
+
+/// The exit code of a denied CLI request: 3 refused or unauthenticated or
+/// forbidden, 2 invalid or failed.
+pub(crate) fn exit_code(d: &Denied) -> ExitCode {
+    match d {
+        Denied::Query(QueryError::Invalid(_) | QueryError::Failed(_)) => ExitCode::from(2),
+        _ => ExitCode::from(3),
+    }
 }
 
 pub fn serve(loaded: Loaded, args: ServeArgs) -> Result<ExitCode> {
@@ -108,44 +133,27 @@ pub fn serve(loaded: Loaded, args: ServeArgs) -> Result<ExitCode> {
 pub fn sql(loaded: Loaded, args: SqlArgs) -> Result<ExitCode> {
     let config = loaded.config;
     let store = config.storage_for(args.data_dir.as_deref())?;
-    let auth = authenticator(&config)?;
-    let reader = reader(&config, &store)?;
+    let (reader, principal) = as_token(&config, &store, &args.token)?;
     let rt = crate::runtime()?;
-    rt.block_on(async move {
-        let started = std::time::Instant::now();
-        let principal = principal_of(&auth, &args.token);
-        let mut entry = Entry::new(principal.as_ref().ok(), "cli sql", Utc::now());
-        reader.audit().set_text(&mut entry, &args.sql);
-        let result = match &principal {
-            Err(e) => Err((ExitCode::from(3), "unauthenticated", e.to_string())),
-            Ok(p) => match p.require(tollgate_queries::Permission::Sql) {
-                Err(f) => Err((ExitCode::from(3), "forbidden", format!("forbidden: {f}"))),
-                Ok(()) => reader.sql(p, &args.sql).await.map_err(|e| {
-                    (
-                        ExitCode::from(if e.outcome() == "refused" { 3 } else { 2 }),
-                        e.outcome(),
-                        e.to_string(),
-                    )
-                }),
+    let (reader, sql) = (&reader, &args.sql);
+    rt.block_on(async {
+        let (_, result) = audited(
+            reader.audit(),
+            principal,
+            Permission::Sql,
+            "cli sql",
+            &args.sql,
+            |p| async move {
+                let r = reader.sql(&p, sql).await?;
+                Ok((r.rows, r))
             },
-        };
-        entry.duration_ms = started.elapsed().as_millis() as i64;
-        match &result {
-            Ok(r) => entry.rows = r.rows as i64,
-            Err((_, outcome, reason)) => {
-                entry.outcome = outcome.to_string();
-                entry.error = Some(reason.clone());
-            }
-        }
-        reader
-            .audit()
-            .write(&entry)
-            .await
-            .context("writing the query audit (no answer without it)")?;
+        )
+        .await
+        .context("writing the query audit (no answer without it)")?;
         match result {
-            Err((code, _, reason)) => {
-                eprintln!("tollgate sql: {reason}");
-                Ok(code)
+            Err(d) => {
+                eprintln!("tollgate sql: {}", d.reason());
+                Ok(exit_code(&d))
             }
             Ok(r) => {
                 let f = match args.format {

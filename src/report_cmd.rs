@@ -2,7 +2,8 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use tollgate_queries::audit::Entry;
+use tollgate_queries::auth::Unauthorized;
+use tollgate_queries::request::audited;
 use tollgate_queries::sql::QueryError;
 use tollgate_queries::{Permission, Principal, Reader};
 
@@ -13,6 +14,7 @@ use tollgate_ledger::{LedgerContext, PriceBook};
 
 use crate::cli::{ReportCommand, ReportCommon, ReportFormat};
 use crate::config::{Config, Loaded};
+use crate::queries_cmd::as_token;
 
 fn storage(config: &Config, common: &ReportCommon) -> Result<StorageConfig> {
     config.storage_for(common.data_dir.as_deref())
@@ -74,12 +76,12 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
                 }
                 let c = match &args.common.token {
                     Some(token) => {
+                        let (reader, principal) = as_token(&config, &store, token)?;
                         let text = format!("month={}&tz={tz}", args.month);
-                        scoped(&config, &store, token, "cli report chargeback", &text, |r, p| {
-                            Box::pin(async move {
-                                let (c, _) = r.chargeback(&p, &args.month, Some(&tz)).await?;
-                                Ok((c.teams.len(), c))
-                            })
+                        let (reader, month, tz) = (&reader, &args.month, &tz);
+                        scoped(reader, principal, "cli report chargeback", &text, |p| async move {
+                            let (c, _) = reader.chargeback(&p, month, Some(tz)).await?;
+                            Ok((c.teams.len(), c))
                         })
                         .await?
                     }
@@ -137,19 +139,12 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
                 }
                 let (period, lines) = match &args.common.token {
                     Some(token) => {
-                        let mut config = config.clone();
-                        config.ledger.timezone = tz.clone();
-                        let text = format!("at={}", at.to_rfc3339());
-                        scoped(&config, &store, token, "cli report quota", &text, |r, p| {
-                            Box::pin(async move {
-                                let out = r.quota(&p, at).await?;
-                                let parse = |e: serde_json::Error| QueryError::Failed(e.to_string());
-                                let period: report::Period =
-                                    serde_json::from_value(out.json["period"].clone()).map_err(parse)?;
-                                let lines: Vec<report::QuotaLine> =
-                                    serde_json::from_value(out.json["teams"].clone()).map_err(parse)?;
-                                Ok((lines.len(), (period, lines)))
-                            })
+                        let (reader, principal) = as_token(&config, &store, token)?;
+                        let text = format!("at={}&tz={tz}", at.to_rfc3339());
+                        let (reader, tz) = (&reader, &tz);
+                        scoped(reader, principal, "cli report quota", &text, |p| async move {
+                            let (period, lines, _) = reader.quota(&p, at, Some(tz)).await?;
+                            Ok((lines.len(), (period, lines)))
                         })
                         .await?
                     }
@@ -177,14 +172,12 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
                 let store = storage(&config, &args.common)?;
                 let found = match &args.common.token {
                     Some(token) => {
+                        let (reader, principal) = as_token(&config, &store, token)?;
                         let text = format!("at={}", at.to_rfc3339());
-                        scoped(&config, &store, token, "cli report anomalies", &text, |r, p| {
-                            Box::pin(async move {
-                                let out = r.anomalies(&p, at).await?;
-                                let found: Vec<report::Anomaly> = serde_json::from_value(out.json)
-                                    .map_err(|e| QueryError::Failed(e.to_string()))?;
-                                Ok((found.len(), found))
-                            })
+                        let reader = &reader;
+                        scoped(reader, principal, "cli report anomalies", &text, |p| async move {
+                            let (found, _) = reader.anomalies(&p, at).await?;
+                            Ok((found.len(), found))
                         })
                         .await?
                     }
@@ -230,48 +223,27 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-type Scoped<'a, T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(usize, T), QueryError>> + 'a>>;
-
-/// Runs a report as the principal of the token in `token`, through the same
-/// scoped session and query audit as the API.
-async fn scoped<T>(
-    config: &Config,
-    store: &StorageConfig,
-    token: &std::path::Path,
+/// Runs a report as a token's principal, through the same scoped session,
+/// permission check and query audit as the API.
+async fn scoped<T, Fut>(
+    reader: &Reader,
+    principal: Result<Principal, Unauthorized>,
     endpoint: &str,
     text: &str,
-    run: impl for<'a> FnOnce(&'a Reader, Principal) -> Scoped<'a, T>,
-) -> Result<T> {
-    let auth = crate::queries_cmd::authenticator(config)?;
-    let reader = crate::queries_cmd::reader(config, store)?;
-    let started = std::time::Instant::now();
-    let principal = crate::queries_cmd::principal_of(&auth, token);
-    let mut entry = Entry::new(principal.as_ref().ok(), endpoint, chrono::Utc::now());
-    reader.audit().set_text(&mut entry, text);
-    let result = match principal {
-        Err(e) => Err(("unauthenticated", e.to_string())),
-        Ok(p) => match p.require(Permission::Reports) {
-            Err(f) => Err(("forbidden", format!("forbidden: {f}"))),
-            Ok(()) => run(&reader, p)
-                .await
-                .map_err(|e| (e.outcome(), e.to_string())),
-        },
-    };
-    entry.duration_ms = started.elapsed().as_millis() as i64;
-    match &result {
-        Ok((rows, _)) => entry.rows = *rows as i64,
-        Err((outcome, reason)) => {
-            entry.outcome = outcome.to_string();
-            entry.error = Some(reason.clone());
-        }
-    }
-    reader
-        .audit()
-        .write(&entry)
-        .await
-        .map_err(|e| anyhow::anyhow!("writing the query audit (no answer without it): {e}"))?;
-    result
-        .map(|(_, t)| t)
-        .map_err(|(_, reason)| anyhow::anyhow!("{reason}"))
+    run: impl FnOnce(Principal) -> Fut,
+) -> Result<T>
+where
+    Fut: std::future::Future<Output = Result<(usize, T), QueryError>>,
+{
+    let (_, result) = audited(
+        reader.audit(),
+        principal,
+        Permission::Reports,
+        endpoint,
+        text,
+        run,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("writing the query audit (no answer without it): {e}"))?;
+    result.map_err(|d| anyhow::anyhow!("{}", d.reason()))
 }

@@ -25,11 +25,11 @@ use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
 use tollgate_ingest::storage::Storage;
 
-use crate::audit::Entry;
 use crate::auth::Authenticator;
 use crate::encode::{encode, Format};
 use crate::principal::{Permission, Principal};
 use crate::reader::{Reader, ReportOutput};
+use crate::request::{audited, Denied};
 use crate::scope::{TableScope, TABLES};
 use crate::sql::{QueryError, QueryResult};
 
@@ -127,7 +127,14 @@ pub const ROUTES: &[Route] = &[
         permission: Some(Permission::Reports),
         data: true,
         summary: "Quota burn, status and forecast of each team this month",
-        params: &[("at", "RFC 3339 (default now)"), FORMAT],
+        params: &[
+            ("at", "RFC 3339 (default now)"),
+            (
+                "tz",
+                "IANA zone the month is cut in (default ledger.timezone)",
+            ),
+            FORMAT,
+        ],
         endpoint: Endpoint::Quota,
     },
     Route {
@@ -348,23 +355,22 @@ impl Answer {
     }
 }
 
-/// Why a request failed: status, outcome, reason.
-struct Failure(StatusCode, &'static str, String);
-
-impl From<QueryError> for Failure {
-    fn from(e: QueryError) -> Self {
-        let status = match &e {
-            QueryError::Refused(_) => StatusCode::FORBIDDEN,
-            QueryError::Invalid(_) => StatusCode::BAD_REQUEST,
-            QueryError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        let outcome = e.outcome();
-        Failure(status, outcome, e.to_string())
-    }
+fn bad(reason: String) -> QueryError {
+    QueryError::Invalid(reason)
 }
 
-fn bad(reason: String) -> Failure {
-    Failure(StatusCode::BAD_REQUEST, "invalid", reason)
+fn internal(e: impl std::fmt::Display) -> QueryError {
+    QueryError::Failed(e.to_string())
+}
+
+/// The HTTP status of a denied request.
+fn status(d: &Denied) -> StatusCode {
+    match d {
+        Denied::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        Denied::Forbidden(_) | Denied::Query(QueryError::Refused(_)) => StatusCode::FORBIDDEN,
+        Denied::Query(QueryError::Invalid(_)) => StatusCode::BAD_REQUEST,
+        Denied::Query(QueryError::Failed(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
 async fn handle(
@@ -378,41 +384,49 @@ async fn handle(
     let Some(permission) = route.permission else {
         return service(route, &api).await;
     };
-    let now = Utc::now();
     let endpoint = format!("{} {}", route.method, route.path);
     let auth_header = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("\u{fffd}"));
     let principal = api.auth.authenticate(auth_header);
-    let mut entry = Entry::new(principal.as_ref().ok(), &endpoint, now);
-    let text = match route.endpoint {
-        Endpoint::Sql => sql_text(&body).unwrap_or_default(),
-        _ => {
+    // The SQL (read from the body once), or the sorted parameters.
+    let sql = (route.endpoint == Endpoint::Sql).then(|| sql_text(&body));
+    let text = match &sql {
+        Some(s) => s.clone().unwrap_or_default(),
+        None => {
             let mut p: Vec<_> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
             p.sort();
             p.join("&")
         }
     };
-    api.reader.audit().set_text(&mut entry, &text);
-    let result = match &principal {
-        Err(e) => Err(Failure(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            e.0.clone(),
-        )),
-        Ok(p) => match p.require(permission) {
-            Err(f) => Err(Failure(StatusCode::FORBIDDEN, "forbidden", f.0)),
-            Ok(()) => dispatch(route, &api, p, &params, &body).await,
+    let api_ref = &api;
+    let params_ref = &params;
+    let audited = audited(
+        api.reader.audit(),
+        principal,
+        permission,
+        &endpoint,
+        &text,
+        |p| async move {
+            let a = dispatch(route, api_ref, &p, params_ref, sql).await?;
+            Ok((a.rows, a))
         },
+    )
+    .await;
+    let (query_id, result) = match audited {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, endpoint = route.path, "query audit write failed; answer withheld");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the query audit could not be written, so no answer is given; retry later",
+            );
+        }
     };
-    let (status, outcome) = match &result {
+    let (code, outcome) = match &result {
         Ok(a) => (a.status, "ok"),
-        Err(Failure(s, o, _)) => (*s, *o),
+        Err(d) => (status(d), d.outcome()),
     };
-    entry.outcome = outcome.to_string();
-    entry.rows = result.as_ref().map_or(0, |a| a.rows as i64);
-    entry.error = result.as_ref().err().map(|f| f.2.clone());
-    entry.duration_ms = started.elapsed().as_millis() as i64;
     api.metrics
         .requests
         .get_or_create(&RequestLabel {
@@ -426,16 +440,10 @@ async fn handle(
             endpoint: route.path,
         })
         .observe(started.elapsed().as_secs_f64());
-    if let Err(e) = api.reader.audit().write(&entry).await {
-        tracing::error!(error = %e, endpoint = route.path, "query audit write failed; answer withheld");
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the query audit could not be written, so no answer is given; retry later",
-        );
-    }
-    tracing::info!(endpoint = route.path, subject = %entry.subject, status = status.as_u16(), rows = entry.rows, query_id = %entry.query_id, "request");
+    // The audit entry (by its id) says who; the log line does not repeat it.
+    tracing::info!(endpoint = route.path, status = code.as_u16(), outcome, query_id = %query_id, "request");
     match result {
-        Err(Failure(s, _, reason)) => error(s, &reason),
+        Err(d) => error(code, &d.reason()),
         Ok(a) => {
             let mut resp =
                 (a.status, [(header::CONTENT_TYPE, a.content_type)], a.body).into_response();
@@ -443,7 +451,7 @@ async fn handle(
             for (k, v) in [
                 ("x-tollgate-rows", a.rows.to_string()),
                 ("x-tollgate-truncated", a.truncated.to_string()),
-                ("x-tollgate-query-id", entry.query_id.clone()),
+                ("x-tollgate-query-id", query_id),
             ] {
                 if let Ok(v) = HeaderValue::from_str(&v) {
                     h.insert(k, v);
@@ -463,7 +471,7 @@ fn sql_text(body: &[u8]) -> Result<String, String> {
         .ok_or_else(|| "body: field `sql` (a string) is missing".to_string())
 }
 
-fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Result<&'a str, Failure> {
+fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Result<&'a str, QueryError> {
     params
         .get(name)
         .map(String::as_str)
@@ -471,7 +479,7 @@ fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Result<&'a str,
 }
 
 /// An instant from RFC 3339 or a date (midnight UTC).
-pub fn instant(name: &str, v: &str) -> Result<DateTime<Utc>, String> {
+fn instant(name: &str, v: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(v) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -482,14 +490,14 @@ pub fn instant(name: &str, v: &str) -> Result<DateTime<Utc>, String> {
         })
 }
 
-fn at(params: &HashMap<String, String>) -> Result<DateTime<Utc>, Failure> {
+fn at(params: &HashMap<String, String>) -> Result<DateTime<Utc>, QueryError> {
     params
         .get("at")
         .map_or(Ok(Utc::now()), |v| instant("at", v))
         .map_err(bad)
 }
 
-fn range(params: &HashMap<String, String>) -> Result<(DateTime<Utc>, DateTime<Utc>), Failure> {
+fn range(params: &HashMap<String, String>) -> Result<(DateTime<Utc>, DateTime<Utc>), QueryError> {
     let from = instant("from", param(params, "from")?).map_err(bad)?;
     let to = instant("to", param(params, "to")?).map_err(bad)?;
     if to <= from {
@@ -498,7 +506,7 @@ fn range(params: &HashMap<String, String>) -> Result<(DateTime<Utc>, DateTime<Ut
     Ok((from, to))
 }
 
-fn format(params: &HashMap<String, String>) -> Result<Format, Failure> {
+fn format(params: &HashMap<String, String>) -> Result<Format, QueryError> {
     match params.get("format") {
         None => Ok(Format::Json),
         Some(f) if f == "table" => Err(bad(
@@ -508,7 +516,7 @@ fn format(params: &HashMap<String, String>) -> Result<Format, Failure> {
     }
 }
 
-fn download(out: ReportOutput, f: Format) -> Result<Answer, Failure> {
+fn download(out: ReportOutput, f: Format) -> Result<Answer, QueryError> {
     if f == Format::Json {
         let mut a = Answer::json(&out.json);
         a.rows = out.table.rows;
@@ -517,9 +525,8 @@ fn download(out: ReportOutput, f: Format) -> Result<Answer, Failure> {
     table_answer(&out.table, f)
 }
 
-fn table_answer(t: &QueryResult, f: Format) -> Result<Answer, Failure> {
-    let body = encode(&t.schema, &t.batches, f)
-        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, "error", e.to_string()))?;
+fn table_answer(t: &QueryResult, f: Format) -> Result<Answer, QueryError> {
+    let body = encode(&t.schema, &t.batches, f).map_err(internal)?;
     Ok(Answer {
         status: StatusCode::OK,
         body,
@@ -534,8 +541,8 @@ async fn dispatch(
     api: &Api,
     p: &Principal,
     params: &HashMap<String, String>,
-    body: &[u8],
-) -> Result<Answer, Failure> {
+    sql: Option<Result<String, String>>,
+) -> Result<Answer, QueryError> {
     let r = &api.reader;
     match route.endpoint {
         Endpoint::Chargeback => {
@@ -560,11 +567,15 @@ async fn dispatch(
         }
         Endpoint::Quota => {
             let f = format(params)?;
-            download(r.quota(p, at(params)?).await?, f)
+            let (_, _, out) = r
+                .quota(p, at(params)?, params.get("tz").map(String::as_str))
+                .await?;
+            download(out, f)
         }
         Endpoint::Anomalies => {
             let f = format(params)?;
-            download(r.anomalies(p, at(params)?).await?, f)
+            let (_, out) = r.anomalies(p, at(params)?).await?;
+            download(out, f)
         }
         Endpoint::ToolLatency => {
             let f = format(params)?;
@@ -573,19 +584,14 @@ async fn dispatch(
         }
         Endpoint::Sql => {
             let f = format(params)?;
-            let sql = sql_text(body).map_err(bad)?;
+            let sql = sql.unwrap_or_else(|| Err("no SQL".into())).map_err(bad)?;
             let t = r.sql(p, &sql).await?;
             table_answer(&t, f)
         }
         Endpoint::Verify => {
-            let storage = Storage::open(&r.config().storage, "serve")
-                .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, "error", e.to_string()))?;
-            let report = storage
-                .verify()
-                .await
-                .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, "error", e.to_string()))?;
-            let mut v = serde_json::to_value(&report)
-                .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, "error", e.to_string()))?;
+            let storage = Storage::open(&r.config().storage, "serve").map_err(internal)?;
+            let report = storage.verify().await.map_err(internal)?;
+            let mut v = serde_json::to_value(&report).map_err(internal)?;
             v["ok"] = json!(report.ok());
             Ok(Answer::json(&v))
         }
@@ -595,21 +601,13 @@ async fn dispatch(
             "roles": p.roles, "credential": p.credential,
             "org_wide": p.org_wide(),
         }))),
-        _ => Err(Failure(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "error",
-            "not a data endpoint".into(),
-        )),
+        _ => Err(internal("not a data endpoint")),
     }
 }
 
 /// The tables and views `p` may query, with their columns.
-async fn tables(api: &Api, p: &Principal) -> Result<Value, Failure> {
-    let ctx = api
-        .reader
-        .session(p)
-        .await
-        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, "error", e.to_string()))?;
+async fn tables(api: &Api, p: &Principal) -> Result<Value, QueryError> {
+    let ctx = api.reader.session(p).await.map_err(internal)?;
     let mut out = Vec::new();
     let names = TABLES
         .iter()

@@ -62,7 +62,8 @@ pub struct Entry {
     pub roles: String,
     /// `GET /v1/reports/chargeback`, `cli sql`, ...
     pub endpoint: String,
-    /// The SQL (or the report's parameters) with PII redacted.
+    /// The SQL (or the report's parameters) with PII redacted; absent for
+    /// unauthenticated callers (the hash is kept).
     pub sql_redacted: Option<String>,
     /// SHA-256 (hex) of the text as sent.
     pub sql_sha256: Option<String>,
@@ -70,7 +71,7 @@ pub struct Entry {
     pub rows: i64,
     /// `ok`, `refused`, `invalid`, `unauthenticated`, `forbidden`, `error`.
     pub outcome: String,
-    /// The reason, when not `ok`.
+    /// The reason, when not `ok` (redacted like the text: errors can quote it).
     pub error: Option<String>,
     /// Time taken.
     pub duration_ms: i64,
@@ -144,14 +145,24 @@ impl QueryAudit {
         Self { storage, redactor }
     }
 
-    /// Sets `entry`'s text and hash from `text` as sent.
+    /// Sets `entry`'s text (redacted) and hash from `text` as sent.
     pub fn set_text(&self, entry: &mut Entry, text: &str) {
         entry.sql_sha256 = Some(hex::encode(Sha256::digest(text.as_bytes())));
-        entry.sql_redacted = self.redactor.as_ref().and_then(|r| {
-            r.redact_text(&entry.tenant, text)
-                .ok()
-                .map(|(t, _)| t.into_owned())
-        });
+        entry.sql_redacted = self.redact(&entry.tenant, text);
+    }
+
+    /// `text` with PII replaced by `tenant`'s tokens; `None` (keep nothing)
+    /// without a tenant (an unauthenticated caller: no key is made for it)
+    /// or without a redactor.
+    pub fn redact(&self, tenant: &str, text: &str) -> Option<String> {
+        if tenant.is_empty() {
+            return None;
+        }
+        self.redactor
+            .as_ref()?
+            .redact_text(tenant, text)
+            .ok()
+            .map(|(t, _)| t.into_owned())
     }
 
     /// Stores `entry` (create-if-absent; the id is unique).

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod encode;
 pub mod principal;
 pub mod reader;
+pub mod request;
 pub mod scope;
 pub mod sql;
 

@@ -134,7 +134,6 @@ impl Reader {
         principal: &Principal,
         sql_text: &str,
     ) -> Result<QueryResult, QueryError> {
-        sql::check_statement(sql_text)?;
         let ctx = self
             .session(principal)
             .await
@@ -175,7 +174,8 @@ impl Reader {
         &self,
         principal: &Principal,
         at: DateTime<Utc>,
-    ) -> Result<ReportOutput, QueryError> {
+        tz: Option<&str>,
+    ) -> Result<(Period, Vec<report::QuotaLine>, ReportOutput), QueryError> {
         let ctx = self.open(principal).await?;
         let scope = self.scope(principal);
         let teams: Vec<TeamConfig> = self
@@ -189,16 +189,14 @@ impl Reader {
             &ctx,
             &teams,
             at,
-            &self.config.ledger.timezone,
+            tz.unwrap_or(&self.config.ledger.timezone),
             self.currency(),
         )
         .await
         .map_err(ledger_err)?;
         let json = serde_json::json!({"period": period, "at": at, "currency": self.currency(), "teams": lines});
-        Ok(ReportOutput {
-            json,
-            table: rows_table(&lines)?,
-        })
+        let table = rows_table(&lines)?;
+        Ok((period, lines, ReportOutput { json, table }))
     }
 
     /// The 2x anomalies at `at` among the principal's teams.
@@ -206,7 +204,7 @@ impl Reader {
         &self,
         principal: &Principal,
         at: DateTime<Utc>,
-    ) -> Result<ReportOutput, QueryError> {
+    ) -> Result<(Vec<report::Anomaly>, ReportOutput), QueryError> {
         let ctx = self.open(principal).await?;
         let scope = self.scope(principal);
         let mut found = report::anomalies(&ctx, &self.config.ledger.anomaly, at, self.currency())
@@ -224,10 +222,8 @@ impl Reader {
             })
             .collect();
         let json = serde_json::to_value(&found).map_err(|e| QueryError::Failed(e.to_string()))?;
-        Ok(ReportOutput {
-            json,
-            table: rows_table(&flat)?,
-        })
+        let table = rows_table(&flat)?;
+        Ok((found, ReportOutput { json, table }))
     }
 
     /// Spend per day and team (and `by`, one of the usage dimensions) over
@@ -263,13 +259,10 @@ impl Reader {
                       CAST(SUM(cost) AS DECIMAL(38, 6)) AS cost, SUM(gpu_millis) AS gpu_millis,
                       SUM(tokens) AS tokens, COUNT(*) AS events
                FROM costed_usage
-               WHERE time >= '{from}' AND time < '{to}' AND dt >= '{d0}' AND dt <= '{d1}'
+               WHERE {range}
                GROUP BY 1, 2, 3{extra}
                ORDER BY 1, 2, 3{extra}"#,
-            from = from.to_rfc3339(),
-            to = to.to_rfc3339(),
-            d0 = (from - chrono::Duration::days(2)).format("%Y-%m-%d"),
-            d1 = (to + chrono::Duration::days(2)).format("%Y-%m-%d"),
+            range = within(from, to),
         );
         self.table_report(principal, &sql).await
     }
@@ -289,14 +282,10 @@ impl Reader {
                       approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) AS p99_ms,
                       AVG(CASE WHEN status = 'ok' THEN 0.0 ELSE 1.0 END) AS error_rate
                FROM call_costed
-               WHERE latency_ms IS NOT NULL AND time >= '{from}' AND time < '{to}'
-                 AND dt >= '{d0}' AND dt <= '{d1}'
+               WHERE latency_ms IS NOT NULL AND {range}
                GROUP BY tenant, tool
                ORDER BY tenant, tool"#,
-            from = from.to_rfc3339(),
-            to = to.to_rfc3339(),
-            d0 = (from - chrono::Duration::days(2)).format("%Y-%m-%d"),
-            d1 = (to + chrono::Duration::days(2)).format("%Y-%m-%d"),
+            range = within(from, to),
         );
         self.table_report(principal, &sql).await
     }
@@ -322,6 +311,19 @@ impl Reader {
             .await
             .map_err(|e| QueryError::Failed(e.to_string()))
     }
+}
+
+/// `time` in `[from, to)`, with the `dt` partitions that can hold it, so
+/// whole days are skipped: as in the ledger's facets, a GPU row is timed by
+/// its interval's start, up to two days before the day it is stored under.
+fn within(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    format!(
+        "time >= '{}' AND time < '{}' AND dt >= '{}' AND dt <= '{}'",
+        from.to_rfc3339(),
+        to.to_rfc3339(),
+        from.format("%Y-%m-%d"),
+        (to + chrono::Duration::days(2)).format("%Y-%m-%d"),
+    )
 }
 
 fn ledger_err(e: tollgate_ledger::Error) -> QueryError {

@@ -793,6 +793,18 @@ fn isolation_suite_two_orgs_three_teams_every_role_endpoint_and_sql_shape() {
     assert_eq!(s, 401);
     assert!(text(&resp).contains("revoked"), "{}", text(&resp));
 
+    // SQL naming a person (a literal, and a column name a planner error
+    // quotes) is kept in the audit only as the person's token.
+    let contributor = people.iter().find(|w| w.role == "contributor").unwrap();
+    for (sql, code) in [
+        ("SELECT COUNT(*) AS n FROM tool_calls WHERE arguments_json LIKE '%alice.pii@example.com%'", 200),
+        ("SELECT \"alice.pii@example.com\" FROM tool_calls", 400),
+    ] {
+        let body = serde_json::to_vec(&json!({"sql": sql})).unwrap();
+        let (s, _, resp) = call(&addr, "POST", "/v1/sql", Some(&contributor.token), &body);
+        assert_eq!(s, code, "{sql}: {}", text(&resp));
+    }
+
     // Every request is in the query audit with its principal.
     let mut audit: Vec<(String, String, String)> = Vec::new();
     for f in walk(&data.join("audit/queries")) {
@@ -818,6 +830,30 @@ fn isolation_suite_two_orgs_three_teams_every_role_endpoint_and_sql_shape() {
     for s in &sent {
         assert!(audit.contains(s), "not in the query audit: {s:?}");
     }
+    let mut redacted = 0;
+    for f in walk(&data.join("audit/queries")) {
+        for b in batches(&f) {
+            for name in ["sql_redacted", "error"] {
+                let c = b
+                    .column_by_name(name)
+                    .unwrap()
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .unwrap();
+                for v in c.iter().flatten() {
+                    assert!(
+                        !v.contains("alice.pii@example.com"),
+                        "raw PII in the query audit's {name}: {v}"
+                    );
+                    redacted += usize::from(v.contains("<email:"));
+                }
+            }
+        }
+    }
+    assert!(
+        redacted >= 3,
+        "the text and the error are kept as tokens ({redacted})"
+    );
     // An auditor reads the audit of their organisation only.
     let auditor = people
         .iter()
