@@ -168,6 +168,18 @@ fn assert_no_leak(who: &Who, what: &str, body: &[u8]) -> usize {
     seen.len()
 }
 
+/// A string column's values.
+fn strings(b: &arrow::array::RecordBatch, name: &str) -> Vec<Option<String>> {
+    b.column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .unwrap()
+        .iter()
+        .map(|v| v.map(String::from))
+        .collect()
+}
+
 /// Rows per (tenant, team) of a table, read from its Parquet files directly.
 fn truth(data: &Path, table: &str) -> BTreeMap<(String, String), u64> {
     let mut out = BTreeMap::new();
@@ -176,18 +188,8 @@ fn truth(data: &Path, table: &str) -> BTreeMap<(String, String), u64> {
             continue;
         }
         for b in batches(&f) {
-            let col = |n: &str| {
-                b.column_by_name(n)
-                    .unwrap()
-                    .as_any()
-                    .downcast_ref::<arrow::array::StringArray>()
-                    .unwrap()
-                    .clone()
-            };
-            let (tenant, team) = (col("tenant"), col("team"));
-            for i in 0..b.num_rows() {
-                *out.entry((tenant.value(i).to_string(), team.value(i).to_string()))
-                    .or_default() += 1;
+            for (tenant, team) in strings(&b, "tenant").into_iter().zip(strings(&b, "team")) {
+                *out.entry((tenant.unwrap(), team.unwrap())).or_default() += 1;
             }
         }
     }
@@ -723,13 +725,7 @@ fn isolation_suite_two_orgs_three_teams_every_role_endpoint_and_sql_shape() {
         };
         let mut tenants = BTreeSet::new();
         for b in &batches {
-            let t = b
-                .column_by_name("tenant")
-                .unwrap()
-                .as_any()
-                .downcast_ref::<arrow::array::StringArray>()
-                .unwrap();
-            tenants.extend(t.iter().flatten().map(String::from));
+            tenants.extend(strings(b, "tenant").into_iter().flatten());
         }
         tenants.remove(""); // the statement's total row
         assert_eq!(tenants, BTreeSet::from(["acme".to_string()]), "{format}");
@@ -806,41 +802,21 @@ fn isolation_suite_two_orgs_three_teams_every_role_endpoint_and_sql_shape() {
     }
 
     // Every request is in the query audit with its principal.
+    // One pass over the audit files: the entries, and no raw PII in them.
     let mut audit: Vec<(String, String, String)> = Vec::new();
-    for f in walk(&data.join("audit/queries")) {
-        for b in batches(&f) {
-            let col = |n: &str| {
-                b.column_by_name(n)
-                    .unwrap()
-                    .as_any()
-                    .downcast_ref::<arrow::array::StringArray>()
-                    .unwrap()
-                    .clone()
-            };
-            let (h, sub, out) = (col("sql_sha256"), col("subject"), col("outcome"));
-            for i in 0..b.num_rows() {
-                audit.push((
-                    h.value(i).to_string(),
-                    sub.value(i).to_string(),
-                    out.value(i).to_string(),
-                ));
-            }
-        }
-    }
-    for s in &sent {
-        assert!(audit.contains(s), "not in the query audit: {s:?}");
-    }
     let mut redacted = 0;
     for f in walk(&data.join("audit/queries")) {
         for b in batches(&f) {
+            let (h, sub, out) = (
+                strings(&b, "sql_sha256"),
+                strings(&b, "subject"),
+                strings(&b, "outcome"),
+            );
+            for ((h, sub), out) in h.into_iter().zip(sub).zip(out) {
+                audit.push((h.unwrap_or_default(), sub.unwrap(), out.unwrap()));
+            }
             for name in ["sql_redacted", "error"] {
-                let c = b
-                    .column_by_name(name)
-                    .unwrap()
-                    .as_any()
-                    .downcast_ref::<arrow::array::StringArray>()
-                    .unwrap();
-                for v in c.iter().flatten() {
+                for v in strings(&b, name).into_iter().flatten() {
                     assert!(
                         !v.contains("alice.pii@example.com"),
                         "raw PII in the query audit's {name}: {v}"
@@ -849,6 +825,9 @@ fn isolation_suite_two_orgs_three_teams_every_role_endpoint_and_sql_shape() {
                 }
             }
         }
+    }
+    for s in &sent {
+        assert!(audit.contains(s), "not in the query audit: {s:?}");
     }
     assert!(
         redacted >= 3,
