@@ -98,7 +98,7 @@ pub fn run(loaded: Loaded, cmd: AlertsCommand) -> Result<ExitCode> {
                     let at = args.at.unwrap_or_else(Utc::now);
                     let c = ev.cycle(&mut ctx, at).await?;
                     print!("{}", describe(&c));
-                    eprintln!(
+                    say!(
                         "alerts: evaluated at {}; {} new alerts; emails go to {}",
                         at.format("%Y-%m-%d %H:%M:%S UTC"),
                         c.raised.len(),
@@ -131,7 +131,7 @@ pub fn run(loaded: Loaded, cmd: AlertsCommand) -> Result<ExitCode> {
                         let listener = tokio::net::TcpListener::bind(&addr)
                             .await
                             .with_context(|| format!("listening on {addr}"))?;
-                        eprintln!(
+                        say!(
                             "tollgate alerts: quota API at http://{}/v1/quota/{{team}} and /v1/admission",
                             listener.local_addr()?
                         );
@@ -145,7 +145,7 @@ pub fn run(loaded: Loaded, cmd: AlertsCommand) -> Result<ExitCode> {
                     }
                     None => None,
                 };
-                eprintln!(
+                say!(
                     "tollgate alerts: evaluating every {}; emails go to {}; SIGHUP reloads the teams directory; Ctrl-C stops",
                     humantime::format_duration(config.alerts.evaluate_every),
                     ev.destination()
@@ -161,7 +161,7 @@ pub fn run(loaded: Loaded, cmd: AlertsCommand) -> Result<ExitCode> {
                         _ = sighup.recv() => {
                             match reload() {
                                 Ok(teams) => {
-                                    eprintln!("tollgate alerts: reloaded the teams directory ({} teams)", teams.len());
+                                    say!("tollgate alerts: reloaded the teams directory ({} teams)", teams.len());
                                     ev.set_teams(teams);
                                     if let Some(api) = &api {
                                         if let Err(e) = api.reload().await {
@@ -169,12 +169,12 @@ pub fn run(loaded: Loaded, cmd: AlertsCommand) -> Result<ExitCode> {
                                         }
                                     }
                                 }
-                                Err(e) => eprintln!("tollgate alerts: reload failed, keeping the previous teams: {e}"),
+                                Err(e) => say!("tollgate alerts: reload failed, keeping the previous teams: {e}"),
                             }
                         }
                         _ = ticker.tick() => {
                             match ev.cycle(&mut ctx, Utc::now()).await {
-                                Ok(c) => eprint!("{}", describe(&c)),
+                                Ok(c) => say!("{}", describe(&c)),
                                 Err(e) => warn!(error = %e, "alert evaluation failed; retrying next cycle"),
                             }
                         }
@@ -203,7 +203,7 @@ pub fn run(loaded: Loaded, cmd: AlertsCommand) -> Result<ExitCode> {
                     cycles += 1;
                     at += step;
                 }
-                eprintln!(
+                say!(
                     "alerts: {cycles} evaluations from {} to {}; {raised} new alerts; emails go to {}",
                     args.from.format("%Y-%m-%d %H:%M UTC"),
                     args.to.format("%Y-%m-%d %H:%M UTC"),

@@ -26,13 +26,26 @@ pub fn run(loaded: Loaded, args: GatewayArgs) -> Result<ExitCode> {
             &config.kafka.raw_topic,
             config.ingest.limits(),
             config.gateway.clone(),
-            metrics,
+            metrics.clone(),
         ));
+        {
+            let (gw, topic) = (gateway.clone(), config.kafka.raw_topic.clone());
+            tollgate_ingest::kafka::spawn_broker_probe(
+                move || {
+                    gw.producer()
+                        .client()
+                        .fetch_metadata(Some(&topic), Duration::from_secs(5))
+                        .map(|_| ())
+                },
+                metrics,
+                Duration::from_secs(5),
+            );
+        }
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen} (gateway.listen)"))?;
-        eprintln!(
-            "tollgate gateway: listening on http://{}/v1/events -> {} at {}; Ctrl-C or SIGTERM stops",
+        say!(
+            "tollgate gateway: listening on http://{}/v1/events -> {} at {} (also /metrics, /healthz, /readyz); Ctrl-C or SIGTERM stops",
             listener.local_addr()?,
             config.kafka.raw_topic,
             config.kafka.brokers
@@ -53,7 +66,7 @@ pub fn run(loaded: Loaded, args: GatewayArgs) -> Result<ExitCode> {
             .await
             .context("serving")?;
         let _ = gateway.producer().flush(Duration::from_secs(30));
-        eprintln!("tollgate gateway: stopped");
+        say!("tollgate gateway: stopped");
         Ok(ExitCode::SUCCESS)
     })
 }

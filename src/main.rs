@@ -1,5 +1,8 @@
 //! `tollgate`: one binary that wires the stages together.
 
+#[macro_use]
+mod say;
+
 mod alerts_cmd;
 mod cli;
 mod config;
@@ -107,6 +110,7 @@ fn init_tracing(format: cli::LogFormat, verbose: u8) {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
+    say::set_json(matches!(format, cli::LogFormat::Json));
     match format {
         cli::LogFormat::Json => builder.json().init(),
         cli::LogFormat::Text => builder.init(),

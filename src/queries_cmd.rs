@@ -45,7 +45,7 @@ pub(crate) fn reader(config: &Config, store: &StorageConfig) -> Result<Reader> {
     let book = PriceBook::new(config.pricing.clone())?;
     let redactor = Redactor::new(&config.redaction, &store.data_dir)
         .map(Arc::new)
-        .map_err(|e| eprintln!("note: the query audit keeps SQL hashes only ({e})"))
+        .map_err(|e| say!("note: the query audit keeps SQL hashes only ({e})"))
         .ok();
     let audit = QueryAudit::new(Storage::open(store, "queries")?, redactor);
     Ok(Reader::new(
@@ -100,7 +100,7 @@ pub fn serve(loaded: Loaded, args: ServeArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| config.server.listen.to_string());
     let auth = authenticator(&config)?;
     if config.server.auth.jwt_keys.is_empty() {
-        eprintln!("note: no server.auth.jwt_keys configured: only API keys are accepted");
+        say!("note: no server.auth.jwt_keys configured: only API keys are accepted");
     }
     let reader = reader(&config, &store)?;
     let api = Arc::new(tollgate_queries::api::Api::new(reader, auth));
@@ -109,7 +109,7 @@ pub fn serve(loaded: Loaded, args: ServeArgs) -> Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
-        eprintln!(
+        say!(
             "tollgate serve: listening on http://{} (reports, SQL, verify under /v1; /openapi.json; /healthz, /readyz, /metrics); Ctrl-C stops",
             listener.local_addr()?
         );
@@ -125,7 +125,7 @@ pub fn serve(loaded: Loaded, args: ServeArgs) -> Result<ExitCode> {
             }
         };
         tollgate_queries::api::serve(listener, api, shutdown).await?;
-        eprintln!("tollgate serve: stopped");
+        say!("tollgate serve: stopped");
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -152,7 +152,7 @@ pub fn sql(loaded: Loaded, args: SqlArgs) -> Result<ExitCode> {
         .context("writing the query audit (no answer without it)")?;
         match result {
             Err(d) => {
-                eprintln!("tollgate sql: {}", d.reason());
+                say!("tollgate sql: {}", d.reason());
                 Ok(exit_code(&d))
             }
             Ok(r) => {
@@ -164,7 +164,7 @@ pub fn sql(loaded: Loaded, args: SqlArgs) -> Result<ExitCode> {
                 let bytes = encode(&r.schema, &r.batches, f)?;
                 crate::report_cmd::print(&String::from_utf8_lossy(&bytes))?;
                 if r.truncated {
-                    eprintln!(
+                    say!(
                         "note: cut at server.max_rows = {} rows",
                         config.server.max_rows
                     );
@@ -198,7 +198,7 @@ pub fn apikey(loaded: Loaded, cmd: ApikeyCommand) -> Result<ExitCode> {
                 &roles,
                 duration("--expires-in", &a.expires_in)?,
             )?;
-            eprintln!(
+            say!(
                 "API key {} for {} ({}{}, roles {}), expires {}; stored hashed in {}. The key (shown once):",
                 rec.id,
                 rec.name,
@@ -238,16 +238,18 @@ pub fn apikey(loaded: Loaded, cmd: ApikeyCommand) -> Result<ExitCode> {
         }
         ApikeyCommand::Revoke(a) => {
             let k = ApiKeyStore::new(&file(&a.file.file)).revoke(&a.id)?;
-            eprintln!("revoked API key {} ({})", k.id, k.name);
+            say!("revoked API key {} ({})", k.id, k.name);
         }
         ApikeyCommand::Rotate(a) => {
             let store = ApiKeyStore::new(&file(&a.file.file));
             let overlap = duration("--overlap", &a.overlap)?;
             let (key, rec) =
                 store.rotate(&a.id, duration("--expires-in", &a.expires_in)?, overlap)?;
-            eprintln!(
+            say!(
                 "API key {} replaces {} (which keeps working for {}); the new key (shown once):",
-                rec.id, a.id, a.overlap
+                rec.id,
+                a.id,
+                a.overlap
             );
             println!("{key}");
         }

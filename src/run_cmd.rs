@@ -91,6 +91,8 @@ struct RawDeadLetter {
 /// batch being filled.
 struct Part {
     next: Option<i64>,
+    /// The next offset the committed chain expects (0 before any commit).
+    committed: i64,
     /// Seeks back in a row that still landed past `next`.
     seeks: u32,
     batch: Option<Filling>,
@@ -183,10 +185,15 @@ impl Pipeline {
             }
             let next = self.storage.resume_offset(&self.topic, p).await?;
             info!(partition = p, resume_at = ?next, "partition assigned");
+            self.metrics
+                .committed_offset
+                .get_or_create(&Metrics::partition(p))
+                .set(next.unwrap_or(0));
             self.parts.insert(
                 p,
                 Part {
                     next,
+                    committed: next.unwrap_or(0),
                     seeks: 0,
                     batch: None,
                     raw_dead: Vec::new(),
@@ -315,11 +322,11 @@ impl Pipeline {
     /// Sets the lag gauge of each partition this instance holds.
     fn report_lag(&self, highs: &HashMap<i32, i64>) {
         for (p, part) in &self.parts {
-            if let (Some(next), Some(high)) = (part.next, highs.get(p)) {
+            if let Some(high) = highs.get(p) {
                 self.metrics
                     .lag
                     .get_or_create(&Metrics::partition(*p))
-                    .set((high - next).max(0));
+                    .set((high - part.committed).max(0));
             }
         }
     }
@@ -380,16 +387,29 @@ impl Pipeline {
                 m.batch_records.observe(record.records as f64);
                 m.stored.inc_by(record.stored);
                 m.duplicates.inc_by(record.duplicates);
-                for d in &batch.dead_letters {
+                for (raw, d) in raw_dead.iter().zip(&batch.dead_letters) {
                     m.dead_lettered
                         .get_or_create(&ReasonLabel {
                             reason: d.reason.code.as_str().to_string(),
                         })
                         .inc();
+                    // The reason and field, never the content; the trace id
+                    // when the record carries one.
+                    warn!(
+                        partition = p,
+                        offset = d.kafka.offset,
+                        reason = d.reason.code.as_str(),
+                        field = %d.reason.field,
+                        trace_id = tollgate_ingest::event::trace_id(&raw.payload).unwrap_or_default(),
+                        "dead-lettered"
+                    );
                 }
                 m.committed_offset
                     .get_or_create(&Metrics::partition(p))
                     .set(record.last_offset + 1);
+                if let Some(part) = self.parts.get_mut(&p) {
+                    part.committed = record.last_offset + 1;
+                }
                 self.stored += record.stored;
                 self.dead += record.dead_lettered;
                 self.duplicates += record.duplicates;
@@ -435,14 +455,19 @@ impl Pipeline {
 async fn spawn_alerts(
     config: &crate::config::Config,
     commits: Arc<tokio::sync::Notify>,
+    ingest_metrics: &Metrics,
 ) -> Result<(
     tokio::task::JoinHandle<()>,
     tokio::sync::oneshot::Sender<()>,
 )> {
     const AFTER_COMMIT_GAP: Duration = Duration::from_secs(2);
     let metrics = tollgate_alerts::metrics::AlertMetrics::new();
+    {
+        let m = metrics.clone();
+        ingest_metrics.also_render(move || m.render());
+    }
     let (ev, mut ctx) = crate::alerts_cmd::evaluator(config, &config.storage, metrics).await?;
-    eprintln!(
+    say!(
         "tollgate run: alerts evaluated after commits and every {}; emails go to {}",
         humantime::format_duration(config.alerts.evaluate_every),
         ev.destination()
@@ -462,7 +487,7 @@ async fn spawn_alerts(
             }
             last = Instant::now();
             match ev.cycle(&mut ctx, Utc::now()).await {
-                Ok(c) => eprint!("{}", crate::alerts_cmd::describe(&c)),
+                Ok(c) => say!("{}", crate::alerts_cmd::describe(&c)),
                 Err(e) => {
                     warn!(error = %e, "alert evaluation failed; retrying after the next commit")
                 }
@@ -499,7 +524,7 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
         let context = ObservedContext::new(metrics.clone());
         let created = tollgate_ingest::kafka::ensure_topics(&config.kafka).await?;
         for t in created {
-            eprintln!("tollgate run: created topic {t} ({} partitions)", config.kafka.partitions);
+            say!("tollgate run: created topic {t} ({} partitions)", config.kafka.partitions);
         }
         let consumer = Arc::new(tollgate_ingest::kafka::consumer(&config.kafka, context.clone())?);
         consumer
@@ -511,7 +536,7 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
             let listener = tokio::net::TcpListener::bind(&addr)
                 .await
                 .with_context(|| format!("listening for /metrics on {addr}"))?;
-            eprintln!("tollgate run: metrics at http://{}/metrics", listener.local_addr()?);
+            say!("tollgate run: metrics at http://{0}/metrics, readiness at http://{0}/readyz", listener.local_addr()?);
             let app = tollgate_ingest::gateway::metrics_router(metrics.clone());
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, app).await {
@@ -522,8 +547,10 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
         // High watermarks, refreshed in the background for the lag gauges
         // (a slow or absent broker never stalls the pipeline's loop).
         let highs: Arc<std::sync::Mutex<HashMap<i32, i64>>> = Arc::default();
+        // The same loop probes the storage for /readyz.
         {
             let (consumer, topic, highs, metrics) = (consumer.clone(), config.kafka.raw_topic.clone(), highs.clone(), metrics.clone());
+            let probe = Storage::open(&config.storage, &format!("{writer}-probe"))?;
             tokio::spawn(async move {
                 loop {
                     match high_watermarks(&consumer, &topic).await {
@@ -533,13 +560,25 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
                                 h.extend(w);
                             }
                         }
-                        Err(e) => warn!(error = %format!("{e:#}"), "could not read the high watermarks (lag unknown)"),
+                        Err(e) => {
+                            metrics.broker_up.set(0);
+                            warn!(error = %format!("{e:#}"), "could not read the high watermarks (lag unknown)")
+                        }
+                    }
+                    match probe.topics().await {
+                        Ok(_) => {
+                            metrics.storage_up.set(1);
+                        }
+                        Err(e) => {
+                            metrics.storage_up.set(0);
+                            warn!(error = %e, "storage probe failed: the store could not be listed");
+                        }
                     }
                     tokio::time::sleep(Duration::from_secs(5)).await;
                 }
             });
         }
-        eprintln!(
+        say!(
             "tollgate run: {} -> {} (writer {writer}); Ctrl-C or SIGTERM commits open batches and stops",
             config.kafka.raw_topic,
             storage.description()
@@ -566,7 +605,7 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
         let alerts = if args.no_alerts {
             None
         } else {
-            Some(spawn_alerts(&config, commits.clone()).await?)
+            Some(spawn_alerts(&config, commits.clone(), &p.metrics).await?)
         };
         let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut ticker = tokio::time::interval(config.ingest.batch_latency.min(Duration::from_millis(500)));
@@ -613,7 +652,7 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
                 warn!(error = %e, "the alert evaluator stopped abnormally");
             }
         }
-        eprintln!(
+        say!(
             "tollgate run: stopped; consumed {} = stored {} + dead-lettered {} + duplicates {} in this run",
             p.consumed, p.stored, p.dead, p.duplicates
         );

@@ -157,7 +157,8 @@ impl Gateway {
     }
 }
 
-/// The gateway's routes: `POST /v1/events`, `GET /metrics`, `GET /healthz`.
+/// The gateway's routes: `POST /v1/events`, `GET /metrics`, `GET /healthz`,
+/// `GET /readyz`.
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let limit = gateway.config.max_body_bytes;
     let metrics = gateway.metrics.clone();
@@ -168,7 +169,9 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .merge(metrics_router(metrics))
 }
 
-/// `GET /metrics` (OpenMetrics text) and `GET /healthz`.
+/// `GET /metrics` (OpenMetrics text), `GET /healthz` (the process
+/// answers) and `GET /readyz` (503 with the reason while the broker or the
+/// storage fails its probe).
 pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route(
@@ -178,6 +181,18 @@ pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
             }),
         )
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(|State(m): State<Arc<Metrics>>| async move {
+                match m.readiness() {
+                    Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+                    Err(why) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("not ready: {why}\n"),
+                    ),
+                }
+            }),
+        )
         .with_state(metrics)
 }
 
@@ -262,6 +277,13 @@ async fn post_events(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
     if !refused.is_empty() {
         for r in &refused {
             refuse(m, r.code, 1);
+            tracing::info!(
+                index = r.index,
+                reason = r.code,
+                field = %r.field,
+                trace_id = crate::event::trace_id(raws[r.index].get().as_bytes()).unwrap_or_default(),
+                "gateway: event refused"
+            );
         }
         return answer(
             m,

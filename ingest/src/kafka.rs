@@ -366,3 +366,31 @@ impl Emitter {
         })
     }
 }
+
+/// Runs `probe` (a metadata request) every `every` and sets
+/// `tollgate_kafka_broker_up` from its answer: librdkafka reports the broker
+/// going away, this reports it coming back. For processes that do not
+/// otherwise poll the broker, such as the gateway.
+pub fn spawn_broker_probe(
+    probe: impl Fn() -> Result<(), KafkaError> + Send + Sync + 'static,
+    metrics: Arc<Metrics>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let probe = Arc::new(probe);
+    tokio::spawn(async move {
+        loop {
+            let p = probe.clone();
+            match tokio::task::spawn_blocking(move || p()).await {
+                Ok(Ok(())) => {
+                    metrics.broker_up.set(1);
+                }
+                Ok(Err(e)) => {
+                    metrics.broker_up.set(0);
+                    warn!(error = %e, "kafka: the broker did not answer a metadata request");
+                }
+                Err(e) => warn!(error = %e, "kafka: the broker probe failed"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
+}

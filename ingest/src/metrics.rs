@@ -72,6 +72,11 @@ pub struct Metrics {
     pub http_events_refused: Family<ReasonLabel, Counter>,
     /// Dedupe keys held.
     pub dedupe_keys: Gauge<u64, AtomicU64>,
+    /// 1 while the last storage probe listed the store, 0 after one failed.
+    pub storage_up: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Another stage's metrics rendered after these (the alert evaluator's
+    /// inside `tollgate run`).
+    more: std::sync::OnceLock<Box<dyn Fn() -> String + Send + Sync>>,
 }
 
 impl Default for Metrics {
@@ -100,6 +105,8 @@ impl Metrics {
         let http_events_accepted = Counter::default();
         let http_events_refused = Family::<ReasonLabel, Counter>::default();
         let dedupe_keys = Gauge::<u64, AtomicU64>::default();
+        let storage_up = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+        storage_up.set(1);
         registry.register(
             "consumed_records",
             "Kafka records read from the raw topic",
@@ -171,6 +178,11 @@ impl Metrics {
             "Event keys the dedupe index holds",
             dedupe_keys.clone(),
         );
+        registry.register(
+            "storage_up",
+            "1 while the last storage probe listed the store, 0 after one failed",
+            storage_up.clone(),
+        );
         Self {
             registry,
             consumed,
@@ -188,7 +200,15 @@ impl Metrics {
             http_events_accepted,
             http_events_refused,
             dedupe_keys,
+            storage_up,
+            more: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Renders `more` (another registry's OpenMetrics text) after these
+    /// metrics; the first call wins.
+    pub fn also_render(&self, more: impl Fn() -> String + Send + Sync + 'static) {
+        let _ = self.more.set(Box::new(more));
     }
 
     /// The metrics in the OpenMetrics text format.
@@ -196,7 +216,31 @@ impl Metrics {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        if let Some(more) = self.more.get() {
+            // One `# EOF` at the very end.
+            if let Some(head) = out.strip_suffix("# EOF\n") {
+                out = head.to_string();
+            }
+            out.push_str(&more());
+        }
         out
+    }
+
+    /// Why the process is not ready (the broker or the storage failed its
+    /// last probe), or `Ok`.
+    pub fn readiness(&self) -> Result<(), String> {
+        let mut down = Vec::new();
+        if self.broker_up.get() != 1 {
+            down.push("kafka: the broker did not answer the last probe (see kafka_client_errors)");
+        }
+        if self.storage_up.get() != 1 {
+            down.push("storage: the last probe could not list the store");
+        }
+        if down.is_empty() {
+            Ok(())
+        } else {
+            Err(down.join("; "))
+        }
     }
 
     /// The label of a partition.
@@ -229,5 +273,20 @@ mod tests {
         assert!(text.contains("tollgate_dead_lettered_records_total{reason=\"missing_field\"} 1"));
         assert!(text.contains("tollgate_consumer_lag_records{partition=\"2\"} 17"));
         assert!(text.contains("tollgate_kafka_broker_up 1"));
+        assert!(m.readiness().is_ok());
+        m.broker_up.set(0);
+        m.storage_up.set(0);
+        let why = m.readiness().unwrap_err();
+        assert!(why.contains("kafka:") && why.contains("storage:"), "{why}");
+    }
+
+    #[test]
+    fn another_registry_renders_before_one_eof() {
+        let m = Metrics::new();
+        m.also_render(|| "# TYPE tollgate_other counter\ntollgate_other_total 2\n# EOF\n".into());
+        let text = m.render();
+        assert_eq!(text.matches("# EOF").count(), 1, "{text}");
+        assert!(text.ends_with("tollgate_other_total 2\n# EOF\n"), "{text}");
+        assert!(text.contains("tollgate_consumed_records_total 0"), "{text}");
     }
 }

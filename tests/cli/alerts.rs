@@ -20,12 +20,12 @@ const START: &str = "2026-10-10";
 const DAYS: u32 = 35;
 
 /// The SMTP server, saving each message under `dir`.
-struct Sink {
+pub(super) struct Sink {
     child: Child,
 }
 
 impl Sink {
-    fn start(port: u16, dir: &Path) -> Self {
+    pub(super) fn start(port: u16, dir: &Path) -> Self {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
         let mut child = Command::new("/usr/bin/python3")
             .arg(script)
@@ -56,7 +56,7 @@ impl Drop for Sink {
 }
 
 /// The messages received: (envelope, decoded text).
-fn received(dir: &Path) -> Vec<(Value, String)> {
+pub(super) fn received(dir: &Path) -> Vec<(Value, String)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|r| r.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();

@@ -9,6 +9,8 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 mod alerts;
+mod deploy;
+mod e2e;
 mod ledger;
 mod pipeline;
 mod queries;

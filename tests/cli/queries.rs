@@ -81,7 +81,7 @@ impl Drop for Server {
 }
 
 /// One request: status, lower-cased head, body bytes.
-fn call(
+pub(super) fn call(
     addr: &str,
     method: &str,
     path: &str,

@@ -5,6 +5,7 @@ mod body;
 mod decode;
 mod fields;
 mod schema;
+mod trace;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,6 +16,7 @@ use serde_json::{Map, Value};
 
 pub use decode::{decode, DecodeLimits};
 pub use schema::{EventKind, SchemaVersion, CURRENT_MAJOR, CURRENT_MINOR, TYPE_PREFIX};
+pub use trace::trace_id;
 
 /// The tenant a payload names in `data.tenant` (or v0's `data.org`), read
 /// without validating anything else: for filing a refused record under its
