@@ -23,6 +23,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
+use tollgate_alerts::admission::{decide, find, AdmissionRequest};
 use tollgate_ingest::storage::Storage;
 
 use crate::auth::Authenticator;
@@ -48,6 +49,8 @@ pub enum Endpoint {
     ToolLatency,
     /// Ad-hoc SQL.
     Sql,
+    /// The quota decision for a team.
+    Admission,
     /// Verify the log.
     Verify,
     /// The tables and views one may query.
@@ -168,6 +171,15 @@ pub const ROUTES: &[Route] = &[
         summary: "One SQL query (body {\"sql\": \"SELECT ...\"}) over the caller's rows",
         params: &[FORMAT],
         endpoint: Endpoint::Sql,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/admission",
+        permission: Some(Permission::Reports),
+        data: true,
+        summary: "May one of the caller's teams start a workload? Body {\"team\": ..., \"tenant\"?, \"at\"?, \"workload\"?}; {\"allow\", \"decision\", \"reason\", \"quota\"}: a team at 100 % of its monthly quota is denied",
+        params: &[],
+        endpoint: Endpoint::Admission,
     },
     Route {
         method: "GET",
@@ -389,10 +401,14 @@ async fn handle(
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("\u{fffd}"));
     let principal = api.auth.authenticate(auth_header);
-    // The SQL (read from the body once), or the sorted parameters.
+    // The SQL (read from the body once), the admission request as sent,
+    // or the sorted parameters.
     let sql = (route.endpoint == Endpoint::Sql).then(|| sql_text(&body));
     let text = match &sql {
         Some(s) => s.clone().unwrap_or_default(),
+        None if route.endpoint == Endpoint::Admission => {
+            String::from_utf8_lossy(&body).into_owned()
+        }
         None => {
             let mut p: Vec<_> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
             p.sort();
@@ -401,6 +417,7 @@ async fn handle(
     };
     let api_ref = &api;
     let params_ref = &params;
+    let body_ref: &[u8] = &body;
     let audited = audited(
         api.reader.audit(),
         principal,
@@ -408,7 +425,7 @@ async fn handle(
         &endpoint,
         &text,
         |p| async move {
-            let a = dispatch(route, api_ref, &p, params_ref, sql).await?;
+            let a = dispatch(route, api_ref, &p, params_ref, sql, body_ref).await?;
             Ok((a.rows, a))
         },
     )
@@ -542,9 +559,11 @@ async fn dispatch(
     p: &Principal,
     params: &HashMap<String, String>,
     sql: Option<Result<String, String>>,
+    body: &[u8],
 ) -> Result<Answer, QueryError> {
     let r = &api.reader;
     match route.endpoint {
+        Endpoint::Admission => Ok(Answer::json(&admission(r, p, body).await?)),
         Endpoint::Chargeback => {
             let f = format(params)?;
             let (_, out) = r
@@ -603,6 +622,32 @@ async fn dispatch(
         }))),
         _ => Err(internal("not a data endpoint")),
     }
+}
+
+/// The quota decision for one of `p`'s teams (the teams directory and the
+/// ledger cut to `p`'s scope, like the quota report): a team outside it is
+/// refused, whether or not it exists.
+async fn admission(r: &Reader, p: &Principal, body: &[u8]) -> Result<Value, QueryError> {
+    let req: AdmissionRequest = serde_json::from_slice(body).map_err(|e| {
+        bad(format!(
+            "body: expected {{\"team\": ..., \"tenant\"?, \"at\"?, \"workload\"?}} ({e})"
+        ))
+    })?;
+    if req.team.trim().is_empty() {
+        return Err(bad("team: must not be empty".into()));
+    }
+    let tenant = req.tenant.as_deref().unwrap_or(&p.org);
+    if !r.scope(p).allows(tenant, &req.team) {
+        return Err(QueryError::Refused(format!(
+            "team: {tenant}/{} is not among the teams this principal may see",
+            req.team
+        )));
+    }
+    let (_, lines, _) = r.quota(p, req.at.unwrap_or_else(Utc::now), None).await?;
+    let line = find(&lines, Some(tenant), &req.team).map_err(bad)?;
+    let d = decide(&req.team, line, r.currency());
+    tracing::info!(allow = d.allow, "admission decision");
+    serde_json::to_value(&d).map_err(internal)
 }
 
 /// The tables and views `p` may query, with their columns.

@@ -5,7 +5,8 @@
 //! with `kcat` (Debian's kcat on librdkafka 2.12, see `.ci/run`); `tollgate
 //! run` is SIGKILLed while it drains and restarted. Then, through the HTTP
 //! API only: the stored counts, the chargeback against the generator's own
-//! daily costs, the quota team blocked, `verify`; the SMTP server holds
+//! daily costs, the quota team blocked (quota report and admission
+//! decision), `verify`; the SMTP server holds
 //! exactly the expected emails; the logs are JSON and carry trace ids; the
 //! metrics and readiness endpoints answer.
 
@@ -297,8 +298,8 @@ fn the_whole_system_as_separate_processes_survives_a_sigkill_and_answers_through
             break;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "run consumed {consumed} of {total} in 5 min:\n{}",
+            start.elapsed() < Duration::from_secs(900),
+            "run consumed {consumed} of {total} in 15 min:\n{}",
             std::fs::read_to_string(&run_log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -332,8 +333,8 @@ fn the_whole_system_as_separate_processes_survives_a_sigkill_and_answers_through
             break m;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "not drained in 5 min (lags {lags:?}):\n{m}\n{}",
+            start.elapsed() < Duration::from_secs(900),
+            "not drained in 15 min (lags {lags:?}):\n{m}\n{}",
             std::fs::read_to_string(&run_log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(500));
@@ -450,6 +451,21 @@ fn the_whole_system_as_separate_processes_survives_a_sigkill_and_answers_through
         }
     }
     assert_eq!(blocked, vec![q_team.to_string()], "{v}");
+    // The admission API denies it new workloads and admits the others.
+    for line in v["teams"].as_array().unwrap() {
+        let team = line["team"].as_str().unwrap();
+        let body = serde_json::json!({"team": team, "at": at, "workload": {"gpus": 8}});
+        let d = api(
+            &serve_addr,
+            "POST",
+            "/v1/admission",
+            &finance[q_tenant],
+            body.to_string().as_bytes(),
+        );
+        let blocked = team == q_team;
+        assert_eq!(d["allow"], !blocked, "{team}: {d}");
+        assert_eq!(d["decision"], if blocked { "deny" } else { "allow" });
+    }
 
     // verify passes, through the API.
     let v = api(&serve_addr, "GET", "/v1/verify", &auditor["acme"], b"");

@@ -387,8 +387,8 @@ fn isolation_suite_two_orgs_three_teams_every_role_endpoint_and_sql_shape() {
                 .iter()
                 .map(|r| r.as_str().unwrap())
                 .collect();
-            if path == "/v1/sql" {
-                continue; // below, shape by shape
+            if path == "/v1/sql" || path == "/v1/admission" {
+                continue; // below, shape by shape and team by team
             }
             let q = params.get(path.as_str()).unwrap_or_else(|| {
                 panic!("{method} {path} is not in the isolation suite: add its parameters here")
@@ -453,6 +453,68 @@ fn isolation_suite_two_orgs_three_teams_every_role_endpoint_and_sql_shape() {
             "{p} returned no rows to anyone"
         );
     }
+
+    // Admission decisions: every principal asks about every team of both
+    // organisations; its own teams are answered (with its quota line only),
+    // every other team is refused, whether it exists or not.
+    let anonymous = r#"{"team": "vision"}"#;
+    let (s, _, body) = call(&addr, "POST", "/v1/admission", None, anonymous.as_bytes());
+    assert_eq!(s, 401, "{}", text(&body));
+    sent.push((sha(anonymous), String::new(), "unauthenticated".into()));
+    let mut decisions = 0;
+    for who in &people {
+        for (org, teams) in ORGS {
+            for team in teams.iter().chain(&["no-such-team"]) {
+                let mine = org == who.org && who.team.is_none_or(|t| t == *team);
+                let body =
+                    json!({"team": team, "tenant": org, "at": "2026-10-28T00:00:00Z"}).to_string();
+                let (s, _, resp) = call(
+                    &addr,
+                    "POST",
+                    "/v1/admission",
+                    Some(&who.token),
+                    body.as_bytes(),
+                );
+                let exists = *team != "no-such-team";
+                let answered = mine && exists;
+                sent.push((
+                    sha(&body),
+                    who.subject.clone(),
+                    if mine || !exists && org == who.org && who.team.is_none() {
+                        "ok"
+                    } else {
+                        "refused"
+                    }
+                    .into(),
+                ));
+                if answered {
+                    assert_eq!(s, 200, "{team} as {}: {}", who.subject, text(&resp));
+                    let v: Value = serde_json::from_slice(&resp).unwrap();
+                    assert_eq!(v["quota"]["team"], *team, "{v}");
+                    assert!(v["allow"].is_boolean(), "{v}");
+                    assert_no_leak(who, "/v1/admission", &resp);
+                    decisions += 1;
+                } else if !exists && org == who.org && who.team.is_none() {
+                    // An organisation role asking about a team outside the
+                    // directory: no quota, allowed (as the alerts API says).
+                    assert_eq!(s, 200, "{team} as {}: {}", who.subject, text(&resp));
+                    assert!(text(&resp).contains("\"allow\": true"), "{}", text(&resp));
+                } else {
+                    assert_eq!(s, 403, "{org}/{team} as {}: {}", who.subject, text(&resp));
+                    assert!(
+                        text(&resp).contains("not among the teams this principal may see"),
+                        "{}",
+                        text(&resp)
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(
+        decisions,
+        2 * (3 * 3 + 3 * 3) + 1,
+        "one answer per own team"
+    );
 
     // Every SQL shape for every principal.
     let events = truth(&data, "events");
