@@ -394,8 +394,10 @@ impl Pipeline {
                         })
                         .inc();
                     // The reason and field, never the content; the trace id
-                    // when the record carries one.
-                    warn!(
+                    // when the record carries one. At info: a broken
+                    // producer must not flood the default log (the metric
+                    // above and the dead_letters table count them).
+                    info!(
                         partition = p,
                         offset = d.kafka.offset,
                         reason = d.reason.code.as_str(),
