@@ -273,6 +273,7 @@ mod tests {
             "[alerts.smtp]",
             "[server]",
             "[server.auth]",
+            "[server.limits]",
             "[gateway]",
             "[gateway.rate_limit]",
             "[ledger]",

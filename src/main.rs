@@ -88,10 +88,13 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// The async runtime of the long-running and ledger commands: two workers
-/// (the machine size this is built for), timers and I/O.
+/// (the machine size this is built for), timers and I/O. Queries are planned
+/// and run on its threads: their stacks are larger than tokio's default, on
+/// top of DataFusion's own stack growth in its recursive walks.
 pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_stack_size(16 << 20)
         .enable_all()
         .build()
 }

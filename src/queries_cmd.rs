@@ -55,6 +55,7 @@ pub(crate) fn reader(config: &Config, store: &StorageConfig) -> Result<Reader> {
             teams: config.teams.clone(),
             shared_teams: config.server.shared_teams.clone(),
             max_rows: config.server.max_rows,
+            limits: config.server.limits.clone(),
         },
         book,
         audit,
@@ -86,7 +87,9 @@ pub(crate) fn as_token(
 /// forbidden, 2 invalid or failed.
 pub(crate) fn exit_code(d: &Denied) -> ExitCode {
     match d {
-        Denied::Query(QueryError::Invalid(_) | QueryError::Failed(_)) => ExitCode::from(2),
+        Denied::Query(QueryError::Invalid(_) | QueryError::Limit(_) | QueryError::Failed(_)) => {
+            ExitCode::from(2)
+        }
         _ => ExitCode::from(3),
     }
 }

@@ -117,10 +117,23 @@ pub struct LedgerContext {
 
 /// A session with the settings every ledger session uses.
 pub(crate) fn new_session() -> SessionContext {
-    let config = SessionConfig::new()
+    SessionContext::new_with_config(session_config())
+}
+
+fn session_config() -> SessionConfig {
+    SessionConfig::new()
         .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .with_information_schema(true);
-    SessionContext::new_with_config(config)
+        .with_information_schema(true)
+}
+
+/// How a session is set up beyond the defaults: for a principal's session,
+/// the schema its tables live in and a bound on the memory its queries hold.
+#[derive(Default)]
+pub struct SessionSetup {
+    /// The default schema (every table and view is registered in it).
+    pub schema: Option<Arc<dyn datafusion::catalog::SchemaProvider>>,
+    /// Bytes a query's operators (sorts, joins, aggregations) may hold.
+    pub memory_limit: Option<usize>,
 }
 
 /// Registers the price book as tables and creates the views over the
@@ -178,7 +191,37 @@ impl LedgerContext {
     /// filesystem) and registers the price book and the views. Reports read
     /// the raw tables until [`LedgerContext::use_rollups`] is called.
     pub async fn open(storage: &StorageConfig, book: &PriceBook) -> Result<Self, Error> {
-        let ctx = new_session();
+        Self::open_with(storage, book, SessionSetup::default()).await
+    }
+
+    /// As [`open`](Self::open), set up by `setup`. With a schema, every
+    /// table and view is registered in it, so a schema that wraps the tables
+    /// it hands out (the queries stage's scope wall) sees every scan, the
+    /// views' included.
+    pub async fn open_with(
+        storage: &StorageConfig,
+        book: &PriceBook,
+        setup: SessionSetup,
+    ) -> Result<Self, Error> {
+        let ctx = match setup.memory_limit {
+            None => new_session(),
+            Some(bytes) => {
+                let rt = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                    .with_memory_limit(bytes, 1.0)
+                    .build_arc()
+                    .map_err(|e| Error::Query(format!("memory limit: {e}")))?;
+                SessionContext::new_with_config_rt(session_config(), rt)
+            }
+        };
+        if let Some(schema) = setup.schema {
+            let options = ctx.state().config().options().catalog.clone();
+            let catalog = ctx
+                .catalog(&options.default_catalog)
+                .ok_or_else(|| Error::Query(format!("no catalog {}", options.default_catalog)))?;
+            catalog
+                .register_schema(&options.default_schema, schema)
+                .map_err(|e| Error::Query(format!("default schema: {e}")))?;
+        }
         let opened = |s: &StorageConfig| {
             Storage::open(s, "ledger").map_err(|e| Error::Storage(e.to_string()))
         };

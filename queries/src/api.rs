@@ -327,6 +327,17 @@ pub fn router(api: Arc<Api>) -> Router {
             "no such endpoint; GET /openapi.json lists them",
         )
     })
+    .method_not_allowed_fallback(|| async {
+        error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this endpoint does not take that method; GET /openapi.json lists them",
+        )
+    })
+    .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+    .layer(axum::middleware::from_fn_with_state(
+        Arc::clone(&api),
+        audit_layer,
+    ))
     .with_state(api)
 }
 
@@ -380,7 +391,7 @@ fn status(d: &Denied) -> StatusCode {
     match d {
         Denied::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         Denied::Forbidden(_) | Denied::Query(QueryError::Refused(_)) => StatusCode::FORBIDDEN,
-        Denied::Query(QueryError::Invalid(_)) => StatusCode::BAD_REQUEST,
+        Denied::Query(QueryError::Invalid(_) | QueryError::Limit(_)) => StatusCode::BAD_REQUEST,
         Denied::Query(QueryError::Failed(_)) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -434,10 +445,12 @@ async fn handle(
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, endpoint = route.path, "query audit write failed; answer withheld");
-            return error(
+            let mut resp = error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the query audit could not be written, so no answer is given; retry later",
             );
+            resp.extensions_mut().insert(Audited);
+            return resp;
         }
     };
     let (code, outcome) = match &result {
@@ -459,24 +472,146 @@ async fn handle(
         .observe(started.elapsed().as_secs_f64());
     // The audit entry (by its id) says who; the log line does not repeat it.
     tracing::info!(endpoint = route.path, status = code.as_u16(), outcome, query_id = %query_id, "request");
-    match result {
-        Err(d) => error(code, &d.reason()),
-        Ok(a) => {
-            let mut resp =
-                (a.status, [(header::CONTENT_TYPE, a.content_type)], a.body).into_response();
-            let h = resp.headers_mut();
-            for (k, v) in [
+    let (mut resp, headers) = match result {
+        Err(d) => (
+            error(code, &d.reason()),
+            vec![("x-tollgate-query-id", query_id)],
+        ),
+        Ok(a) => (
+            (a.status, [(header::CONTENT_TYPE, a.content_type)], a.body).into_response(),
+            vec![
                 ("x-tollgate-rows", a.rows.to_string()),
                 ("x-tollgate-truncated", a.truncated.to_string()),
                 ("x-tollgate-query-id", query_id),
-            ] {
-                if let Ok(v) = HeaderValue::from_str(&v) {
-                    h.insert(k, v);
-                }
-            }
-            resp
+            ],
+        ),
+    };
+    let h = resp.headers_mut();
+    for (k, v) in headers {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
         }
     }
+    resp.extensions_mut().insert(Audited);
+    resp
+}
+
+/// Marks a response whose request a handler wrote to the query audit.
+#[derive(Debug, Clone, Copy)]
+struct Audited;
+
+/// The largest request body accepted (an SQL body is far smaller:
+/// `server.limits.max_sql_bytes`); a larger one is answered 413.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Audits what the handlers do not: requests answered by the router (an
+/// unknown path, a wrong method), bodies over [`MAX_BODY_BYTES`], and a
+/// handler that panicked (caught here, answered 500). The path is kept
+/// only when it is a declared route; otherwise its hash.
+async fn audit_layer(
+    State(api): State<Arc<Api>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use futures::FutureExt;
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    if ROUTES
+        .iter()
+        .any(|r| r.permission.is_none() && r.path == path && method == axum::http::Method::GET)
+    {
+        return next.run(req).await;
+    }
+    let auth_header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string());
+    let started = Instant::now();
+    // A body declared over the limit is refused before a byte of it is read.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let resp = if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the request body is over {MAX_BODY_BYTES} bytes"),
+        )
+    } else {
+        match std::panic::AssertUnwindSafe(next.run(req))
+            .catch_unwind()
+            .await
+        {
+            Ok(resp) => resp,
+            Err(_) => {
+                tracing::error!(
+                    path_known = ROUTES.iter().any(|r| r.path == path),
+                    "request handler panicked"
+                );
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error: the request failed and is recorded in the query audit",
+                )
+            }
+        }
+    };
+    if resp.extensions().get::<Audited>().is_some() {
+        return resp;
+    }
+    let status = resp.status();
+    let known = ROUTES.iter().find(|r| r.path == path);
+    let method_name = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+        .into_iter()
+        .find(|m| method.as_str() == *m)
+        .unwrap_or("OTHER");
+    let endpoint = match known {
+        Some(r) => format!("{method_name} {}", r.path),
+        None => format!(
+            "{method_name} (unknown path sha256:{})",
+            crate::audit::sha256_hex(&path)
+        ),
+    };
+    let principal = api.auth.authenticate(auth_header.as_deref()).ok();
+    let mut entry = crate::audit::Entry::new(principal.as_ref(), &endpoint, Utc::now());
+    entry.outcome = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        s if s.is_client_error() => "invalid",
+        _ => "error",
+    }
+    .to_string();
+    entry.error = Some(format!(
+        "{} answered by the server before any handler ran",
+        status.as_u16()
+    ));
+    entry.duration_ms = started.elapsed().as_millis() as i64;
+    api.metrics
+        .requests
+        .get_or_create(&RequestLabel {
+            endpoint: known.map_or("unknown", |r| r.path),
+            outcome: match status {
+                StatusCode::NOT_FOUND => "not_found",
+                StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+                StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+                s if s.is_client_error() => "invalid",
+                _ => "error",
+            },
+        })
+        .inc();
+    if let Err(e) = api.reader.audit().write(&entry).await {
+        tracing::error!(error = %e, "query audit write failed; answer withheld");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the query audit could not be written, so no answer is given; retry later",
+        );
+    }
+    let mut resp = resp;
+    if let Ok(v) = HeaderValue::from_str(&entry.query_id) {
+        resp.headers_mut().insert("x-tollgate-query-id", v);
+    }
+    resp
 }
 
 fn sql_text(body: &[u8]) -> Result<String, String> {
@@ -608,11 +743,22 @@ async fn dispatch(
             table_answer(&t, f)
         }
         Endpoint::Verify => {
+            // All or nothing: the chains hold every organisation's records,
+            // so their counts, files and hashes are not an organisation's to
+            // see. The operator's `tollgate verify` prints them.
             let storage = Storage::open(&r.config().storage, "serve").map_err(internal)?;
             let report = storage.verify().await.map_err(internal)?;
-            let mut v = serde_json::to_value(&report).map_err(internal)?;
-            v["ok"] = json!(report.ok());
-            Ok(Answer::json(&v))
+            let ok = report.ok();
+            Ok(Answer::json(&json!({
+                "ok": ok,
+                "checked_at": Utc::now(),
+                "scope": "the whole audit log: every commit chain and file of every organisation, each against its recorded hash",
+                "detail": if ok {
+                    "every committed file matches its recorded hash and every commit record its chain"
+                } else {
+                    "the audit log failed verification; the operator's `tollgate verify` names what failed"
+                },
+            })))
         }
         Endpoint::Tables => Ok(Answer::json(&tables(api, p).await?)),
         Endpoint::WhoAmI => Ok(Answer::json(&json!({

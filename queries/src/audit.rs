@@ -1,8 +1,12 @@
-//! The query audit: every query and report request (who, when, the SQL text
-//! with PII redacted and its SHA-256, rows returned, outcome) as the
-//! `query_log` table, one Parquet file per request under
-//! `audit/queries/dt=YYYY-MM-DD/` in the storage, written before the
-//! response is sent.
+//! The query audit: every `/v1` request and every CLI query (who, when, the
+//! SQL text with PII redacted and its SHA-256, rows returned, outcome) as the
+//! `query_log` table, one Parquet file per entry under
+//! `audit/queries/dt=YYYY-MM-DD/` in the storage. A request that runs
+//! (authenticated and permitted) has two entries with the same `query_id`:
+//! outcome `started`, written before it runs, and its outcome, written
+//! before the response is sent. Requests answered without running
+//! (unauthenticated, forbidden, unknown paths, wrong methods, bodies over
+//! the limit, a caught panic) have the outcome's entry only.
 
 use std::sync::Arc;
 
@@ -69,7 +73,9 @@ pub struct Entry {
     pub sql_sha256: Option<String>,
     /// Rows returned.
     pub rows: i64,
-    /// `ok`, `refused`, `invalid`, `unauthenticated`, `forbidden`, `error`.
+    /// `started` (written before the request runs), then one of `ok`,
+    /// `refused`, `invalid`, `limit`, `unauthenticated`, `forbidden`,
+    /// `not_found`, `method_not_allowed`, `too_large`, `error`.
     pub outcome: String,
     /// The reason, when not `ok` (redacted like the text: errors can quote it).
     pub error: Option<String>,
@@ -132,6 +138,11 @@ impl Entry {
     }
 }
 
+/// SHA-256 of `text`, in hex.
+pub fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
 /// Writes [`Entry`]s, redacting the SQL text with the tenant's key.
 pub struct QueryAudit {
     storage: Storage,
@@ -147,7 +158,7 @@ impl QueryAudit {
 
     /// Sets `entry`'s text (redacted) and hash from `text` as sent.
     pub fn set_text(&self, entry: &mut Entry, text: &str) {
-        entry.sql_sha256 = Some(hex::encode(Sha256::digest(text.as_bytes())));
+        entry.sql_sha256 = Some(sha256_hex(text));
         entry.sql_redacted = self.redact(&entry.tenant, text);
     }
 
@@ -165,8 +176,20 @@ impl QueryAudit {
             .map(|(t, _)| t.into_owned())
     }
 
+    /// Stores `entry` as the request's `started` entry, before it runs.
+    pub async fn write_started(&self, entry: &Entry) -> Result<(), Error> {
+        let mut e = entry.clone();
+        e.outcome = "started".into();
+        e.error = None;
+        self.write_file(&e, ".started").await
+    }
+
     /// Stores `entry` (create-if-absent; the id is unique).
     pub async fn write(&self, entry: &Entry) -> Result<(), Error> {
+        self.write_file(entry, "").await
+    }
+
+    async fn write_file(&self, entry: &Entry, suffix: &str) -> Result<(), Error> {
         let batch = entry.batch()?;
         let mut buf = Vec::new();
         let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), None)
@@ -174,7 +197,7 @@ impl QueryAudit {
         w.write(&batch).map_err(|e| Error::Audit(e.to_string()))?;
         w.close().map_err(|e| Error::Audit(e.to_string()))?;
         let path = format!(
-            "{DIR}/dt={}/{}.parquet",
+            "{DIR}/dt={}/{}{suffix}.parquet",
             entry.time.format("%Y-%m-%d"),
             entry.query_id
         );

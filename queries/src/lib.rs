@@ -3,9 +3,20 @@
 //! that serves them (`tollgate serve`).
 //!
 //! Invariant 4 lives here: every read is scoped to the principal's rows in
-//! the data layer ([`scope::TenantScope`], a DataFusion analyzer rule that
-//! filters every table scan of every plan), whatever the SQL; and every
-//! request is written to the query audit ([`audit`]).
+//! the data layer, whatever the SQL. The wall is [`wall`]: a principal's
+//! session hands out every table wrapped so that its scan drops the rows
+//! outside the scope before any expression the user wrote sees them; the
+//! analyzer rule [`scope::TenantScope`] adds the same filter above every
+//! scan as a second line. Every request is written to the query audit
+//! ([`audit`]) before it runs, and its outcome after; queries are bounded
+//! ([`QueryLimits`]) and their errors never quote data values ([`sql`]).
+//!
+//! ```text
+//!  HTTP (api) / tollgate sql  --> request::audited --> Reader (reader) --> sql::run
+//!                                   |  audit: started, outcome                |  limits, then plan, then run
+//!                                   v                                         v
+//!                                 query_log                 LedgerContext in a ScopedSchema (wall)
+//! ```
 
 pub mod api;
 pub mod apikeys;
@@ -17,6 +28,7 @@ pub mod reader;
 pub mod request;
 pub mod scope;
 pub mod sql;
+pub mod wall;
 
 use std::net::SocketAddr;
 
@@ -63,6 +75,40 @@ pub struct ServerConfig {
     /// Rows an SQL answer holds at most (the rest is cut, and
     /// `X-Tollgate-Truncated: true` says so).
     pub max_rows: usize,
+    /// `[server.limits]`: bounds on one query.
+    pub limits: QueryLimits,
+}
+
+/// `[server.limits]`: bounds on one query, checked before it is planned
+/// (text, depth, size) and while it runs (time, memory). A query past one
+/// is answered 400 with the limit's name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryLimits {
+    /// Longest SQL text accepted, in bytes.
+    pub max_sql_bytes: usize,
+    /// Deepest nesting of expressions and subqueries (`a + b + c` is 3 deep:
+    /// each operator nests the one before it).
+    pub max_expr_depth: usize,
+    /// Most expressions, tables and subqueries in one statement.
+    pub max_plan_nodes: usize,
+    /// Longest a query may take, planning and running.
+    #[serde(with = "humantime_serde")]
+    pub timeout: std::time::Duration,
+    /// Most memory a query's sorts, joins and aggregations may hold, in MiB.
+    pub max_memory_mib: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            max_sql_bytes: 64 * 1024,
+            max_expr_depth: 128,
+            max_plan_nodes: 20_000,
+            timeout: std::time::Duration::from_secs(60),
+            max_memory_mib: 1024,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -72,6 +118,7 @@ impl Default for ServerConfig {
             auth: AuthConfig::default(),
             shared_teams: Vec::new(),
             max_rows: 100_000,
+            limits: QueryLimits::default(),
         }
     }
 }

@@ -25,8 +25,9 @@ use tollgate_ledger::{LedgerConfig, LedgerContext, PriceBook, TeamConfig};
 use crate::audit::QueryAudit;
 use crate::principal::{Principal, Scope};
 use crate::scope::TenantScope;
-use crate::sql::{self, classify, QueryError, QueryResult};
-use crate::Error;
+use crate::sql::{self, classify, classify_running, QueryError, QueryResult};
+use crate::wall::ScopedSchema;
+use crate::{Error, QueryLimits};
 
 /// A report's result: the JSON document and the same rows as a table.
 #[derive(Debug, Clone)]
@@ -50,6 +51,8 @@ pub struct ReaderConfig {
     pub shared_teams: Vec<String>,
     /// Rows an SQL answer holds at most.
     pub max_rows: usize,
+    /// Bounds on one query.
+    pub limits: QueryLimits,
 }
 
 /// Opens scoped sessions and runs reports in them.
@@ -59,6 +62,7 @@ pub struct Reader {
     /// Unscoped, only to bring the rollups up to date before a read.
     refresher: Mutex<Option<LedgerContext>>,
     audit: QueryAudit,
+    scan_wall: bool,
 }
 
 impl Reader {
@@ -69,7 +73,17 @@ impl Reader {
             book,
             refresher: Mutex::new(None),
             audit,
+            scan_wall: true,
         }
+    }
+
+    /// The same reader without the scan-level wall, the analyzer rule
+    /// alone scoping the rows: only for the tests that show the wall is
+    /// what holds.
+    #[doc(hidden)]
+    pub fn without_scan_wall(mut self) -> Self {
+        self.scan_wall = false;
+        self
     }
 
     /// The configuration.
@@ -111,7 +125,14 @@ impl Reader {
     /// A session that reads only `principal`'s rows.
     pub async fn session(&self, principal: &Principal) -> Result<LedgerContext, Error> {
         let rollups = self.rollups().await?;
-        let mut ctx = LedgerContext::open(&self.config.storage, &self.book).await?;
+        let scope = self.scope(principal);
+        let setup = tollgate_ledger::context::SessionSetup {
+            schema: self
+                .scan_wall
+                .then(|| Arc::new(ScopedSchema::new(scope.clone())) as _),
+            memory_limit: Some(self.config.limits.max_memory_mib.saturating_mul(1 << 20)),
+        };
+        let mut ctx = LedgerContext::open_with(&self.config.storage, &self.book, setup).await?;
         ctx.read_rollups(rollups);
         for (name, dir, schema) in [
             (
@@ -124,7 +145,7 @@ impl Reader {
             register_audit_table(&ctx, &self.config.storage, name, dir, schema).await?;
         }
         ctx.session()
-            .add_analyzer_rule(Arc::new(TenantScope::new(self.scope(principal))));
+            .add_analyzer_rule(Arc::new(TenantScope::new(scope)));
         Ok(ctx)
     }
 
@@ -138,7 +159,13 @@ impl Reader {
             .session(principal)
             .await
             .map_err(|e| QueryError::Failed(e.to_string()))?;
-        sql::run(ctx.session(), sql_text, self.config.max_rows).await
+        sql::run(
+            ctx.session(),
+            sql_text,
+            self.config.max_rows,
+            &self.config.limits,
+        )
+        .await
     }
 
     /// The chargeback statement of `month` (in `tz`, default the ledger's)
@@ -298,7 +325,7 @@ impl Reader {
         let ctx = self.open(principal).await?;
         let df = ctx.session().sql(sql).await.map_err(classify)?;
         let schema = df.schema().inner().clone();
-        let batches = df.collect().await.map_err(classify)?;
+        let batches = df.collect().await.map_err(|e| classify_running(e, None))?;
         let t = table(schema, batches);
         let bytes = crate::encode::encode(&t.schema, &t.batches, crate::encode::Format::Json)
             .map_err(|e| QueryError::Failed(e.to_string()))?;
@@ -326,11 +353,22 @@ fn within(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
     )
 }
 
+/// A report's failure: its own argument errors as they are, a refusal,
+/// or the server's fault, whose text (which may quote a row's value) stays
+/// in the server's log.
 fn ledger_err(e: tollgate_ledger::Error) -> QueryError {
     match e {
         tollgate_ledger::Error::Arguments(m) => QueryError::Invalid(m),
-        tollgate_ledger::Error::Query(m) if m.contains("forbidden: ") => QueryError::Refused(m),
-        other => QueryError::Failed(other.to_string()),
+        tollgate_ledger::Error::Query(m) if m.contains("forbidden: ") => QueryError::Refused(
+            m.split_once("forbidden: ")
+                .map_or(m.clone(), |(_, r)| r.to_string()),
+        ),
+        other => {
+            tracing::warn!(error = %other, "report failed");
+            QueryError::Failed(
+                "the report could not be computed (a storage or internal fault, logged under this request's query id)".into(),
+            )
+        }
     }
 }
 
@@ -419,6 +457,7 @@ mod tests {
                 teams: Vec::new(),
                 shared_teams: vec!["platform".into()],
                 max_rows: 10,
+                limits: QueryLimits::default(),
             },
             book,
             audit,

@@ -1,6 +1,8 @@
 //! One audited request, the same for the API and the CLI: check the
-//! principal and its permission, run, and write the query audit entry
-//! before anything is answered.
+//! principal and its permission, write a `started` entry to the query audit
+//! before anything runs (so a request that brings the process down is
+//! still on record), run, and write the outcome's entry before anything is
+//! answered.
 
 use std::future::Future;
 use std::time::Instant;
@@ -65,11 +67,18 @@ where
     let started = Instant::now();
     let mut entry = Entry::new(principal.as_ref().ok(), endpoint, Utc::now());
     audit.set_text(&mut entry, text);
+    let mut unauthenticated_class = None;
     let result = match principal {
-        Err(e) => Err(Denied::Unauthenticated(e.0)),
+        Err(e) => {
+            unauthenticated_class = Some(e.class());
+            Err(Denied::Unauthenticated(e.0))
+        }
         Ok(p) => match p.require(permission) {
             Err(f) => Err(Denied::Forbidden(f.0)),
-            Ok(()) => run(p).await.map_err(Denied::Query),
+            Ok(()) => {
+                audit.write_started(&entry).await?;
+                run(p).await.map_err(Denied::Query)
+            }
         },
     };
     entry.duration_ms = started.elapsed().as_millis() as i64;
@@ -80,10 +89,14 @@ where
         }
         Err(d) => {
             entry.outcome = d.outcome().to_string();
-            // Errors can quote the SQL: redacted like it. Authentication
-            // failures hold only our own reasons.
-            entry.error = match &d {
-                Denied::Unauthenticated(_) => Some(d.reason()),
+            // Errors can quote the SQL: redacted like it. An
+            // authentication failure's reason can quote what the caller
+            // sent: only its class (our words) and its hash are kept.
+            entry.error = match (&d, unauthenticated_class) {
+                (Denied::Unauthenticated(r), Some(class)) => Some(format!(
+                    "unauthenticated: {class} (reason sha256:{})",
+                    crate::audit::sha256_hex(r)
+                )),
                 _ => audit.redact(&entry.tenant, &d.reason()),
             };
             Err(d)

@@ -1,28 +1,48 @@
 //! Ad-hoc SQL for a principal: only a single query statement is accepted
-//! (no DDL, DML, `COPY`, `SET`, `SHOW`, `EXPLAIN`, `CREATE EXTERNAL TABLE`);
-//! it is planned and run in the principal's session, where
-//! [`TenantScope`](crate::scope::TenantScope) scopes every table scan.
+//! (no DDL, DML, `COPY`, `SET`, `SHOW`, `EXPLAIN`, `CREATE EXTERNAL TABLE`),
+//! within the [`QueryLimits`] (text length, expression depth and plan size
+//! checked on the parsed statement before planning; time and memory while it
+//! runs); it is planned and run in the principal's session, whose tables are
+//! behind the scope wall ([`crate::wall`]).
+//!
+//! Errors are split by phase. Planning reads no row, so a planning error
+//! quotes only the caller's own SQL and is answered as it is (400). A
+//! failure while running may have been raised on a row's value, so its text
+//! is never answered: the caller gets the kind of failure, the function and
+//! the columns it was applied to (found in the caller's SQL), and 400; a
+//! fault of the server's own (storage, internal) is 500 without detail.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::{Statement as SqlStatement, TableFactor, Visit, Visitor};
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, DataType as SqlType, Expr as SqlExpr, Query, Statement as SqlStatement,
+    TableFactor, Visit, Visitor,
+};
 
 use crate::scope::forbidden_in;
+use crate::QueryLimits;
 
 /// Why a query did not run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueryError {
     /// Not allowed for this principal or never allowed (HTTP 403).
     Refused(String),
-    /// Not valid SQL, or names something that does not exist (HTTP 400).
+    /// Not valid SQL, names something that does not exist, or failed on
+    /// a value while running (HTTP 400).
     Invalid(String),
-    /// Failed while running (HTTP 500).
+    /// Past one of the [`QueryLimits`] (HTTP 400).
+    Limit(String),
+    /// The server's own fault (HTTP 500).
     Failed(String),
 }
 
@@ -31,6 +51,7 @@ impl std::fmt::Display for QueryError {
         match self {
             QueryError::Refused(m) => write!(f, "refused: {m}"),
             QueryError::Invalid(m) => write!(f, "invalid query: {m}"),
+            QueryError::Limit(m) => write!(f, "over a limit: {m}"),
             QueryError::Failed(m) => write!(f, "query failed: {m}"),
         }
     }
@@ -42,24 +63,267 @@ impl QueryError {
         match self {
             QueryError::Refused(_) => "refused",
             QueryError::Invalid(_) => "invalid",
+            QueryError::Limit(_) => "limit",
             QueryError::Failed(_) => "error",
         }
     }
 }
 
-/// Sorts a DataFusion error into refused, invalid or failed.
+/// Whether the root of `e` is a fault of the server's own: storage,
+/// Parquet decoding, an internal error or a panicked task.
+fn server_fault(e: &DataFusionError) -> bool {
+    matches!(
+        e.find_root(),
+        DataFusionError::IoError(_)
+            | DataFusionError::ObjectStore(_)
+            | DataFusionError::ParquetError(_)
+            | DataFusionError::Internal(_)
+            | DataFusionError::ExecutionJoin(_)
+            | DataFusionError::External(_)
+            | DataFusionError::Substrait(_)
+    ) || matches!(
+        e.find_root(),
+        DataFusionError::ArrowError(a, _) if matches!(**a, ArrowError::IoError(..) | ArrowError::ExternalError(_))
+    )
+}
+
+const SERVER_FAULT: &str = "the server could not complete the query (a storage or internal fault, logged under this request's query id); retry, and tell the operator if it persists";
+
+/// Sorts an error raised while *planning* (no row read yet) into refused,
+/// invalid (the text quotes only the caller's SQL) or the server's fault.
 pub fn classify(e: DataFusionError) -> QueryError {
     if let Some(f) = forbidden_in(&e) {
         return QueryError::Refused(f.0);
     }
-    match e.find_root() {
-        DataFusionError::Plan(_)
-        | DataFusionError::SQL(..)
-        | DataFusionError::SchemaError(..)
-        | DataFusionError::NotImplemented(_)
-        | DataFusionError::Configuration(_) => QueryError::Invalid(e.to_string()),
-        _ => QueryError::Failed(e.to_string()),
+    if server_fault(&e) {
+        tracing::warn!(error = %e, "query planning failed");
+        return QueryError::Failed(SERVER_FAULT.into());
     }
+    if let DataFusionError::ResourcesExhausted(_) = e.find_root() {
+        return QueryError::Limit(
+            "the query needs more memory than server.limits.max_memory_mib allows".into(),
+        );
+    }
+    QueryError::Invalid(e.to_string())
+}
+
+/// What kind of failure a running query met (never its text, which may
+/// quote a row's value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    Cast,
+    Division,
+    Overflow,
+    Regex,
+    Timestamp,
+    Other,
+}
+
+impl Failure {
+    fn of(e: &DataFusionError) -> Self {
+        let text = e.to_string().to_lowercase();
+        if let DataFusionError::ArrowError(a, _) = e.find_root() {
+            match **a {
+                ArrowError::DivideByZero => return Failure::Division,
+                ArrowError::ArithmeticOverflow(_) => return Failure::Overflow,
+                ArrowError::CastError(_) if !text.contains("timestamp") => return Failure::Cast,
+                _ => {}
+            }
+        }
+        if text.contains("divide by zero") || text.contains("division by zero") {
+            Failure::Division
+        } else if text.contains("overflow") {
+            Failure::Overflow
+        } else if text.contains("regex") || text.contains("regular expression") {
+            Failure::Regex
+        } else if text.contains("timestamp")
+            || text.contains("datetime")
+            || text.contains("parsing date")
+            || text.contains("parser error")
+        {
+            Failure::Timestamp
+        } else if text.contains("cast") {
+            Failure::Cast
+        } else {
+            Failure::Other
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Failure::Cast => "a CAST could not convert a value",
+            Failure::Division => "a division by zero",
+            Failure::Overflow => "an arithmetic overflow",
+            Failure::Regex => "a regular expression that does not compile",
+            Failure::Timestamp => "a value that is not a valid timestamp or date",
+            Failure::Other => "a function failed on a value",
+        }
+    }
+}
+
+/// Sorts an error raised while *running* (rows read): refused, over the
+/// memory limit, the server's fault, or a failure on a value, described by
+/// its kind, function and columns (from `sql`, the caller's own text) but
+/// never by the error's text.
+pub fn classify_running(e: DataFusionError, sql: Option<&str>) -> QueryError {
+    if let Some(f) = forbidden_in(&e) {
+        return QueryError::Refused(f.0);
+    }
+    if let DataFusionError::ResourcesExhausted(_) = e.find_root() {
+        return QueryError::Limit(
+            "the query needs more memory than server.limits.max_memory_mib allows: aggregate or filter more, or ask for fewer rows".into(),
+        );
+    }
+    if server_fault(&e) {
+        tracing::warn!(error = %e, "query failed while running");
+        return QueryError::Failed(SERVER_FAULT.into());
+    }
+    let kind = Failure::of(&e);
+    let raw = e.to_string().to_lowercase();
+    drop(e);
+    let hint = sql.map(|s| culprits(s, kind, &raw)).unwrap_or_default();
+    QueryError::Invalid(format!(
+        "the query failed while running: {}{hint}. Values are not quoted in errors; guard the expression (TRY_CAST, NULLIF, CASE) or filter the rows first",
+        kind.what()
+    ))
+}
+
+/// The expressions of `sql` that can raise `kind`, with their columns:
+/// ` (in CAST(... AS INT) over column team)`.
+fn culprits(sql: &str, kind: Failure, raw_error: &str) -> String {
+    struct Find<'a> {
+        kind: Failure,
+        raw: &'a str,
+        found: BTreeSet<(String, Vec<String>)>,
+    }
+    fn columns(e: &SqlExpr) -> Vec<String> {
+        struct Cols(BTreeSet<String>);
+        impl Visitor for Cols {
+            type Break = ();
+            fn pre_visit_expr(&mut self, e: &SqlExpr) -> ControlFlow<()> {
+                match e {
+                    SqlExpr::Identifier(i) => {
+                        self.0.insert(i.value.clone());
+                    }
+                    SqlExpr::CompoundIdentifier(p) => {
+                        if let Some(last) = p.last() {
+                            self.0.insert(last.value.clone());
+                        }
+                    }
+                    _ => {}
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let mut c = Cols(BTreeSet::new());
+        let _ = e.visit(&mut c);
+        c.0.into_iter().collect()
+    }
+    fn is_time(t: &SqlType) -> bool {
+        let s = t.to_string().to_uppercase();
+        s.contains("TIMESTAMP") || s.contains("DATE") || s.contains("TIME")
+    }
+    impl Visitor for Find<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &SqlExpr) -> ControlFlow<()> {
+            let hit: Option<(String, Vec<String>)> = match (self.kind, e) {
+                (
+                    Failure::Cast,
+                    SqlExpr::Cast {
+                        data_type, expr, ..
+                    },
+                ) if !is_time(data_type) => {
+                    Some((format!("CAST(... AS {data_type})"), columns(expr)))
+                }
+                (
+                    Failure::Timestamp,
+                    SqlExpr::Cast {
+                        data_type, expr, ..
+                    },
+                ) if is_time(data_type) => {
+                    Some((format!("CAST(... AS {data_type})"), columns(expr)))
+                }
+                (Failure::Division, SqlExpr::BinaryOp { op, right, .. })
+                    if matches!(op, BinaryOperator::Divide | BinaryOperator::Modulo) =>
+                {
+                    Some((format!("the divisor of {op}"), columns(right)))
+                }
+                (Failure::Overflow, SqlExpr::BinaryOp { op, .. })
+                    if matches!(
+                        op,
+                        BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply
+                    ) =>
+                {
+                    Some((format!("{op}"), columns(e)))
+                }
+                (Failure::Regex, SqlExpr::BinaryOp { op, right, .. })
+                    if matches!(
+                        op,
+                        BinaryOperator::PGRegexMatch
+                            | BinaryOperator::PGRegexIMatch
+                            | BinaryOperator::PGRegexNotMatch
+                            | BinaryOperator::PGRegexNotIMatch
+                    ) =>
+                {
+                    Some((format!("the pattern of {op}"), columns(right)))
+                }
+                (Failure::Regex, SqlExpr::SimilarTo { pattern, .. }) => {
+                    Some(("SIMILAR TO".to_string(), columns(pattern)))
+                }
+                (Failure::Regex, SqlExpr::RLike { pattern, .. }) => {
+                    Some(("RLIKE".to_string(), columns(pattern)))
+                }
+                (kind, SqlExpr::Function(f)) => {
+                    let name = f.name.to_string().to_lowercase();
+                    let relevant = match kind {
+                        Failure::Regex => name.starts_with("regexp_"),
+                        Failure::Timestamp => {
+                            name.starts_with("to_timestamp")
+                                || name.starts_with("to_date")
+                                || name.starts_with("date_")
+                                || name == "to_unixtime"
+                                || name == "make_date"
+                        }
+                        Failure::Cast => name == "arrow_cast",
+                        _ => false,
+                    } || self.raw.contains(&name);
+                    relevant.then(|| (format!("{name}(...)"), columns(e)))
+                }
+                _ => None,
+            };
+            if let Some(h) = hit {
+                self.found.insert(h);
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let Ok(statements) = DFParser::parse_sql(sql) else {
+        return String::new();
+    };
+    let mut f = Find {
+        kind,
+        raw: raw_error,
+        found: BTreeSet::new(),
+    };
+    for st in &statements {
+        if let Statement::Statement(s) = st {
+            let _ = s.visit(&mut f);
+        }
+    }
+    if f.found.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = f
+        .found
+        .into_iter()
+        .take(5)
+        .map(|(what, cols)| match cols.len() {
+            0 => what,
+            1 => format!("{what} over column {}", cols[0]),
+            _ => format!("{what} over columns {}", cols.join(", ")),
+        })
+        .collect();
+    format!(" (in {})", parts.join("; "))
 }
 
 /// A query's result.
@@ -75,9 +339,102 @@ pub struct QueryResult {
     pub truncated: bool,
 }
 
-/// Accepts exactly one query statement.
-pub fn check_statement(sql: &str) -> Result<(), QueryError> {
-    let statements = DFParser::parse_sql(sql).map_err(|e| QueryError::Invalid(e.to_string()))?;
+/// The stack the statement check runs on: a statement within
+/// `max_sql_bytes` can nest tens of thousands of operators (`1+1+...`),
+/// and walking (and dropping) its syntax tree recurses once per level.
+const CHECK_STACK: usize = 256 << 20;
+
+/// Runs `f` on a thread of its own with [`CHECK_STACK`] bytes of stack;
+/// `None` if the thread could not start or `f` panicked.
+fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Option<T> {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("tollgate-sql-check".into())
+            .stack_size(CHECK_STACK)
+            .spawn_scoped(s, f)
+            .ok()?
+            .join()
+            .ok()
+    })
+}
+
+/// Accepts exactly one query statement within `limits` (text length,
+/// expression depth, plan size), before anything is planned.
+pub fn check_statement(sql: &str, limits: &QueryLimits) -> Result<(), QueryError> {
+    if sql.len() > limits.max_sql_bytes {
+        return Err(QueryError::Limit(format!(
+            "the SQL is {} bytes, over server.limits.max_sql_bytes = {}",
+            sql.len(),
+            limits.max_sql_bytes
+        )));
+    }
+    on_big_stack(|| check_parsed(sql, limits)).unwrap_or_else(|| {
+        Err(QueryError::Failed(
+            "the statement could not be checked (internal error)".into(),
+        ))
+    })
+}
+
+/// The deepest nesting and the number of nodes of a statement, counted
+/// until either passes its limit.
+struct Size {
+    depth: usize,
+    deepest: usize,
+    nodes: usize,
+    max_depth: usize,
+    max_nodes: usize,
+}
+
+impl Size {
+    fn enter(&mut self) -> ControlFlow<()> {
+        self.depth += 1;
+        self.nodes += 1;
+        self.deepest = self.deepest.max(self.depth);
+        if self.deepest > self.max_depth || self.nodes > self.max_nodes {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+}
+
+impl Visitor for Size {
+    type Break = ();
+    fn pre_visit_expr(&mut self, _: &SqlExpr) -> ControlFlow<()> {
+        self.enter()
+    }
+    fn post_visit_expr(&mut self, _: &SqlExpr) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+    fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+        self.enter()
+    }
+    fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+    fn pre_visit_table_factor(&mut self, _: &TableFactor) -> ControlFlow<()> {
+        self.nodes += 1;
+        if self.nodes > self.max_nodes {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+}
+
+fn check_parsed(sql: &str, limits: &QueryLimits) -> Result<(), QueryError> {
+    let statements = DFParser::parse_sql(sql).map_err(|e| {
+        let m = e.to_string();
+        if m.contains("RecursionLimitExceeded") || m.contains("recursion limit") {
+            QueryError::Limit(format!(
+                "the SQL nests deeper than the parser allows (50 levels of parentheses, subqueries or function calls): {m}"
+            ))
+        } else {
+            QueryError::Invalid(m)
+        }
+    })?;
     if statements.len() != 1 {
         return Err(QueryError::Invalid(format!(
             "send exactly one statement ({} given)",
@@ -86,7 +443,29 @@ pub fn check_statement(sql: &str) -> Result<(), QueryError> {
     }
     let kind = match &statements[0] {
         Statement::Statement(s) => match s.as_ref() {
-            SqlStatement::Query(_) => return check_sources(s),
+            SqlStatement::Query(_) => {
+                let mut size = Size {
+                    depth: 0,
+                    deepest: 0,
+                    nodes: 0,
+                    max_depth: limits.max_expr_depth,
+                    max_nodes: limits.max_plan_nodes,
+                };
+                let _ = s.visit(&mut size);
+                if size.deepest > limits.max_expr_depth {
+                    return Err(QueryError::Limit(format!(
+                        "expressions and subqueries nest more than server.limits.max_expr_depth = {} levels deep (a chain a + b + c counts one level per operator; use IN (...) instead of long OR chains)",
+                        limits.max_expr_depth
+                    )));
+                }
+                if size.nodes > limits.max_plan_nodes {
+                    return Err(QueryError::Limit(format!(
+                        "the statement has more than server.limits.max_plan_nodes = {} expressions, tables and subqueries",
+                        limits.max_plan_nodes
+                    )));
+                }
+                return check_sources(s);
+            }
             other => {
                 let text = other.to_string();
                 text.split_whitespace()
@@ -144,27 +523,43 @@ fn check_sources(statement: &SqlStatement) -> Result<(), QueryError> {
     }
 }
 
-/// Runs `sql` in `session` (a principal's scoped session), returning at
-/// most `max_rows` rows.
+/// Runs `sql` in `session` (a principal's scoped session) within
+/// `limits`, returning at most `max_rows` rows.
 pub async fn run(
     session: &SessionContext,
     sql: &str,
     max_rows: usize,
+    limits: &QueryLimits,
 ) -> Result<QueryResult, QueryError> {
-    check_statement(sql)?;
+    check_statement(sql, limits)?;
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    let df = session
-        .sql_with_options(sql, options)
+    let planned_and_run = async {
+        let df = session
+            .sql_with_options(sql, options)
+            .await
+            .map_err(classify)?;
+        let schema = df.schema().inner().clone();
+        let df = df
+            .limit(0, Some(max_rows.saturating_add(1)))
+            .map_err(classify)?;
+        let task = Arc::new(df.task_ctx());
+        let plan = df.create_physical_plan().await.map_err(classify)?;
+        let batches = datafusion::physical_plan::collect(plan, task)
+            .await
+            .map_err(|e| classify_running(e, Some(sql)))?;
+        Ok::<_, QueryError>((schema, batches))
+    };
+    let (schema, mut batches) = tokio::time::timeout(limits.timeout, planned_and_run)
         .await
-        .map_err(classify)?;
-    let schema = df.schema().inner().clone();
-    let df = df
-        .limit(0, Some(max_rows.saturating_add(1)))
-        .map_err(classify)?;
-    let mut batches = df.collect().await.map_err(classify)?;
+        .map_err(|_| {
+            QueryError::Limit(format!(
+                "the query ran longer than server.limits.timeout = {:?} and was stopped",
+                limits.timeout
+            ))
+        })??;
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
     let truncated = total > max_rows;
     if truncated {
@@ -187,10 +582,86 @@ pub async fn run(
 mod tests {
     use super::*;
 
+    fn check_statement_default(sql: &str) -> Result<(), QueryError> {
+        check_statement(sql, &QueryLimits::default())
+    }
+
+    #[test]
+    fn limits_are_checked_before_planning_and_named() {
+        let l = QueryLimits::default();
+        let chain = |n: usize| format!("SELECT {}", vec!["1"; n].join("+"));
+        // The query is one level and a chain of n terms n more. At the
+        // depth limit: accepted; one past it, and the longest chain the
+        // text limit allows: refused with the limit's name.
+        assert_eq!(check_statement(&chain(l.max_expr_depth - 1), &l), Ok(()));
+        match check_statement(&chain(l.max_expr_depth), &l) {
+            Err(QueryError::Limit(m)) => assert!(m.contains("max_expr_depth"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let longest = chain((l.max_sql_bytes - 7) / 2);
+        assert!(longest.len() <= l.max_sql_bytes);
+        assert!(
+            matches!(check_statement(&longest, &l), Err(QueryError::Limit(m)) if m.contains("max_expr_depth"))
+        );
+        match check_statement(&chain(l.max_sql_bytes), &l) {
+            Err(QueryError::Limit(m)) => assert!(m.contains("max_sql_bytes"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let wide = format!("SELECT 1 WHERE 1 IN ({})", vec!["1"; 30_000].join(","));
+        let wide_limits = QueryLimits {
+            max_sql_bytes: 1 << 20,
+            ..QueryLimits::default()
+        };
+        match check_statement(&wide, &wide_limits) {
+            Err(QueryError::Limit(m)) => assert!(m.contains("max_plan_nodes"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let parens = format!("SELECT {}1{}", "(".repeat(200), ")".repeat(200));
+        let r = check_statement(&parens, &l);
+        assert!(matches!(r, Err(QueryError::Limit(_))), "{r:?}");
+    }
+
+    #[test]
+    fn a_failure_on_a_value_names_the_expression_not_the_value() {
+        let e = DataFusionError::ArrowError(
+            Box::new(ArrowError::CastError(
+                "Cannot cast string 'globex/vision' to value of Int32 type".into(),
+            )),
+            None,
+        );
+        let sql = "SELECT count(*) FROM events WHERE CAST(CASE WHEN tenant <> 'x' THEN tenant || team ELSE '0' END AS INT) = 0";
+        match classify_running(e, Some(sql)) {
+            QueryError::Invalid(m) => {
+                assert!(!m.contains("globex") && !m.contains("vision"), "{m}");
+                assert!(
+                    m.contains("CAST(... AS INT) over columns team, tenant"),
+                    "{m}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = DataFusionError::ArrowError(Box::new(ArrowError::DivideByZero), None);
+        match classify_running(e, Some("SELECT 1 / (length(team) - 6) FROM events")) {
+            QueryError::Invalid(m) => {
+                assert!(m.contains("division by zero") && m.contains("team"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = DataFusionError::ObjectStore(Box::new(object_store_error()));
+        assert!(matches!(classify_running(e, None), QueryError::Failed(_)));
+    }
+
+    fn object_store_error() -> datafusion::object_store::Error {
+        datafusion::object_store::Error::NotFound {
+            path: "tables/events/x.parquet".into(),
+            source: "gone".into(),
+        }
+    }
+
     #[test]
     fn only_queries_pass() {
-        assert!(check_statement("SELECT 1").is_ok());
-        assert!(check_statement("WITH a AS (SELECT 1) SELECT * FROM a").is_ok());
+        assert!(check_statement_default("SELECT 1").is_ok());
+        assert!(check_statement_default("WITH a AS (SELECT 1) SELECT * FROM a").is_ok());
         for (sql, kind) in [
             ("CREATE TABLE x AS SELECT 1", "CREATE TABLE"),
             ("INSERT INTO events VALUES (1)", "INSERT INTO"),
@@ -204,7 +675,7 @@ mod tests {
             ),
             ("DROP VIEW costed_usage", "DROP VIEW"),
         ] {
-            match check_statement(sql) {
+            match check_statement_default(sql) {
                 Err(QueryError::Refused(m)) => assert!(m.starts_with(kind), "{sql}: {m}"),
                 other => panic!("{sql}: {other:?}"),
             }
@@ -216,12 +687,12 @@ mod tests {
             "SELECT * FROM events WHERE event_id IN (SELECT * FROM range(3))",
         ] {
             assert!(
-                matches!(check_statement(sql), Err(QueryError::Refused(_))),
+                matches!(check_statement_default(sql), Err(QueryError::Refused(_))),
                 "{sql}"
             );
         }
         assert!(matches!(
-            check_statement("SELECT 1; SELECT 2"),
+            check_statement_default("SELECT 1; SELECT 2"),
             Err(QueryError::Invalid(_))
         ));
     }

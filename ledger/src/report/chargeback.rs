@@ -28,6 +28,10 @@ pub struct TeamLine {
     pub gpu_hours: Decimal,
     /// Costed events (GPU usage and finished tool calls).
     pub events: u64,
+    /// The team's usage without a rate in force (priced as zero); absent
+    /// (0) in statements frozen before it was recorded per team.
+    #[serde(default)]
+    pub unpriced_events: u64,
     /// By user.
     pub by_user: Vec<(String, Decimal)>,
     /// By environment.
@@ -91,6 +95,7 @@ struct Acc {
     exact: Decimal,
     gpu_millis: i64,
     events: u64,
+    unpriced: u64,
     dims: [BTreeMap<String, Decimal>; 4],
 }
 
@@ -127,6 +132,7 @@ pub async fn chargeback(
         acc.exact += sums.cost;
         acc.gpu_millis += sums.gpu_millis;
         acc.events += sums.events as u64;
+        acc.unpriced += sums.unpriced as u64;
         unpriced += sums.unpriced as u64;
     }
     for (d, dim) in DIMS.iter().enumerate() {
@@ -155,6 +161,7 @@ pub async fn chargeback(
             total: t,
             gpu_hours: (Decimal::from(acc.gpu_millis) / Decimal::from(3_600_000)).round_dp(3),
             events: acc.events,
+            unpriced_events: acc.unpriced,
             by_user: split(&acc.dims[0], t, dp),
             by_environment: split(&acc.dims[1], t, dp),
             by_workload_kind: split(&acc.dims[2], t, dp),
@@ -173,13 +180,15 @@ pub async fn chargeback(
 
 impl Chargeback {
     /// Keeps the team lines and adjustments `visible(tenant, team)` allows
-    /// and makes the total their sum: what a reader scoped to some teams
-    /// may see of a statement (a frozen one included).
+    /// and makes the total and the unpriced count their sums: what a reader
+    /// scoped to some teams may see of a statement (a frozen one included),
+    /// with no figure that counts another team's rows.
     pub fn restrict(&mut self, visible: impl Fn(&str, &str) -> bool) {
         self.teams.retain(|t| visible(&t.tenant, &t.team));
         self.adjustments.retain(|a| visible(&a.tenant, &a.team));
         self.total = self.teams.iter().map(|t| t.total).sum::<Decimal>()
             + self.adjustments.iter().map(|a| a.amount).sum::<Decimal>();
+        self.unpriced_events = self.teams.iter().map(|t| t.unpriced_events).sum();
     }
 
     /// A text table: one line per team, the total, and with `detail` each
@@ -374,5 +383,58 @@ fn csv(v: &str) -> String {
         format!("\"{}\"", v.replace('"', "\"\""))
     } else {
         v.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn line(tenant: &str, team: &str, total: i64, unpriced: u64) -> TeamLine {
+        TeamLine {
+            tenant: tenant.into(),
+            team: team.into(),
+            total: Decimal::from(total),
+            gpu_hours: Decimal::ZERO,
+            events: 10,
+            unpriced_events: unpriced,
+            by_user: Vec::new(),
+            by_environment: Vec::new(),
+            by_workload_kind: Vec::new(),
+            by_gpu_model: Vec::new(),
+        }
+    }
+
+    /// A restricted statement (a frozen one included) holds no figure that
+    /// counts another team's rows: total and unpriced usage are its lines'.
+    #[test]
+    fn a_restricted_statement_counts_only_its_own_lines() {
+        let mut c = Chargeback {
+            period: Period::month("2026-10", "UTC").unwrap(),
+            currency: "USD".into(),
+            teams: vec![
+                line("acme", "search", 100, 3),
+                line("acme", "vision", 50, 0),
+                line("globex", "x", 70, 40),
+            ],
+            adjustments: Vec::new(),
+            total: Decimal::from(220),
+            unpriced_events: 43,
+        };
+        c.restrict(|t, m| t == "acme" && m == "search");
+        assert_eq!(c.teams.len(), 1);
+        assert_eq!(c.total, Decimal::from(100));
+        assert_eq!(c.unpriced_events, 3);
+        // A statement frozen before the per-team count reads as 0, not the
+        // frozen all-tenant figure.
+        let old = r#"{"period": {"month": "2026-10", "tz": "UTC", "start": "2026-10-01T00:00:00Z", "end": "2026-11-01T00:00:00Z"},
+            "currency": "USD", "total": "5", "unpriced_events": 99,
+            "teams": [{"tenant": "acme", "team": "search", "total": "5", "gpu_hours": "0", "events": 1,
+                       "by_user": [], "by_environment": [], "by_workload_kind": [], "by_gpu_model": []}]}"#;
+        let mut c = serde_json::from_str::<Chargeback>(old).unwrap();
+        c.restrict(|_, _| true);
+        assert_eq!(c.unpriced_events, 0);
     }
 }
