@@ -382,8 +382,13 @@ fn bad(reason: String) -> QueryError {
     QueryError::Invalid(reason)
 }
 
+/// The server's own fault: its text (paths, file names) goes to the log,
+/// the caller gets no detail.
 fn internal(e: impl std::fmt::Display) -> QueryError {
-    QueryError::Failed(e.to_string())
+    tracing::warn!(error = %e, "request failed");
+    QueryError::Failed(
+        "the server could not answer (a storage or internal fault, logged under this request's query id); retry, and tell the operator if it persists".into(),
+    )
 }
 
 /// The HTTP status of a denied request.
@@ -401,6 +406,26 @@ async fn handle(
     State(api): State<Arc<Api>>,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    // The request runs to its end in a task of its own, so a client that
+    // goes away does not cut it between its `started` entry and its
+    // outcome's; a panic is passed on to the audit layer.
+    match tokio::spawn(respond(route, api, headers, params, body)).await {
+        Ok(resp) => resp,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down; retry",
+        ),
+    }
+}
+
+async fn respond(
+    route: Route,
+    api: Arc<Api>,
+    headers: HeaderMap,
+    params: HashMap<String, String>,
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
@@ -516,10 +541,11 @@ async fn audit_layer(
     use futures::FutureExt;
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    if ROUTES
-        .iter()
-        .any(|r| r.permission.is_none() && r.path == path && method == axum::http::Method::GET)
-    {
+    if ROUTES.iter().any(|r| {
+        r.permission.is_none()
+            && r.path == path
+            && (method == axum::http::Method::GET || method == axum::http::Method::HEAD)
+    }) {
         return next.run(req).await;
     }
     let auth_header = req

@@ -22,6 +22,7 @@ pub mod api;
 pub mod apikeys;
 pub mod audit;
 pub mod auth;
+pub mod bounded;
 pub mod encode;
 pub mod principal;
 pub mod reader;
@@ -97,6 +98,8 @@ pub struct QueryLimits {
     pub timeout: std::time::Duration,
     /// Most memory a query's sorts, joins and aggregations may hold, in MiB.
     pub max_memory_mib: usize,
+    /// Largest answer (the rows as Arrow in memory, before encoding), in MiB.
+    pub max_answer_mib: usize,
 }
 
 impl Default for QueryLimits {
@@ -107,6 +110,7 @@ impl Default for QueryLimits {
             max_plan_nodes: 20_000,
             timeout: std::time::Duration::from_secs(60),
             max_memory_mib: 1024,
+            max_answer_mib: 256,
         }
     }
 }

@@ -133,6 +133,7 @@ impl Reader {
             memory_limit: Some(self.config.limits.max_memory_mib.saturating_mul(1 << 20)),
         };
         let mut ctx = LedgerContext::open_with(&self.config.storage, &self.book, setup).await?;
+        crate::bounded::install(ctx.session());
         ctx.read_rollups(rollups);
         for (name, dir, schema) in [
             (
@@ -155,10 +156,7 @@ impl Reader {
         principal: &Principal,
         sql_text: &str,
     ) -> Result<QueryResult, QueryError> {
-        let ctx = self
-            .session(principal)
-            .await
-            .map_err(|e| QueryError::Failed(e.to_string()))?;
+        let ctx = self.open(principal).await?;
         sql::run(
             ctx.session(),
             sql_text,
@@ -334,9 +332,13 @@ impl Reader {
     }
 
     async fn open(&self, principal: &Principal) -> Result<LedgerContext, QueryError> {
-        self.session(principal)
-            .await
-            .map_err(|e| QueryError::Failed(e.to_string()))
+        self.session(principal).await.map_err(|e| {
+            // Paths and file names (which carry Kafka offsets) stay in the log.
+            tracing::warn!(error = %e, "opening a principal's session failed");
+            QueryError::Failed(
+                "the audit log could not be opened (a storage fault, logged under this request's query id); retry, and tell the operator if it persists".into(),
+            )
+        })
     }
 }
 

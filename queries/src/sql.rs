@@ -15,6 +15,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
@@ -25,8 +27,8 @@ use datafusion::sql::parser::{DFParser, Statement};
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, DataType as SqlType, Expr as SqlExpr, Query, Statement as SqlStatement,
-    TableFactor, Visit, Visitor,
+    BinaryOperator, DataType as SqlType, Expr as SqlExpr, Query, SetExpr,
+    Statement as SqlStatement, TableFactor, Visit, Visitor,
 };
 
 use crate::scope::forbidden_in;
@@ -99,12 +101,23 @@ pub fn classify(e: DataFusionError) -> QueryError {
         tracing::warn!(error = %e, "query planning failed");
         return QueryError::Failed(SERVER_FAULT.into());
     }
-    if let DataFusionError::ResourcesExhausted(_) = e.find_root() {
-        return QueryError::Limit(
-            "the query needs more memory than server.limits.max_memory_mib allows".into(),
-        );
+    if let Some(limit) = exhausted(&e) {
+        return limit;
     }
     QueryError::Invalid(e.to_string())
+}
+
+/// A query over the memory limit, or a bounded function over its output
+/// limit ([`crate::bounded`]).
+fn exhausted(e: &DataFusionError) -> Option<QueryError> {
+    let DataFusionError::ResourcesExhausted(m) = e.find_root() else {
+        return None;
+    };
+    Some(QueryError::Limit(if m.contains("a call may build") {
+        m.clone()
+    } else {
+        "the query needs more memory than server.limits.max_memory_mib allows: aggregate or filter more, or ask for fewer rows".into()
+    }))
 }
 
 /// What kind of failure a running query met (never its text, which may
@@ -169,10 +182,8 @@ pub fn classify_running(e: DataFusionError, sql: Option<&str>) -> QueryError {
     if let Some(f) = forbidden_in(&e) {
         return QueryError::Refused(f.0);
     }
-    if let DataFusionError::ResourcesExhausted(_) = e.find_root() {
-        return QueryError::Limit(
-            "the query needs more memory than server.limits.max_memory_mib allows: aggregate or filter more, or ask for fewer rows".into(),
-        );
+    if let Some(limit) = exhausted(&e) {
+        return limit;
     }
     if server_fault(&e) {
         tracing::warn!(error = %e, "query failed while running");
@@ -381,6 +392,9 @@ struct Size {
     depth: usize,
     deepest: usize,
     nodes: usize,
+    /// Tables and derived tables, and set operations: each nests the
+    /// physical plan one level (a join, a UNION), however flat the SQL.
+    relations: usize,
     max_depth: usize,
     max_nodes: usize,
 }
@@ -407,7 +421,8 @@ impl Visitor for Size {
         self.depth -= 1;
         ControlFlow::Continue(())
     }
-    fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+    fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+        self.relations += set_operations(&q.body);
         self.enter()
     }
     fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
@@ -416,12 +431,24 @@ impl Visitor for Size {
     }
     fn pre_visit_table_factor(&mut self, _: &TableFactor) -> ControlFlow<()> {
         self.nodes += 1;
-        if self.nodes > self.max_nodes {
+        self.relations += 1;
+        if self.nodes > self.max_nodes || self.relations > self.max_depth {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
         }
     }
+}
+
+/// The set operations (UNION, EXCEPT, INTERSECT) of a query's body.
+fn set_operations(body: &SetExpr) -> usize {
+    let mut n = 0;
+    let mut e = body;
+    while let SetExpr::SetOperation { left, right, .. } = e {
+        n += 1 + set_operations(right);
+        e = left;
+    }
+    n
 }
 
 fn check_parsed(sql: &str, limits: &QueryLimits) -> Result<(), QueryError> {
@@ -448,6 +475,7 @@ fn check_parsed(sql: &str, limits: &QueryLimits) -> Result<(), QueryError> {
                     depth: 0,
                     deepest: 0,
                     nodes: 0,
+                    relations: 0,
                     max_depth: limits.max_expr_depth,
                     max_nodes: limits.max_plan_nodes,
                 };
@@ -455,6 +483,12 @@ fn check_parsed(sql: &str, limits: &QueryLimits) -> Result<(), QueryError> {
                 if size.deepest > limits.max_expr_depth {
                     return Err(QueryError::Limit(format!(
                         "expressions and subqueries nest more than server.limits.max_expr_depth = {} levels deep (a chain a + b + c counts one level per operator; use IN (...) instead of long OR chains)",
+                        limits.max_expr_depth
+                    )));
+                }
+                if size.relations > limits.max_expr_depth {
+                    return Err(QueryError::Limit(format!(
+                        "the statement joins or combines (UNION, EXCEPT, INTERSECT) more than server.limits.max_expr_depth = {} tables, subqueries and set operations",
                         limits.max_expr_depth
                     )));
                 }
@@ -547,9 +581,21 @@ pub async fn run(
             .map_err(classify)?;
         let task = Arc::new(df.task_ctx());
         let plan = df.create_physical_plan().await.map_err(classify)?;
-        let batches = datafusion::physical_plan::collect(plan, task)
-            .await
+        let mut stream = datafusion::physical_plan::execute_stream(plan, task)
             .map_err(|e| classify_running(e, Some(sql)))?;
+        let (mut batches, mut bytes) = (Vec::new(), 0usize);
+        let max_bytes = limits.max_answer_mib.saturating_mul(1 << 20);
+        while let Some(b) = stream.next().await {
+            let b = b.map_err(|e| classify_running(e, Some(sql)))?;
+            bytes += b.get_array_memory_size();
+            if bytes > max_bytes {
+                return Err(QueryError::Limit(format!(
+                    "the answer is over server.limits.max_answer_mib = {} MiB: select fewer columns or rows",
+                    limits.max_answer_mib
+                )));
+            }
+            batches.push(b);
+        }
         Ok::<_, QueryError>((schema, batches))
     };
     let (schema, mut batches) = tokio::time::timeout(limits.timeout, planned_and_run)
@@ -616,6 +662,30 @@ mod tests {
             Err(QueryError::Limit(m)) => assert!(m.contains("max_plan_nodes"), "{m}"),
             other => panic!("{other:?}"),
         }
+        let joins = format!(
+            "WITH x AS (SELECT 1 AS v) SELECT count(*) FROM {}",
+            (0..9000)
+                .map(|i| format!("x a{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let r = check_statement(
+            &joins,
+            &QueryLimits {
+                max_sql_bytes: 1 << 20,
+                ..l.clone()
+            },
+        );
+        assert!(
+            matches!(&r, Err(QueryError::Limit(m)) if m.contains("joins or combines")),
+            "{r:?}"
+        );
+        let except = vec!["SELECT 1"; 4000].join(" EXCEPT ");
+        let r = check_statement(&except, &l);
+        assert!(
+            matches!(&r, Err(QueryError::Limit(m)) if m.contains("joins or combines")),
+            "{r:?}"
+        );
         let parens = format!("SELECT {}1{}", "(".repeat(200), ")".repeat(200));
         let r = check_statement(&parens, &l);
         assert!(matches!(r, Err(QueryError::Limit(_))), "{r:?}");

@@ -12,14 +12,14 @@
 //!  user's Filter / Join / Projection / Aggregate ...   (any expression the user wrote)
 //!          ^  only in-scope rows, Kafka offsets nulled
 //!  ScopedScanExec   tenant = org AND team IN (teams)   (leaf: optimizers see nothing below)
-//!          ^  (hidden) Parquet scan, pruned by dt and by the scope's row-group statistics
+//!          ^  (hidden) Parquet scan, pruned by dt
 //! ```
 //!
 //! Because the scope is applied inside a leaf, no optimizer rule can merge
 //! it with, reorder it after, or push it under a user predicate: logical
 //! filter pushdown only ever hands the provider filters that are pure
-//! column-to-literal comparisons ([`prunable`]), which are used for file,
-//! partition and row-group pruning and are evaluated again above the scan;
+//! column-to-literal comparisons ([`prunable`]), which are used to prune
+//! `dt` partitions and are evaluated again above the scan;
 //! physical filter, projection and limit pushdown stop at a node that does
 //! not implement them. The analyzer rule [`TenantScope`](crate::scope::TenantScope)
 //! stays as a second line.
@@ -210,6 +210,17 @@ pub fn prunable(e: &Expr) -> bool {
     }
 }
 
+/// Whether filter `f` may be handed to the file scan: [`prunable`], and on
+/// no hidden column (which reads NULL above the wall and its real value
+/// below, so a filter on it must never reach the files).
+fn reaches_files(f: &Expr) -> bool {
+    prunable(f)
+        && !f
+            .column_refs()
+            .iter()
+            .any(|c| HIDDEN_COLUMNS.contains(&c.name.as_str()))
+}
+
 #[async_trait]
 impl TableProvider for ScopedTable {
     fn schema(&self) -> SchemaRef {
@@ -227,7 +238,7 @@ impl TableProvider for ScopedTable {
         Ok(filters
             .iter()
             .map(|f| {
-                if prunable(f) {
+                if reaches_files(f) {
                     TableProviderFilterPushDown::Inexact
                 } else {
                     TableProviderFilterPushDown::Unsupported
@@ -277,8 +288,13 @@ impl TableProvider for ScopedTable {
         let tenant_pos = pos(need[0]).unwrap_or_default();
         let team_pos = need.get(1).and_then(|t| pos(*t));
         // Only pure comparisons reach the files (pruning); the rest stays
-        // above this scan, where it sees in-scope rows only.
-        let mut pushed: Vec<Expr> = filters.iter().filter(|f| prunable(f)).cloned().collect();
+        // above this scan, where it sees in-scope rows only. The scope is
+        // offered too, for a source that prunes by it.
+        let mut pushed: Vec<Expr> = filters
+            .iter()
+            .filter(|f| reaches_files(f))
+            .cloned()
+            .collect();
         pushed.push(self.scope_predicate());
         let inner = self.inner.scan(state, Some(&read), &pushed, None).await?;
         let schema = Arc::new(self.schema.project(&wanted)?);

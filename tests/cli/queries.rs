@@ -1172,6 +1172,30 @@ fn bounded_queries(addr: &str, people: &[Who], dir: &Path) {
             format!("SELECT {}1{}", "(".repeat(500), ")".repeat(500)),
             "nests deeper",
         ),
+        (
+            format!(
+                "WITH x AS (SELECT 1 AS v) SELECT count(*) FROM {}",
+                (0..3000)
+                    .map(|i| format!("x a{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "joins or combines",
+        ),
+        (vec!["SELECT 1"; 3900].join(" EXCEPT "), "joins or combines"),
+        // Values as large as the caller asks: while planning, and running.
+        (
+            "SELECT repeat('x', 2147483647) AS a, lpad('x', 2147483646) AS b".to_string(),
+            "a call may build",
+        ),
+        (
+            "SELECT rpad('x', 2147483647) AS a".to_string(),
+            "a call may build",
+        ),
+        (
+            "SELECT repeat(payload_json, 100000) AS a FROM events".to_string(),
+            "a call may build",
+        ),
     ] {
         let (s, _, v) = sql_call(addr, who, &sql);
         assert_eq!(s, 400, "{}...: {v}", &sql[..40]);
