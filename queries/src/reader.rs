@@ -157,13 +157,35 @@ impl Reader {
         sql_text: &str,
     ) -> Result<QueryResult, QueryError> {
         let ctx = self.open(principal).await?;
-        sql::run(
-            ctx.session(),
-            sql_text,
+        let (text, max_rows, limits) = (
+            sql_text.to_string(),
             self.config.max_rows,
-            &self.config.limits,
-        )
-        .await
+            self.config.limits.clone(),
+        );
+        let timeout = limits.timeout;
+        let work = async move { sql::run(ctx.session(), &text, max_rows, &limits).await };
+        let Some(rt) = query_runtime() else {
+            return work.await;
+        };
+        // The query runs on the query runtime; the caller's runtime keeps
+        // the clock, so the time limit is answered on time even while an
+        // operator computes without yielding, and the query is aborted.
+        let handle = rt.spawn(work);
+        let abort = handle.abort_handle();
+        match tokio::time::timeout(timeout, handle).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "a query task failed");
+                Err(QueryError::Failed(
+                    "the query stopped on an internal error (logged under this request's query id)"
+                        .into(),
+                ))
+            }
+            Err(_) => {
+                abort.abort();
+                Err(sql::timed_out(timeout))
+            }
+        }
     }
 
     /// The chargeback statement of `month` (in `tz`, default the ledger's)
@@ -340,6 +362,26 @@ impl Reader {
             )
         })
     }
+}
+
+/// The runtime ad-hoc queries run on, apart from the one that serves
+/// requests and keeps time: as many workers as cores, with large stacks.
+/// `None` if it could not be started (queries then run on the caller's).
+fn query_runtime() -> Option<&'static tokio::runtime::Runtime> {
+    static RT: std::sync::OnceLock<Option<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .thread_name("tollgate-query")
+            .thread_stack_size(16 << 20)
+            .enable_all()
+            .build()
+            .map_err(
+                |e| tracing::warn!(error = %e, "no query runtime; queries run on the caller's"),
+            )
+            .ok()
+    })
+    .as_ref()
 }
 
 /// `time` in `[from, to)`, with the `dt` partitions that can hold it, so

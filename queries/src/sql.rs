@@ -557,6 +557,34 @@ fn check_sources(statement: &SqlStatement) -> Result<(), QueryError> {
     }
 }
 
+/// `plan` with every operator's output made cooperative: each batch it
+/// yields spends the task's scheduling budget, so a join or aggregation
+/// that computes many batches from few inputs still gives the runtime back
+/// its thread regularly, and a query stopped at its time limit is dropped
+/// at once rather than when it next reads a file.
+fn cooperative(
+    plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>, QueryError> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::physical_plan::coop::CooperativeExec;
+    plan.transform_up(|p| {
+        if p.children().is_empty() || p.name() == "CooperativeExec" {
+            Ok(Transformed::no(p))
+        } else {
+            Ok(Transformed::yes(Arc::new(CooperativeExec::new(p)) as _))
+        }
+    })
+    .map(|t| t.data)
+    .map_err(classify)
+}
+
+/// The answer to a query stopped at `server.limits.timeout`.
+pub fn timed_out(timeout: std::time::Duration) -> QueryError {
+    QueryError::Limit(format!(
+        "the query ran longer than server.limits.timeout = {timeout:?} and was stopped"
+    ))
+}
+
 /// Runs `sql` in `session` (a principal's scoped session) within
 /// `limits`, returning at most `max_rows` rows.
 pub async fn run(
@@ -580,7 +608,7 @@ pub async fn run(
             .limit(0, Some(max_rows.saturating_add(1)))
             .map_err(classify)?;
         let task = Arc::new(df.task_ctx());
-        let plan = df.create_physical_plan().await.map_err(classify)?;
+        let plan = cooperative(df.create_physical_plan().await.map_err(classify)?)?;
         let mut stream = datafusion::physical_plan::execute_stream(plan, task)
             .map_err(|e| classify_running(e, Some(sql)))?;
         let (mut batches, mut bytes) = (Vec::new(), 0usize);
@@ -600,12 +628,7 @@ pub async fn run(
     };
     let (schema, mut batches) = tokio::time::timeout(limits.timeout, planned_and_run)
         .await
-        .map_err(|_| {
-            QueryError::Limit(format!(
-                "the query ran longer than server.limits.timeout = {:?} and was stopped",
-                limits.timeout
-            ))
-        })??;
+        .map_err(|_| timed_out(limits.timeout))??;
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
     let truncated = total > max_rows;
     if truncated {
