@@ -461,7 +461,13 @@ async fn respond(
         &endpoint,
         &text,
         |p| async move {
-            let a = dispatch(route, api_ref, &p, params_ref, sql, body_ref).await?;
+            let limit = api_ref.reader.config().limits.timeout;
+            let a = tokio::time::timeout(
+                limit,
+                dispatch(route, api_ref, &p, params_ref, sql, body_ref),
+            )
+            .await
+            .map_err(|_| crate::sql::timed_out(limit))??;
             Ok((a.rows, a))
         },
     )
@@ -626,7 +632,13 @@ async fn audit_layer(
             },
         })
         .inc();
-    if let Err(e) = api.reader.audit().write(&entry).await {
+    // Written in a task of its own: a client that goes away does not cut it.
+    let writer = Arc::clone(&api);
+    let record = entry.clone();
+    let written = tokio::spawn(async move { writer.reader.audit().write(&record).await })
+        .await
+        .unwrap_or_else(|e| Err(crate::Error::Audit(e.to_string())));
+    if let Err(e) = written {
         tracing::error!(error = %e, "query audit write failed; answer withheld");
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -657,15 +669,22 @@ fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Result<&'a str,
 }
 
 /// An instant from RFC 3339 or a date (midnight UTC).
+/// An instant from RFC 3339 or a date (midnight UTC), in the years 1970
+/// to 9999 (the reports do arithmetic on it).
 fn instant(name: &str, v: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-        return Ok(t.with_timezone(&Utc));
+    use chrono::Datelike;
+    let t = match DateTime::parse_from_rfc3339(v) {
+        Ok(t) => t.with_timezone(&Utc),
+        Err(_) => chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+            .map_err(|_| {
+                format!("{name} {v:?}: expected RFC 3339 (2026-10-01T00:00:00Z) or YYYY-MM-DD")
+            })?,
+    };
+    if !(1970..=9999).contains(&t.year()) {
+        return Err(format!("{name} {v:?}: must be in the years 1970 to 9999"));
     }
-    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
-        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
-        .map_err(|_| {
-            format!("{name} {v:?}: expected RFC 3339 (2026-10-01T00:00:00Z) or YYYY-MM-DD")
-        })
+    Ok(t)
 }
 
 fn at(params: &HashMap<String, String>) -> Result<DateTime<Utc>, QueryError> {

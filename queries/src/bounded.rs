@@ -1,11 +1,22 @@
-//! Functions whose output a caller sizes: `repeat(s, n)`, `lpad(s, n)` and
-//! `rpad(s, n)` build values as large as the caller asks (up to 2 GiB
-//! each), outside the memory pool's reach, and a constant one is built while
-//! the query is planned, before the time limit can stop it. In a principal's
-//! session they are replaced by the same functions behind a check: one call
-//! (a batch of rows, or one constant) may build at most
-//! [`MAX_FUNCTION_OUTPUT`] bytes, or the query fails with a clear error.
+//! Functions whose output can be far larger than their input: `repeat(s,
+//! n)`, `lpad`/`rpad(s, n)` (as large as `n` asks, up to 2 GiB a value),
+//! `replace`, `regexp_replace` and `overlay` (a long replacement at every
+//! match), `concat` and `concat_ws` (as many copies as arguments),
+//! `arrow_cast` to a fixed-size type (`FixedSizeBinary(2147483647)` is 2 GiB
+//! a row, zeroed, even for NULL). Their
+//! values are built outside the memory pool's reach, and a constant one is
+//! built while the query is planned, before the time limit can stop it.
+//!
+//! In a principal's session each is replaced by the same function behind a
+//! check of the most it could build, before it builds anything:
+//!
+//! - one call over rows (a batch) may build at most [`MAX_CALL_OUTPUT`];
+//! - calls over constants only (the planner folding them) may build at most
+//!   [`MAX_CONSTANT_OUTPUT`] together, per query.
+//!
+//! Past either, the query fails with a clear error (400).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Int64Array};
@@ -15,58 +26,185 @@ use arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::DataFusionError;
 use datafusion::error::Result;
 use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature,
+    ColumnarValue, Documentation, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature,
 };
 use datafusion::prelude::SessionContext;
 
-/// Bytes one call of a bounded function may build.
-pub const MAX_FUNCTION_OUTPUT: usize = 16 << 20;
+/// Bytes one call over a batch of rows may build.
+pub const MAX_CALL_OUTPUT: u64 = 64 << 20;
 
-/// The functions bounded, and the argument that sizes their output.
-const BOUNDED: &[&str] = &["repeat", "lpad", "rpad"];
+/// Bytes the calls over constants of one query may build together.
+pub const MAX_CONSTANT_OUTPUT: u64 = 16 << 20;
 
-/// A function behind the output check.
-#[derive(Debug, PartialEq, Eq, Hash)]
+/// The functions bounded.
+const BOUNDED: &[&str] = &[
+    "repeat",
+    "lpad",
+    "rpad",
+    "replace",
+    "regexp_replace",
+    "overlay",
+    "concat",
+    "concat_ws",
+    "arrow_cast",
+];
+
+/// A function behind the output check; `constants` is the query's budget.
+#[derive(Debug)]
 struct Bounded {
     inner: ScalarUDF,
+    constants: Arc<AtomicU64>,
 }
 
-/// Values of `v` (a scalar broadcast to `rows`) as i64 (NULL as 0).
-fn as_i64(v: &ColumnarValue, rows: usize) -> Result<Int64Array> {
+impl PartialEq for Bounded {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner == other.inner
+    }
+}
+
+impl Eq for Bounded {}
+
+impl std::hash::Hash for Bounded {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.inner.hash(state);
+    }
+}
+
+/// Byte lengths of argument `v` per row (a scalar broadcast), NULL as 0.
+fn lengths(v: &ColumnarValue, rows: usize) -> Result<Int64Array> {
     let a: ArrayRef = v.to_array(rows.max(1))?;
-    let a = cast(&a, &DataType::Int64)?;
-    let a = a
-        .as_any()
+    let a: ArrayRef = match a.data_type() {
+        DataType::Utf8
+        | DataType::LargeUtf8
+        | DataType::Utf8View
+        | DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView => Arc::new(length(&a)?),
+        // Anything else is cast to text first (its printed length).
+        _ => Arc::new(length(&cast(&a, &DataType::Utf8)?)?),
+    };
+    ints(&a)
+}
+
+/// Values of argument `v` per row as i64 (a scalar broadcast), NULL as 0.
+fn values(v: &ColumnarValue, rows: usize) -> Result<Int64Array> {
+    ints(&v.to_array(rows.max(1))?)
+}
+
+fn ints(a: &ArrayRef) -> Result<Int64Array> {
+    let a = cast(a, &DataType::Int64)?;
+    a.as_any()
         .downcast_ref::<Int64Array>()
         .cloned()
-        .ok_or_else(|| DataFusionError::Internal("not an Int64 array".into()))?;
-    Ok(a)
+        .ok_or_else(|| DataFusionError::Internal("not an Int64 array".into()))
+}
+
+/// The sizes an Arrow type name holds (`FixedSizeBinary(N)`,
+/// `FixedSizeList(N, ...)`), multiplied: at least the bytes a row takes.
+fn fixed_size(type_name: &str) -> u128 {
+    if !type_name.contains("FixedSize") {
+        // Every other type's row is small or grows with its input.
+        return 16;
+    }
+    type_name
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u128>().ok())
+        .fold(1u128, |acc, n| acc.saturating_mul(n.max(1)))
+}
+
+fn at(a: &Int64Array, i: usize) -> u128 {
+    if a.is_empty() || a.is_null(i % a.len()) {
+        0
+    } else {
+        u128::try_from(a.value(i % a.len()).max(0)).unwrap_or(0)
+    }
 }
 
 impl Bounded {
-    /// The bytes this call would build, at most (saturating).
-    fn output_bytes(&self, args: &ScalarFunctionArgs) -> Result<u128> {
-        let rows = args.number_rows;
-        let (Some(s), Some(n)) = (args.args.first(), args.args.get(1)) else {
-            return Ok(0);
-        };
-        let n = as_i64(n, rows)?;
-        let lens = as_i64(
-            &ColumnarValue::Array(length(&s.to_array(rows.max(1))?)?),
-            rows,
-        )?;
+    /// The most bytes this call could build.
+    fn most(&self, args: &ScalarFunctionArgs) -> Result<u128> {
+        let rows = args.number_rows.max(1);
+        let a = &args.args;
+        let len = |k: usize| a.get(k).map(|v| lengths(v, rows)).transpose();
         let mut total: u128 = 0;
-        for i in 0..n.len() {
-            let count = u128::try_from(n.value(i).max(0)).unwrap_or(0);
-            let len = u128::try_from(lens.value(i % lens.len().max(1)).max(0)).unwrap_or(0);
-            total += match self.inner.name() {
-                // repeat: the string n times.
-                "repeat" => count * len,
-                // lpad/rpad: n characters, each up to 4 bytes.
-                _ => count.max(len) * 4,
-            };
+        match self.inner.name() {
+            "repeat" | "lpad" | "rpad" => {
+                let (Some(s), Some(n)) = (len(0)?, a.get(1).map(|v| values(v, rows)).transpose()?)
+                else {
+                    return Ok(0);
+                };
+                for i in 0..rows {
+                    total += match self.inner.name() {
+                        "repeat" => at(&s, i) * at(&n, i),
+                        // n characters of up to 4 bytes each.
+                        _ => at(&n, i).max(at(&s, i)) * 4,
+                    };
+                }
+            }
+            "replace" => {
+                let (Some(s), Some(from), Some(to)) = (len(0)?, len(1)?, len(2)?) else {
+                    return Ok(0);
+                };
+                for i in 0..rows {
+                    // One match per `from` (per character when it is empty).
+                    let matches = at(&s, i) / at(&from, i).max(1) + 1;
+                    total += at(&s, i) + matches * at(&to, i);
+                }
+            }
+            "regexp_replace" => {
+                let (Some(s), Some(r)) = (len(0)?, len(2)?) else {
+                    return Ok(0);
+                };
+                let scalar_text = |k: usize| match a.get(k) {
+                    Some(ColumnarValue::Scalar(v)) => Some(v.to_string()),
+                    _ => None,
+                };
+                // Capture groups (`$1`) expand to at most the string; only
+                // the `g` flag replaces more than the first match.
+                let captures = scalar_text(2).is_none_or(|t| t.contains('$'));
+                let global = a.len() > 3 && scalar_text(3).is_none_or(|t| t.contains('g'));
+                for i in 0..rows {
+                    let matches = if global { at(&s, i) + 1 } else { 1 };
+                    let per_match = if captures {
+                        at(&r, i) * at(&s, i).max(1)
+                    } else {
+                        at(&r, i)
+                    };
+                    total += at(&s, i) + matches * per_match;
+                }
+            }
+            "overlay" => {
+                let (Some(s), Some(sub)) = (len(0)?, len(1)?) else {
+                    return Ok(0);
+                };
+                for i in 0..rows {
+                    total += at(&s, i) + at(&sub, i);
+                }
+            }
+            "arrow_cast" => {
+                // The sizes the type names (`FixedSizeBinary(N)`), multiplied.
+                let Some(ColumnarValue::Scalar(t)) = a.get(1) else {
+                    return Ok(0);
+                };
+                total = fixed_size(&t.to_string()).saturating_mul(rows as u128);
+            }
+            // concat, concat_ws: the arguments, (for _ws) separators between.
+            _ => {
+                for k in 0..a.len() {
+                    let l = lengths(&a[k], rows)?;
+                    let copies = if self.inner.name() == "concat_ws" && k == 0 {
+                        a.len().saturating_sub(1) as u128
+                    } else {
+                        1
+                    };
+                    for i in 0..rows {
+                        total += at(&l, i) * copies;
+                    }
+                }
+            }
         }
         Ok(total)
     }
@@ -101,24 +239,59 @@ impl ScalarUDFImpl for Bounded {
         self.inner.documentation()
     }
 
+    fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+        // arrow_cast becomes a CAST here, which no call check would see:
+        // its type is checked now.
+        if self.inner.name() == "arrow_cast" {
+            if let Some(Expr::Literal(t, _)) = args.get(1) {
+                let per_row = fixed_size(&t.to_string());
+                if per_row > u128::from(MAX_CALL_OUTPUT) / 8192 {
+                    return Err(DataFusionError::ResourcesExhausted(format!(
+                        "arrow_cast(...) to a type of {per_row} bytes a row: a call may build at most {MAX_CALL_OUTPUT} bytes for a batch of 8192 rows"
+                    )));
+                }
+            }
+        }
+        self.inner.simplify(args, info)
+    }
+
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let bytes = self.output_bytes(&args)?;
-        if bytes > MAX_FUNCTION_OUTPUT as u128 {
+        let name = self.inner.name();
+        let most = self.most(&args)?;
+        let constant = args
+            .args
+            .iter()
+            .all(|v| matches!(v, ColumnarValue::Scalar(_)));
+        if constant {
+            let add = u64::try_from(most).unwrap_or(u64::MAX);
+            let before = self
+                .constants
+                .fetch_add(add.min(u64::MAX / 2), Ordering::Relaxed);
+            if before.saturating_add(add) > MAX_CONSTANT_OUTPUT {
+                return Err(DataFusionError::ResourcesExhausted(format!(
+                    "{name}(...) over constants would bring what they build to over {MAX_CONSTANT_OUTPUT} bytes, the most a call may build for one query"
+                )));
+            }
+        } else if most > u128::from(MAX_CALL_OUTPUT) {
             return Err(DataFusionError::ResourcesExhausted(format!(
-                "{}(...) would build {bytes} bytes in one call, over the {MAX_FUNCTION_OUTPUT} a call may build",
-                self.inner.name()
+                "{name}(...) could build {most} bytes for one batch of rows, over the {MAX_CALL_OUTPUT} a call may build"
             )));
         }
         self.inner.invoke_with_args(args)
     }
 }
 
-/// Replaces the session's size-taking functions by bounded ones.
+/// Replaces the session's output-growing functions by bounded ones, with
+/// one budget for the calls over constants (the session is one query's).
 pub fn install(ctx: &SessionContext) {
+    let constants = Arc::new(AtomicU64::new(0));
     for name in BOUNDED {
         if let Ok(inner) = ctx.udf(name) {
             let inner = Arc::unwrap_or_clone(inner);
-            ctx.register_udf(ScalarUDF::new_from_impl(Bounded { inner }));
+            ctx.register_udf(ScalarUDF::new_from_impl(Bounded {
+                inner,
+                constants: Arc::clone(&constants),
+            }));
         }
     }
 }

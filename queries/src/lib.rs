@@ -29,6 +29,7 @@ pub mod reader;
 pub mod request;
 pub mod scope;
 pub mod sql;
+pub mod statement_size;
 pub mod wall;
 
 use std::net::SocketAddr;

@@ -63,6 +63,8 @@ pub struct Reader {
     refresher: Mutex<Option<LedgerContext>>,
     audit: QueryAudit,
     scan_wall: bool,
+    /// Ad-hoc queries running at once, at most one per core.
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 impl Reader {
@@ -74,6 +76,9 @@ impl Reader {
             refresher: Mutex::new(None),
             audit,
             scan_wall: true,
+            running: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         }
     }
 
@@ -163,7 +168,21 @@ impl Reader {
             self.config.limits.clone(),
         );
         let timeout = limits.timeout;
-        let work = async move { sql::run(ctx.session(), &text, max_rows, &limits).await };
+        // One query per core at a time (each may hold max_memory_mib and
+        // max_answer_mib); the rest wait, within their time limit.
+        let permit = tokio::time::timeout(timeout, Arc::clone(&self.running).acquire_owned())
+            .await
+            .map_err(|_| {
+                QueryError::Limit(format!(
+                    "the server ran as many queries as it has cores for all of server.limits.timeout = {timeout:?}; retry"
+                ))
+            })?
+            .map_err(|e| QueryError::Failed(e.to_string()))?;
+        let work = async move {
+            let result = sql::run(ctx.session(), &text, max_rows, &limits).await;
+            drop(permit);
+            result
+        };
         let Some(rt) = query_runtime() else {
             return work.await;
         };

@@ -27,8 +27,8 @@ use datafusion::sql::parser::{DFParser, Statement};
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, DataType as SqlType, Expr as SqlExpr, Query, SetExpr,
-    Statement as SqlStatement, TableFactor, Visit, Visitor,
+    BinaryOperator, DataType as SqlType, Expr as SqlExpr, Statement as SqlStatement, TableFactor,
+    Visit, Visitor,
 };
 
 use crate::scope::forbidden_in;
@@ -386,71 +386,6 @@ pub fn check_statement(sql: &str, limits: &QueryLimits) -> Result<(), QueryError
     })
 }
 
-/// The deepest nesting and the number of nodes of a statement, counted
-/// until either passes its limit.
-struct Size {
-    depth: usize,
-    deepest: usize,
-    nodes: usize,
-    /// Tables and derived tables, and set operations: each nests the
-    /// physical plan one level (a join, a UNION), however flat the SQL.
-    relations: usize,
-    max_depth: usize,
-    max_nodes: usize,
-}
-
-impl Size {
-    fn enter(&mut self) -> ControlFlow<()> {
-        self.depth += 1;
-        self.nodes += 1;
-        self.deepest = self.deepest.max(self.depth);
-        if self.deepest > self.max_depth || self.nodes > self.max_nodes {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    }
-}
-
-impl Visitor for Size {
-    type Break = ();
-    fn pre_visit_expr(&mut self, _: &SqlExpr) -> ControlFlow<()> {
-        self.enter()
-    }
-    fn post_visit_expr(&mut self, _: &SqlExpr) -> ControlFlow<()> {
-        self.depth -= 1;
-        ControlFlow::Continue(())
-    }
-    fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
-        self.relations += set_operations(&q.body);
-        self.enter()
-    }
-    fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-        self.depth -= 1;
-        ControlFlow::Continue(())
-    }
-    fn pre_visit_table_factor(&mut self, _: &TableFactor) -> ControlFlow<()> {
-        self.nodes += 1;
-        self.relations += 1;
-        if self.nodes > self.max_nodes || self.relations > self.max_depth {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    }
-}
-
-/// The set operations (UNION, EXCEPT, INTERSECT) of a query's body.
-fn set_operations(body: &SetExpr) -> usize {
-    let mut n = 0;
-    let mut e = body;
-    while let SetExpr::SetOperation { left, right, .. } = e {
-        n += 1 + set_operations(right);
-        e = left;
-    }
-    n
-}
-
 fn check_parsed(sql: &str, limits: &QueryLimits) -> Result<(), QueryError> {
     let statements = DFParser::parse_sql(sql).map_err(|e| {
         let m = e.to_string();
@@ -471,30 +406,33 @@ fn check_parsed(sql: &str, limits: &QueryLimits) -> Result<(), QueryError> {
     let kind = match &statements[0] {
         Statement::Statement(s) => match s.as_ref() {
             SqlStatement::Query(_) => {
-                let mut size = Size {
-                    depth: 0,
-                    deepest: 0,
-                    nodes: 0,
-                    relations: 0,
-                    max_depth: limits.max_expr_depth,
-                    max_nodes: limits.max_plan_nodes,
-                };
-                let _ = s.visit(&mut size);
-                if size.deepest > limits.max_expr_depth {
+                let size = crate::statement_size::measure(
+                    s.as_ref(),
+                    limits.max_expr_depth,
+                    limits.max_plan_nodes,
+                );
+                let depth = limits.max_expr_depth;
+                if size.depth > depth {
                     return Err(QueryError::Limit(format!(
-                        "expressions and subqueries nest more than server.limits.max_expr_depth = {} levels deep (a chain a + b + c counts one level per operator; use IN (...) instead of long OR chains)",
-                        limits.max_expr_depth
+                        "expressions and subqueries nest more than server.limits.max_expr_depth = {depth} levels deep (a chain a + b + c counts one level per operator; use IN (...) instead of long OR chains)"
                     )));
                 }
-                if size.relations > limits.max_expr_depth {
+                if size.relations > depth as u128 {
                     return Err(QueryError::Limit(format!(
-                        "the statement joins or combines (UNION, EXCEPT, INTERSECT) more than server.limits.max_expr_depth = {} tables, subqueries and set operations",
-                        limits.max_expr_depth
+                        "the statement joins or combines (UNION, EXCEPT, INTERSECT) more than server.limits.max_expr_depth = {depth} tables, subqueries and set operations (each reference to a CTE counts what the CTE holds)"
                     )));
                 }
-                if size.nodes > limits.max_plan_nodes {
+                if size.merged_depth > 4 * depth as u128 {
                     return Err(QueryError::Limit(format!(
-                        "the statement has more than server.limits.max_plan_nodes = {} expressions, tables and subqueries",
+                        "stacked queries and CTEs merge into expressions deeper than 4 x server.limits.max_expr_depth = {} levels",
+                        4 * depth
+                    )));
+                }
+                if size.nodes > limits.max_plan_nodes
+                    || size.planned_nodes > limits.max_plan_nodes as u128
+                {
+                    return Err(QueryError::Limit(format!(
+                        "the statement has, or expands to when planned (CTEs once per reference; BETWEEN, IN and CASE operands repeated), more than server.limits.max_plan_nodes = {} expressions, tables and subqueries",
                         limits.max_plan_nodes
                     )));
                 }
@@ -707,6 +645,49 @@ mod tests {
         let r = check_statement(&except, &l);
         assert!(
             matches!(&r, Err(QueryError::Limit(m)) if m.contains("joins or combines")),
+            "{r:?}"
+        );
+        let mut doubling = "WITH t0 AS (SELECT 1 AS c)".to_string();
+        for i in 1..=30 {
+            doubling.push_str(&format!(
+                ", t{i} AS (SELECT a.c FROM t{} a, t{} b)",
+                i - 1,
+                i - 1
+            ));
+        }
+        doubling.push_str(" SELECT count(*) FROM t30");
+        let r = check_statement(&doubling, &l);
+        assert!(
+            matches!(&r, Err(QueryError::Limit(m)) if m.contains("joins or combines")),
+            "{r:?}"
+        );
+        let between = format!(
+            "WITH v(c) AS (VALUES (1)) SELECT c{} FROM v",
+            " BETWEEN false AND true".repeat(60)
+        );
+        let r = check_statement(&between, &l);
+        assert!(
+            matches!(&r, Err(QueryError::Limit(m)) if m.contains("max_plan_nodes")),
+            "{r:?}"
+        );
+        let mut stacked = "WITH t0(c) AS (VALUES (CAST(1 AS BIGINT)))".to_string();
+        for i in 1..=78 {
+            stacked.push_str(&format!(
+                ", t{i} AS (SELECT c{} AS c FROM t{})",
+                "+1".repeat(125),
+                i - 1
+            ));
+        }
+        stacked.push_str(" SELECT c FROM t78");
+        let r = check_statement(
+            &stacked,
+            &QueryLimits {
+                max_plan_nodes: 1 << 20,
+                ..l.clone()
+            },
+        );
+        assert!(
+            matches!(&r, Err(QueryError::Limit(m)) if m.contains("merge into expressions")),
             "{r:?}"
         );
         let parens = format!("SELECT {}1{}", "(".repeat(200), ")".repeat(200));

@@ -73,6 +73,29 @@ impl Who {
 
 struct Server(Child);
 
+/// `tollgate serve` in `dir` on a free loopback port, with `env` set, once
+/// it accepts connections.
+fn serve(dir: &Path, env: &[(&str, &str)]) -> (Server, String) {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let server = Server(
+        Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["serve", "--listen", &addr])
+            .current_dir(dir)
+            .env_remove("TOLLGATE_CONFIG")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "tollgate serve did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (server, addr)
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -327,23 +350,7 @@ fn isolation_suite_two_orgs_three_teams_every_role_endpoint_and_sql_shape() {
     });
     assert_eq!(people.len(), 2 * (3 * 3 + 3) + 1);
 
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["serve", "--listen", &addr])
-            .current_dir(dir.path())
-            .env_remove("TOLLGATE_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "tollgate serve did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (_server, addr) = serve(dir.path(), &[]);
     assert_eq!(call(&addr, "GET", "/healthz", None, b"").0, 200);
     let (s, _, body) = call(&addr, "GET", "/readyz", None, b"");
     assert_eq!(s, 200, "{}", text(&body));
@@ -1038,6 +1045,17 @@ fn error_channel(addr: &str, people: &[Who], events: &BTreeMap<(String, String),
         }
     }
     assert!(probes > 100, "{probes} probes");
+    // User mistakes found while planning are 400 too, with the reason.
+    let who = people.iter().find(|w| w.role == "finance").unwrap();
+    for (sql, says) in [
+        ("SELECT $1 AS x", "Placeholder"),
+        ("SELECT CAST('abc' AS INT) AS x", "Cannot cast"),
+        ("SELECT no_such_column FROM events", "no_such_column"),
+    ] {
+        let (s, _, v) = sql_call(addr, who, sql);
+        assert_eq!(s, 400, "{sql}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(says), "{sql}: {v}");
+    }
     // And from `tollgate sql --token`.
     let owner = people
         .iter()
@@ -1183,6 +1201,48 @@ fn bounded_queries(addr: &str, people: &[Who], dir: &Path) {
             "joins or combines",
         ),
         (vec!["SELECT 1"; 3900].join(" EXCEPT "), "joins or combines"),
+        // What planning multiplies: CTEs once per reference, BETWEEN
+        // operands, stacked projections merged.
+        (
+            format!(
+                "WITH t0 AS (SELECT 1 AS c), {} SELECT count(*) FROM t30",
+                (1..=30)
+                    .map(|i| format!("t{i} AS (SELECT a.c FROM t{} a, t{} b)", i - 1, i - 1))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "joins or combines",
+        ),
+        (
+            format!(
+                "WITH v(c) AS (VALUES (1)) SELECT c{} FROM v",
+                " BETWEEN false AND true".repeat(60)
+            ),
+            "max_plan_nodes",
+        ),
+        (
+            format!(
+                "WITH t0(c) AS (VALUES (CAST(1 AS BIGINT))), {} SELECT c FROM t40",
+                (1..=40)
+                    .map(|i| format!(
+                        "t{i} AS (SELECT c{} AS c FROM t{})",
+                        "+1".repeat(120),
+                        i - 1
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "merge into expressions",
+        ),
+        (
+            "SELECT length(replace(repeat('x', 4000000), 'x', repeat('y', 4000000))) AS n"
+                .to_string(),
+            "a call may build",
+        ),
+        (
+            "SELECT arrow_cast(NULL, 'FixedSizeBinary(2147483647)') AS b FROM events".to_string(),
+            "a call may build",
+        ),
         // Values as large as the caller asks: while planning, and running.
         (
             "SELECT repeat('x', 2147483647) AS a, lpad('x', 2147483646) AS b".to_string(),
@@ -1206,6 +1266,21 @@ fn bounded_queries(addr: &str, people: &[Who], dir: &Path) {
             "the server died"
         );
     }
+    // Stacked CTEs as deep as the merged-depth limit allows: answered.
+    let stacked = format!(
+        "WITH t0(c) AS (VALUES (CAST(1 AS BIGINT))), {} SELECT c FROM t4",
+        (1..=4)
+            .map(|i| format!(
+                "t{i} AS (SELECT c{} AS c FROM t{})",
+                "+1".repeat(120),
+                i - 1
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let (s, _, v) = sql_call(addr, who, &stacked);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v[0]["c"], 481);
     // Nested subqueries as deep as the parser allows.
     let mut nested = "SELECT tenant FROM events".to_string();
     for _ in 0..20 {
@@ -1314,27 +1389,7 @@ fn audit_completeness(addr: &str, people: &[Who], dir: &Path, data: &Path) {
     want.push((id(&head), "ok"));
 
     // A request that times out, on a second server with a tight limit.
-    let port = free_port();
-    let addr2 = format!("127.0.0.1:{port}");
-    let _slow = Server(
-        Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["serve", "--listen", &addr2])
-            .current_dir(dir)
-            .env_remove("TOLLGATE_CONFIG")
-            .env("TOLLGATE__SERVER__LIMITS__TIMEOUT", "300ms")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(&addr2).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the second tollgate serve did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (_slow, addr2) = serve(dir, &[("TOLLGATE__SERVER__LIMITS__TIMEOUT", "300ms")]);
     let (s, head, body) = call(&addr2, "POST", "/v1/sql", Some(&who.token), br#"{"sql": "SELECT count(*) AS n FROM events a JOIN events b ON a.tenant = b.tenant WHERE a.event_id < b.event_id"}"#);
     assert_eq!(s, 400, "{}", text(&body));
     assert!(
