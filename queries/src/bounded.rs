@@ -2,7 +2,8 @@
 //! n)`, `lpad`/`rpad(s, n)` (as large as `n` asks, up to 2 GiB a value),
 //! `replace`, `regexp_replace` and `overlay` (a long replacement at every
 //! match), `concat` and `concat_ws` (as many copies as arguments),
-//! `arrow_cast` to a fixed-size type (`FixedSizeBinary(2147483647)` is 2 GiB
+//! `encode` (hex doubles: nested, it doubles again), `arrow_cast` to a
+//! fixed-size type (`FixedSizeBinary(2147483647)` is 2 GiB
 //! a row, zeroed, even for NULL). Their
 //! values are built outside the memory pool's reach, and a constant one is
 //! built while the query is planned, before the time limit can stop it.
@@ -26,6 +27,7 @@ use arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::DataFusionError;
 use datafusion::error::Result;
 use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
@@ -50,6 +52,7 @@ const BOUNDED: &[&str] = &[
     "concat",
     "concat_ws",
     "arrow_cast",
+    "encode",
 ];
 
 /// A function behind the output check; `constants` is the query's budget.
@@ -191,6 +194,15 @@ impl Bounded {
                 };
                 total = fixed_size(&t.to_string()).saturating_mul(rows as u128);
             }
+            "encode" => {
+                // hex doubles, base64 adds a third.
+                let Some(s) = len(0)? else {
+                    return Ok(0);
+                };
+                for i in 0..rows {
+                    total += at(&s, i) * 2 + 4;
+                }
+            }
             // concat, concat_ws: the arguments, (for _ws) separators between.
             _ => {
                 for k in 0..a.len() {
@@ -252,31 +264,26 @@ impl ScalarUDFImpl for Bounded {
                 }
             }
         }
-        self.inner.simplify(args, info)
+        // A simplified call (concat with its arguments merged) is built on
+        // the unbounded function again: put this one back in its place.
+        match self.inner.simplify(args, info)? {
+            ExprSimplifyResult::Simplified(Expr::ScalarFunction(f))
+                if f.func.name() == self.inner.name() =>
+            {
+                let again = ScalarUDF::new_from_impl(Bounded {
+                    inner: self.inner.clone(),
+                    constants: Arc::clone(&self.constants),
+                });
+                Ok(ExprSimplifyResult::Simplified(Expr::ScalarFunction(
+                    ScalarFunction::new_udf(Arc::new(again), f.args),
+                )))
+            }
+            other => Ok(other),
+        }
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let name = self.inner.name();
-        let most = self.most(&args)?;
-        let constant = args
-            .args
-            .iter()
-            .all(|v| matches!(v, ColumnarValue::Scalar(_)));
-        if constant {
-            let add = u64::try_from(most).unwrap_or(u64::MAX);
-            let before = self
-                .constants
-                .fetch_add(add.min(u64::MAX / 2), Ordering::Relaxed);
-            if before.saturating_add(add) > MAX_CONSTANT_OUTPUT {
-                return Err(DataFusionError::ResourcesExhausted(format!(
-                    "{name}(...) over constants would bring what they build to over {MAX_CONSTANT_OUTPUT} bytes, the most a call may build for one query"
-                )));
-            }
-        } else if most > u128::from(MAX_CALL_OUTPUT) {
-            return Err(DataFusionError::ResourcesExhausted(format!(
-                "{name}(...) could build {most} bytes for one batch of rows, over the {MAX_CALL_OUTPUT} a call may build"
-            )));
-        }
+        charge(&self.constants, self.inner.name(), self.most(&args)?, &args)?;
         self.inner.invoke_with_args(args)
     }
 }
@@ -294,4 +301,145 @@ pub fn install(ctx: &SessionContext) {
             }));
         }
     }
+    ctx.register_udf(ScalarUDF::new_from_impl(StrCat {
+        signature: Signature::any(2, datafusion::logical_expr::Volatility::Immutable),
+        constants,
+    }));
+}
+
+/// The name the `||` operator is planned under in a principal's session
+/// ([`rewrite_concat_operators`]).
+pub const STRCAT: &str = "tollgate_strcat";
+
+/// `a || b` as a bounded function: an operator is not a function the
+/// session can replace, so the statement's `||` are rewritten to this one
+/// before planning. NULL in, NULL out, as the operator; other types are
+/// concatenated as text.
+#[derive(Debug)]
+struct StrCat {
+    signature: Signature,
+    constants: Arc<AtomicU64>,
+}
+
+impl PartialEq for StrCat {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for StrCat {}
+
+impl std::hash::Hash for StrCat {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        STRCAT.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for StrCat {
+    fn name(&self) -> &str {
+        STRCAT
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn schema_name(&self, args: &[Expr]) -> Result<String> {
+        let names: Vec<String> = args.iter().map(|a| a.schema_name().to_string()).collect();
+        Ok(names.join(" || "))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows.max(1);
+        let mut most: u128 = 0;
+        for v in &args.args {
+            let l = lengths(v, rows)?;
+            for i in 0..rows {
+                most += at(&l, i);
+            }
+        }
+        charge(&self.constants, "||", most, &args)?;
+        let constant = args
+            .args
+            .iter()
+            .all(|v| matches!(v, ColumnarValue::Scalar(_)));
+        let text = |v: &ColumnarValue| -> Result<ArrayRef> {
+            Ok(cast(&v.to_array(rows)?, &DataType::Utf8)?)
+        };
+        let (Some(a), Some(b)) = (args.args.first(), args.args.get(1)) else {
+            return Err(DataFusionError::Plan("|| takes two operands".into()));
+        };
+        let out: ArrayRef =
+            arrow::compute::kernels::concat_elements::concat_elements_dyn(&text(a)?, &text(b)?)?;
+        if constant {
+            Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
+            ))
+        } else {
+            Ok(ColumnarValue::Array(out))
+        }
+    }
+}
+
+/// Counts `most` bytes against the query's constants budget (a call over
+/// constants only) or the per-call limit.
+fn charge(constants: &AtomicU64, name: &str, most: u128, args: &ScalarFunctionArgs) -> Result<()> {
+    let constant = args
+        .args
+        .iter()
+        .all(|v| matches!(v, ColumnarValue::Scalar(_)));
+    if constant {
+        let add = u64::try_from(most).unwrap_or(u64::MAX);
+        let before = constants.fetch_add(add.min(u64::MAX / 2), Ordering::Relaxed);
+        if before.saturating_add(add) > MAX_CONSTANT_OUTPUT {
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "{name}(...) over constants would bring what they build to over {MAX_CONSTANT_OUTPUT} bytes, the most a call may build for one query"
+            )));
+        }
+    } else if most > u128::from(MAX_CALL_OUTPUT) {
+        return Err(DataFusionError::ResourcesExhausted(format!(
+            "{name}(...) could build {most} bytes for one batch of rows, over the {MAX_CALL_OUTPUT} a call may build"
+        )));
+    }
+    Ok(())
+}
+
+/// Rewrites every `a || b` of `statement` to `tollgate_strcat(a, b)`, the
+/// bounded form [`install`] registers.
+pub fn rewrite_concat_operators(statement: &mut datafusion::sql::sqlparser::ast::Statement) {
+    use datafusion::sql::sqlparser::ast::{
+        visit_expressions_mut, BinaryOperator, Expr as SqlExpr, FunctionArg, FunctionArgExpr,
+        FunctionArgumentList, FunctionArguments, Ident, ObjectName,
+    };
+    let _ = visit_expressions_mut(statement, |e: &mut SqlExpr| {
+        if let SqlExpr::BinaryOp {
+            op: BinaryOperator::StringConcat,
+            ..
+        } = e
+        {
+            let placeholder = SqlExpr::value(datafusion::sql::sqlparser::ast::Value::Null);
+            if let SqlExpr::BinaryOp { left, right, .. } = std::mem::replace(e, placeholder) {
+                let arg = |x: Box<SqlExpr>| FunctionArg::Unnamed(FunctionArgExpr::Expr(*x));
+                *e = SqlExpr::Function(datafusion::sql::sqlparser::ast::Function {
+                    name: ObjectName::from(vec![Ident::new(STRCAT)]),
+                    uses_odbc_syntax: false,
+                    parameters: FunctionArguments::None,
+                    args: FunctionArguments::List(FunctionArgumentList {
+                        duplicate_treatment: None,
+                        args: vec![arg(left), arg(right)],
+                        clauses: Vec::new(),
+                    }),
+                    filter: None,
+                    null_treatment: None,
+                    over: None,
+                    within_group: Vec::new(),
+                });
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
 }

@@ -537,10 +537,22 @@ pub async fn run(
         .with_allow_dml(false)
         .with_allow_statements(false);
     let planned_and_run = async {
-        let df = session
-            .sql_with_options(sql, options)
+        // Planned from the checked statement, with `||` rewritten to its
+        // bounded form (crate::bounded).
+        let mut statement = DFParser::parse_sql(sql)
+            .map_err(|e| QueryError::Invalid(e.to_string()))?
+            .pop_front()
+            .ok_or_else(|| QueryError::Invalid("no statement".into()))?;
+        if let Statement::Statement(s) = &mut statement {
+            crate::bounded::rewrite_concat_operators(s.as_mut());
+        }
+        let plan = session
+            .state()
+            .statement_to_plan(statement)
             .await
             .map_err(classify)?;
+        options.verify_plan(&plan).map_err(classify)?;
+        let df = session.execute_logical_plan(plan).await.map_err(classify)?;
         let schema = df.schema().inner().clone();
         let df = df
             .limit(0, Some(max_rows.saturating_add(1)))

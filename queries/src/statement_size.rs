@@ -10,7 +10,8 @@
 //!   expression as deep as their depths added up, which is evaluated
 //!   recursively;
 //! - every table, derived table and set operation nests the physical plan
-//!   one level, however flat the SQL (`FROM a1, a2, ..., a9000`).
+//!   one level, however flat the SQL (`FROM a1, a2, ..., a9000`);
+//! - `CUBE(a, b, ...)` plans every subset of its terms.
 //!
 //! [`measure`] counts all four, with CTE references weighted by what they
 //! stand for, and stops walking as soon as a limit is passed.
@@ -18,7 +19,9 @@
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::{Expr, ObjectName, Query, SetExpr, TableFactor, Visitor};
+use datafusion::sql::sqlparser::ast::{
+    Expr, Ident, ObjectName, Query, SetExpr, TableFactor, Visitor,
+};
 
 /// What a statement becomes when planned.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -65,13 +68,22 @@ struct Walk {
     stop_nodes: usize,
 }
 
-fn name_of(n: &ObjectName) -> String {
-    n.to_string()
-        .rsplit('.')
-        .next()
-        .unwrap_or_default()
-        .trim_matches('"')
-        .to_lowercase()
+/// A name as the planner resolves it: unquoted folded to lower case,
+/// quoted as written.
+fn ident(i: &Ident) -> String {
+    match i.quote_style {
+        Some(_) => i.value.clone(),
+        None => i.value.to_lowercase(),
+    }
+}
+
+/// The CTE a table reference may name: a one-part name only (a qualified
+/// name is a table).
+fn name_of(n: &ObjectName) -> Option<String> {
+    match n.0.as_slice() {
+        [one] => one.as_ident().map(ident),
+        _ => None,
+    }
 }
 
 impl Walk {
@@ -128,8 +140,7 @@ impl Visitor for Walk {
         if let Some(with) = &q.with {
             for cte in &with.cte_tables {
                 let at = &*cte.query as *const Query as usize;
-                self.pending_ctes
-                    .insert(at, cte.alias.name.value.to_lowercase());
+                self.pending_ctes.insert(at, ident(&cte.alias.name));
             }
         }
         let cte = self.pending_ctes.remove(&(q as *const Query as usize));
@@ -155,14 +166,16 @@ impl Visitor for Walk {
         match frame.cte {
             // Counted where it is referenced, once per reference.
             Some(name) => {
-                self.weights.insert(
-                    name,
-                    Weight {
-                        planned_nodes: planned,
-                        relations: frame.relations,
-                        merged_depth: merged,
-                    },
-                );
+                // The same name defined again (in another WITH): the
+                // heavier of the two, since references are not scoped here.
+                let w = self.weights.entry(name).or_insert(Weight {
+                    planned_nodes: 0,
+                    relations: 0,
+                    merged_depth: 0,
+                });
+                w.planned_nodes = w.planned_nodes.max(planned);
+                w.relations = w.relations.max(frame.relations);
+                w.merged_depth = w.merged_depth.max(merged);
             }
             None => {
                 self.add_to_parent(planned);
@@ -182,7 +195,7 @@ impl Visitor for Walk {
     }
 
     fn pre_visit_relation(&mut self, name: &ObjectName) -> ControlFlow<()> {
-        let w = self.weights.get(&name_of(name)).copied();
+        let w = name_of(name).and_then(|n| self.weights.get(&n).copied());
         let (planned, relations, merged) = match w {
             // The reference is a relation itself, over what the CTE holds.
             Some(w) => (
@@ -236,9 +249,15 @@ impl Visitor for Walk {
             } => conditions.len().max(1) as u128,
             _ => 1,
         };
+        // CUBE(a, b, ...) plans every subset of its terms.
+        let grouping: u128 = match e {
+            Expr::Cube(terms) => 1u128 << terms.len().min(120),
+            _ => 1,
+        };
         let n = first
             .saturating_mul(copies)
             .saturating_add(rest)
+            .saturating_mul(grouping)
             .saturating_add(1);
         self.add_to_parent(n);
         self.flow()
@@ -316,5 +335,24 @@ mod tests {
         let s = size(&sql);
         assert!(s.merged_depth >= 500, "{s:?}");
         assert!(s.depth < 60, "{s:?}");
+        // Quoted names with dots, and a light CTE of the same name later.
+        let mut sql = r#"WITH "c.0" AS (SELECT 1 AS c)"#.to_string();
+        for i in 1..=20 {
+            sql.push_str(&format!(
+                r#", "c.{i}" AS (SELECT a.c FROM "c.{}" a, "c.{}" b)"#,
+                i - 1,
+                i - 1
+            ));
+        }
+        sql.push_str(r#" SELECT count(*) FROM "c.20", (WITH "c.20" AS (SELECT 1 AS c) SELECT c FROM "c.20") x"#);
+        assert!(size(&sql).relations >= 1 << 20);
+        let cube = format!(
+            "SELECT count(*) FROM t GROUP BY a, CUBE({})",
+            (1..=40)
+                .map(|i| format!("a + {i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        assert!(size(&cube).planned_nodes >= 1 << 40);
     }
 }

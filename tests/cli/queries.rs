@@ -1243,6 +1243,37 @@ fn bounded_queries(addr: &str, people: &[Who], dir: &Path) {
             "SELECT arrow_cast(NULL, 'FixedSizeBinary(2147483647)') AS b FROM events".to_string(),
             "a call may build",
         ),
+        (
+            format!(
+                "SELECT count(*) FROM events GROUP BY team, CUBE({})",
+                (1..=40).map(|i| format!("length(team) + {i}")).collect::<Vec<_>>().join(", ")
+            ),
+            "max_plan_nodes",
+        ),
+        (
+            "SELECT length(encode(encode(encode(repeat('x', 3000000), 'hex'), 'hex'), 'hex')) AS n".to_string(),
+            "a call may build",
+        ),
+        (
+            format!(
+                "WITH t0 AS (SELECT payload_json || payload_json AS s FROM events), {} SELECT max(length(s)) AS n FROM t20",
+                (1..=20)
+                    .map(|i| format!("t{i} AS (SELECT s || s AS s FROM t{})", i - 1))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "a call may build",
+        ),
+        (
+            format!(
+                r#"WITH "c.0" AS (SELECT 1 AS c), {} SELECT count(*) FROM "c.30""#,
+                (1..=30)
+                    .map(|i| format!(r#""c.{i}" AS (SELECT a.c FROM "c.{}" a, "c.{}" b)"#, i - 1, i - 1))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "joins or combines",
+        ),
         // Values as large as the caller asks: while planning, and running.
         (
             "SELECT repeat('x', 2147483647) AS a, lpad('x', 2147483646) AS b".to_string(),
