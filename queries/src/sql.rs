@@ -659,15 +659,7 @@ mod tests {
             matches!(&r, Err(QueryError::Limit(m)) if m.contains("joins or combines")),
             "{r:?}"
         );
-        let mut doubling = "WITH t0 AS (SELECT 1 AS c)".to_string();
-        for i in 1..=30 {
-            doubling.push_str(&format!(
-                ", t{i} AS (SELECT a.c FROM t{} a, t{} b)",
-                i - 1,
-                i - 1
-            ));
-        }
-        doubling.push_str(" SELECT count(*) FROM t30");
+        let doubling = crate::statement_size::doubling_ctes(30);
         let r = check_statement(&doubling, &l);
         assert!(
             matches!(&r, Err(QueryError::Limit(m)) if m.contains("joins or combines")),

@@ -286,6 +286,22 @@ pub fn measure<V: datafusion::sql::sqlparser::ast::Visit>(
     w.size
 }
 
+/// `WITH t0 AS (...), t1 AS (SELECT ... FROM t0 a, t0 b), ...`: each level
+/// joins the one before twice, so the plan doubles per level.
+#[cfg(test)]
+pub(crate) fn doubling_ctes(levels: usize) -> String {
+    let mut sql = "WITH t0 AS (SELECT 1 AS c)".to_string();
+    for i in 1..=levels {
+        sql.push_str(&format!(
+            ", t{i} AS (SELECT a.c FROM t{} a, t{} b)",
+            i - 1,
+            i - 1
+        ));
+    }
+    sql.push_str(&format!(" SELECT count(*) FROM t{levels}"));
+    sql
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -307,15 +323,7 @@ mod tests {
         let plain = size("SELECT a + 1 FROM t");
         assert_eq!(plain.relations, 1);
         // CTE doubling: each level references the one before twice.
-        let mut sql = "WITH t0 AS (SELECT 1 AS c)".to_string();
-        for i in 1..=20 {
-            sql.push_str(&format!(
-                ", t{i} AS (SELECT a.c FROM t{} a, t{} b)",
-                i - 1,
-                i - 1
-            ));
-        }
-        sql.push_str(" SELECT count(*) FROM t20");
+        let sql = doubling_ctes(20);
         let s = size(&sql);
         assert!(s.relations >= 1 << 20, "{s:?}");
         assert!(s.planned_nodes >= 1 << 20, "{s:?}");

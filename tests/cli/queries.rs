@@ -967,6 +967,22 @@ fn outside(who: &Who, q: &str) -> String {
     }
 }
 
+/// CTEs stacked `levels` deep, each adding `terms` times 1 to the last:
+/// their projections merge into one expression `levels x terms` deep.
+fn stacked_ctes(levels: usize, terms: usize) -> String {
+    format!(
+        "WITH t0(c) AS (VALUES (CAST(1 AS BIGINT))), {} SELECT c FROM t{levels}",
+        (1..=levels)
+            .map(|i| format!(
+                "t{i} AS (SELECT c{} AS c FROM t{})",
+                "+1".repeat(terms),
+                i - 1
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 fn sql_call(addr: &str, who: &Who, sql: &str) -> (u16, String, Value) {
     let body = serde_json::to_vec(&json!({ "sql": sql })).unwrap();
     let (s, head, resp) = call(addr, "POST", "/v1/sql", Some(&who.token), &body);
@@ -1221,17 +1237,7 @@ fn bounded_queries(addr: &str, people: &[Who], dir: &Path) {
             "max_plan_nodes",
         ),
         (
-            format!(
-                "WITH t0(c) AS (VALUES (CAST(1 AS BIGINT))), {} SELECT c FROM t40",
-                (1..=40)
-                    .map(|i| format!(
-                        "t{i} AS (SELECT c{} AS c FROM t{})",
-                        "+1".repeat(120),
-                        i - 1
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            stacked_ctes(40, 120),
             "merge into expressions",
         ),
         (
@@ -1298,17 +1304,7 @@ fn bounded_queries(addr: &str, people: &[Who], dir: &Path) {
         );
     }
     // Stacked CTEs as deep as the merged-depth limit allows: answered.
-    let stacked = format!(
-        "WITH t0(c) AS (VALUES (CAST(1 AS BIGINT))), {} SELECT c FROM t4",
-        (1..=4)
-            .map(|i| format!(
-                "t{i} AS (SELECT c{} AS c FROM t{})",
-                "+1".repeat(120),
-                i - 1
-            ))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let stacked = stacked_ctes(4, 120);
     let (s, _, v) = sql_call(addr, who, &stacked);
     assert_eq!(s, 200, "{v}");
     assert_eq!(v[0]["c"], 481);
