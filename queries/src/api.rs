@@ -605,15 +605,15 @@ async fn audit_layer(
         ),
     };
     let principal = api.auth.authenticate(auth_header.as_deref()).ok();
-    let mut entry = crate::audit::Entry::new(principal.as_ref(), &endpoint, Utc::now());
-    entry.outcome = match status {
+    let outcome = match status {
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "too_large",
         s if s.is_client_error() => "invalid",
         _ => "error",
-    }
-    .to_string();
+    };
+    let mut entry = crate::audit::Entry::new(principal.as_ref(), &endpoint, Utc::now());
+    entry.outcome = outcome.to_string();
     entry.error = Some(format!(
         "{} answered by the server before any handler ran",
         status.as_u16()
@@ -623,13 +623,7 @@ async fn audit_layer(
         .requests
         .get_or_create(&RequestLabel {
             endpoint: known.map_or("unknown", |r| r.path),
-            outcome: match status {
-                StatusCode::NOT_FOUND => "not_found",
-                StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-                StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-                s if s.is_client_error() => "invalid",
-                _ => "error",
-            },
+            outcome,
         })
         .inc();
     // Written in a task of its own: a client that goes away does not cut it.

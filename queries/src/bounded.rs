@@ -76,25 +76,64 @@ impl std::hash::Hash for Bounded {
     }
 }
 
-/// Byte lengths of argument `v` per row (a scalar broadcast), NULL as 0.
-fn lengths(v: &ColumnarValue, rows: usize) -> Result<Int64Array> {
-    let a: ArrayRef = v.to_array(rows.max(1))?;
-    let a: ArrayRef = match a.data_type() {
-        DataType::Utf8
-        | DataType::LargeUtf8
-        | DataType::Utf8View
-        | DataType::Binary
-        | DataType::LargeBinary
-        | DataType::BinaryView => Arc::new(length(&a)?),
-        // Anything else is cast to text first (its printed length).
-        _ => Arc::new(length(&cast(&a, &DataType::Utf8)?)?),
-    };
-    ints(&a)
+/// A figure per row of an argument: one for a constant (never broadcast:
+/// a 10 MB constant over 8,192 rows would be 80 GB), or one per row.
+enum Sizes {
+    One(u128),
+    Each(Int64Array),
 }
 
-/// Values of argument `v` per row as i64 (a scalar broadcast), NULL as 0.
-fn values(v: &ColumnarValue, rows: usize) -> Result<Int64Array> {
-    ints(&v.to_array(rows.max(1))?)
+impl Sizes {
+    /// Row `i`'s figure (NULL as 0).
+    fn at(&self, i: usize) -> u128 {
+        match self {
+            Sizes::One(n) => *n,
+            Sizes::Each(a) if a.is_null(i) => 0,
+            Sizes::Each(a) => u128::try_from(a.value(i).max(0)).unwrap_or(0),
+        }
+    }
+
+    /// The sum over `rows` rows.
+    fn total(&self, rows: usize) -> u128 {
+        match self {
+            Sizes::One(n) => n.saturating_mul(rows as u128),
+            Sizes::Each(a) => (0..a.len()).map(|i| self.at(i)).sum(),
+        }
+    }
+}
+
+/// `f` applied to argument `v`: on its one value for a constant, on the
+/// column otherwise.
+fn sizes(v: &ColumnarValue, f: impl Fn(&ArrayRef) -> Result<Int64Array>) -> Result<Sizes> {
+    match v {
+        ColumnarValue::Scalar(s) => {
+            let one = f(&s.to_array_of_size(1)?)?;
+            Ok(Sizes::One(Sizes::Each(one).at(0)))
+        }
+        ColumnarValue::Array(a) => Ok(Sizes::Each(f(a)?)),
+    }
+}
+
+/// Byte lengths of argument `v` per row, NULL as 0.
+fn lengths(v: &ColumnarValue) -> Result<Sizes> {
+    sizes(v, |a| {
+        let l: ArrayRef = match a.data_type() {
+            DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView => Arc::new(length(a)?),
+            // Anything else is cast to text first (its printed length).
+            _ => Arc::new(length(&cast(a, &DataType::Utf8)?)?),
+        };
+        ints(&l)
+    })
+}
+
+/// Values of argument `v` per row as integers, NULL as 0.
+fn values(v: &ColumnarValue) -> Result<Sizes> {
+    sizes(v, ints)
 }
 
 fn ints(a: &ArrayRef) -> Result<Int64Array> {
@@ -103,6 +142,13 @@ fn ints(a: &ArrayRef) -> Result<Int64Array> {
         .downcast_ref::<Int64Array>()
         .cloned()
         .ok_or_else(|| DataFusionError::Internal("not an Int64 array".into()))
+}
+
+/// Whether every argument is a constant (the planner folding a call).
+fn all_constant(args: &ScalarFunctionArgs) -> bool {
+    args.args
+        .iter()
+        .all(|v| matches!(v, ColumnarValue::Scalar(_)))
 }
 
 /// The sizes an Arrow type name holds (`FixedSizeBinary(N)`,
@@ -118,44 +164,30 @@ fn fixed_size(type_name: &str) -> u128 {
         .fold(1u128, |acc, n| acc.saturating_mul(n.max(1)))
 }
 
-fn at(a: &Int64Array, i: usize) -> u128 {
-    if a.is_empty() || a.is_null(i % a.len()) {
-        0
-    } else {
-        u128::try_from(a.value(i % a.len()).max(0)).unwrap_or(0)
-    }
-}
-
 impl Bounded {
     /// The most bytes this call could build.
     fn most(&self, args: &ScalarFunctionArgs) -> Result<u128> {
         let rows = args.number_rows.max(1);
         let a = &args.args;
-        let len = |k: usize| a.get(k).map(|v| lengths(v, rows)).transpose();
-        let mut total: u128 = 0;
-        match self.inner.name() {
+        let len = |k: usize| a.get(k).map(lengths).transpose();
+        let per_row = |f: &dyn Fn(usize) -> u128| (0..rows).map(f).sum::<u128>();
+        Ok(match self.inner.name() {
             "repeat" | "lpad" | "rpad" => {
-                let (Some(s), Some(n)) = (len(0)?, a.get(1).map(|v| values(v, rows)).transpose()?)
-                else {
+                let (Some(s), Some(n)) = (len(0)?, a.get(1).map(values).transpose()?) else {
                     return Ok(0);
                 };
-                for i in 0..rows {
-                    total += match self.inner.name() {
-                        "repeat" => at(&s, i) * at(&n, i),
-                        // n characters of up to 4 bytes each.
-                        _ => at(&n, i).max(at(&s, i)) * 4,
-                    };
+                match self.inner.name() {
+                    "repeat" => per_row(&|i| s.at(i) * n.at(i)),
+                    // n characters of up to 4 bytes each.
+                    _ => per_row(&|i| n.at(i).max(s.at(i)) * 4),
                 }
             }
             "replace" => {
                 let (Some(s), Some(from), Some(to)) = (len(0)?, len(1)?, len(2)?) else {
                     return Ok(0);
                 };
-                for i in 0..rows {
-                    // One match per `from` (per character when it is empty).
-                    let matches = at(&s, i) / at(&from, i).max(1) + 1;
-                    total += at(&s, i) + matches * at(&to, i);
-                }
+                // One match per `from` (per character when it is empty).
+                per_row(&|i| s.at(i) + (s.at(i) / from.at(i).max(1) + 1) * to.at(i))
             }
             "regexp_replace" => {
                 let (Some(s), Some(r)) = (len(0)?, len(2)?) else {
@@ -169,56 +201,45 @@ impl Bounded {
                 // the `g` flag replaces more than the first match.
                 let captures = scalar_text(2).is_none_or(|t| t.contains('$'));
                 let global = a.len() > 3 && scalar_text(3).is_none_or(|t| t.contains('g'));
-                for i in 0..rows {
-                    let matches = if global { at(&s, i) + 1 } else { 1 };
+                per_row(&|i| {
+                    let matches = if global { s.at(i) + 1 } else { 1 };
                     let per_match = if captures {
-                        at(&r, i) * at(&s, i).max(1)
+                        r.at(i) * s.at(i).max(1)
                     } else {
-                        at(&r, i)
+                        r.at(i)
                     };
-                    total += at(&s, i) + matches * per_match;
-                }
+                    s.at(i) + matches * per_match
+                })
             }
             "overlay" => {
                 let (Some(s), Some(sub)) = (len(0)?, len(1)?) else {
                     return Ok(0);
                 };
-                for i in 0..rows {
-                    total += at(&s, i) + at(&sub, i);
-                }
+                s.total(rows) + sub.total(rows)
             }
             "arrow_cast" => {
                 // The sizes the type names (`FixedSizeBinary(N)`), multiplied.
                 let Some(ColumnarValue::Scalar(t)) = a.get(1) else {
                     return Ok(0);
                 };
-                total = fixed_size(&t.to_string()).saturating_mul(rows as u128);
+                fixed_size(&t.to_string()).saturating_mul(rows as u128)
             }
-            "encode" => {
-                // hex doubles, base64 adds a third.
-                let Some(s) = len(0)? else {
-                    return Ok(0);
-                };
-                for i in 0..rows {
-                    total += at(&s, i) * 2 + 4;
-                }
-            }
+            // hex doubles, base64 adds a third.
+            "encode" => len(0)?.map_or(0, |s| s.total(rows) * 2 + 4 * rows as u128),
             // concat, concat_ws: the arguments, (for _ws) separators between.
             _ => {
-                for k in 0..a.len() {
-                    let l = lengths(&a[k], rows)?;
+                let mut total = 0u128;
+                for (k, v) in a.iter().enumerate() {
                     let copies = if self.inner.name() == "concat_ws" && k == 0 {
                         a.len().saturating_sub(1) as u128
                     } else {
                         1
                     };
-                    for i in 0..rows {
-                        total += at(&l, i) * copies;
-                    }
+                    total += lengths(v)?.total(rows) * copies;
                 }
+                total
             }
-        }
-        Ok(total)
+        })
     }
 }
 
@@ -357,16 +378,10 @@ impl ScalarUDFImpl for StrCat {
         let rows = args.number_rows.max(1);
         let mut most: u128 = 0;
         for v in &args.args {
-            let l = lengths(v, rows)?;
-            for i in 0..rows {
-                most += at(&l, i);
-            }
+            most += lengths(v)?.total(rows);
         }
         charge(&self.constants, "||", most, &args)?;
-        let constant = args
-            .args
-            .iter()
-            .all(|v| matches!(v, ColumnarValue::Scalar(_)));
+        let constant = all_constant(&args);
         let text = |v: &ColumnarValue| -> Result<ArrayRef> {
             Ok(cast(&v.to_array(rows)?, &DataType::Utf8)?)
         };
@@ -388,11 +403,7 @@ impl ScalarUDFImpl for StrCat {
 /// Counts `most` bytes against the query's constants budget (a call over
 /// constants only) or the per-call limit.
 fn charge(constants: &AtomicU64, name: &str, most: u128, args: &ScalarFunctionArgs) -> Result<()> {
-    let constant = args
-        .args
-        .iter()
-        .all(|v| matches!(v, ColumnarValue::Scalar(_)));
-    if constant {
+    if all_constant(args) {
         let add = u64::try_from(most).unwrap_or(u64::MAX);
         let before = constants.fetch_add(add.min(u64::MAX / 2), Ordering::Relaxed);
         if before.saturating_add(add) > MAX_CONSTANT_OUTPUT {

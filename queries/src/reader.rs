@@ -168,9 +168,10 @@ impl Reader {
             self.config.limits.clone(),
         );
         let timeout = limits.timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
         // One query per core at a time (each may hold max_memory_mib and
         // max_answer_mib); the rest wait, within their time limit.
-        let permit = tokio::time::timeout(timeout, Arc::clone(&self.running).acquire_owned())
+        let permit = tokio::time::timeout_at(deadline, Arc::clone(&self.running).acquire_owned())
             .await
             .map_err(|_| {
                 QueryError::Limit(format!(
@@ -184,14 +185,16 @@ impl Reader {
             result
         };
         let Some(rt) = query_runtime() else {
-            return work.await;
+            return tokio::time::timeout_at(deadline, work)
+                .await
+                .map_err(|_| sql::timed_out(timeout))?;
         };
         // The query runs on the query runtime; the caller's runtime keeps
         // the clock, so the time limit is answered on time even while an
         // operator computes without yielding, and the query is aborted.
         let handle = rt.spawn(work);
         let abort = handle.abort_handle();
-        match tokio::time::timeout(timeout, handle).await {
+        match tokio::time::timeout_at(deadline, handle).await {
             Ok(Ok(result)) => result,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "a query task failed");

@@ -370,8 +370,9 @@ fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Option<T> {
 }
 
 /// Accepts exactly one query statement within `limits` (text length,
-/// expression depth, plan size), before anything is planned.
-pub fn check_statement(sql: &str, limits: &QueryLimits) -> Result<(), QueryError> {
+/// expression depth, plan size), before anything is planned, and gives it
+/// back parsed.
+pub fn check_statement(sql: &str, limits: &QueryLimits) -> Result<Statement, QueryError> {
     if sql.len() > limits.max_sql_bytes {
         return Err(QueryError::Limit(format!(
             "the SQL is {} bytes, over server.limits.max_sql_bytes = {}",
@@ -386,8 +387,8 @@ pub fn check_statement(sql: &str, limits: &QueryLimits) -> Result<(), QueryError
     })
 }
 
-fn check_parsed(sql: &str, limits: &QueryLimits) -> Result<(), QueryError> {
-    let statements = DFParser::parse_sql(sql).map_err(|e| {
+fn check_parsed(sql: &str, limits: &QueryLimits) -> Result<Statement, QueryError> {
+    let mut statements = DFParser::parse_sql(sql).map_err(|e| {
         let m = e.to_string();
         if m.contains("RecursionLimitExceeded") || m.contains("recursion limit") {
             QueryError::Limit(format!(
@@ -436,7 +437,10 @@ fn check_parsed(sql: &str, limits: &QueryLimits) -> Result<(), QueryError> {
                         limits.max_plan_nodes
                     )));
                 }
-                return check_sources(s);
+                check_sources(s)?;
+                return statements
+                    .pop_front()
+                    .ok_or_else(|| QueryError::Invalid("no statement".into()));
             }
             other => {
                 let text = other.to_string();
@@ -523,62 +527,52 @@ pub fn timed_out(timeout: std::time::Duration) -> QueryError {
     ))
 }
 
-/// Runs `sql` in `session` (a principal's scoped session) within
-/// `limits`, returning at most `max_rows` rows.
+/// Runs `sql` in `session` (a principal's scoped session) within the
+/// statement, memory and answer limits of `limits`, returning at most
+/// `max_rows` rows. The time limit is the caller's ([`Reader::sql`](crate::Reader::sql)).
 pub async fn run(
     session: &SessionContext,
     sql: &str,
     max_rows: usize,
     limits: &QueryLimits,
 ) -> Result<QueryResult, QueryError> {
-    check_statement(sql, limits)?;
+    let mut statement = check_statement(sql, limits)?;
+    // `||` rewritten to its bounded form (crate::bounded).
+    if let Statement::Statement(s) = &mut statement {
+        crate::bounded::rewrite_concat_operators(s.as_mut());
+    }
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    let planned_and_run = async {
-        // Planned from the checked statement, with `||` rewritten to its
-        // bounded form (crate::bounded).
-        let mut statement = DFParser::parse_sql(sql)
-            .map_err(|e| QueryError::Invalid(e.to_string()))?
-            .pop_front()
-            .ok_or_else(|| QueryError::Invalid("no statement".into()))?;
-        if let Statement::Statement(s) = &mut statement {
-            crate::bounded::rewrite_concat_operators(s.as_mut());
-        }
-        let plan = session
-            .state()
-            .statement_to_plan(statement)
-            .await
-            .map_err(classify)?;
-        options.verify_plan(&plan).map_err(classify)?;
-        let df = session.execute_logical_plan(plan).await.map_err(classify)?;
-        let schema = df.schema().inner().clone();
-        let df = df
-            .limit(0, Some(max_rows.saturating_add(1)))
-            .map_err(classify)?;
-        let task = Arc::new(df.task_ctx());
-        let plan = cooperative(df.create_physical_plan().await.map_err(classify)?)?;
-        let mut stream = datafusion::physical_plan::execute_stream(plan, task)
-            .map_err(|e| classify_running(e, Some(sql)))?;
-        let (mut batches, mut bytes) = (Vec::new(), 0usize);
-        let max_bytes = limits.max_answer_mib.saturating_mul(1 << 20);
-        while let Some(b) = stream.next().await {
-            let b = b.map_err(|e| classify_running(e, Some(sql)))?;
-            bytes += b.get_array_memory_size();
-            if bytes > max_bytes {
-                return Err(QueryError::Limit(format!(
-                    "the answer is over server.limits.max_answer_mib = {} MiB: select fewer columns or rows",
-                    limits.max_answer_mib
-                )));
-            }
-            batches.push(b);
-        }
-        Ok::<_, QueryError>((schema, batches))
-    };
-    let (schema, mut batches) = tokio::time::timeout(limits.timeout, planned_and_run)
+    let plan = session
+        .state()
+        .statement_to_plan(statement)
         .await
-        .map_err(|_| timed_out(limits.timeout))??;
+        .map_err(classify)?;
+    options.verify_plan(&plan).map_err(classify)?;
+    let df = session.execute_logical_plan(plan).await.map_err(classify)?;
+    let schema = df.schema().inner().clone();
+    let df = df
+        .limit(0, Some(max_rows.saturating_add(1)))
+        .map_err(classify)?;
+    let task = Arc::new(df.task_ctx());
+    let plan = cooperative(df.create_physical_plan().await.map_err(classify)?)?;
+    let mut stream = datafusion::physical_plan::execute_stream(plan, task)
+        .map_err(|e| classify_running(e, Some(sql)))?;
+    let (mut batches, mut bytes) = (Vec::new(), 0usize);
+    let max_bytes = limits.max_answer_mib.saturating_mul(1 << 20);
+    while let Some(b) = stream.next().await {
+        let b = b.map_err(|e| classify_running(e, Some(sql)))?;
+        bytes += b.get_array_memory_size();
+        if bytes > max_bytes {
+            return Err(QueryError::Limit(format!(
+                "the answer is over server.limits.max_answer_mib = {} MiB: select fewer columns or rows",
+                limits.max_answer_mib
+            )));
+        }
+        batches.push(b);
+    }
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
     let truncated = total > max_rows;
     if truncated {
@@ -602,39 +596,36 @@ mod tests {
     use super::*;
 
     fn check_statement_default(sql: &str) -> Result<(), QueryError> {
-        check_statement(sql, &QueryLimits::default())
+        check_statement(sql, &QueryLimits::default()).map(|_| ())
+    }
+
+    /// Asserts `sql` is refused under `limits` with a reason naming `what`.
+    fn refused_naming(sql: &str, limits: &QueryLimits, what: &str) {
+        match check_statement(sql, limits) {
+            Err(QueryError::Limit(m)) => assert!(m.contains(what), "{what}: {m}"),
+            other => panic!("{what}: {other:?}"),
+        }
     }
 
     #[test]
     fn limits_are_checked_before_planning_and_named() {
         let l = QueryLimits::default();
+        let wider = QueryLimits {
+            max_sql_bytes: 1 << 20,
+            ..QueryLimits::default()
+        };
         let chain = |n: usize| format!("SELECT {}", vec!["1"; n].join("+"));
         // The query is one level and a chain of n terms n more. At the
         // depth limit: accepted; one past it, and the longest chain the
         // text limit allows: refused with the limit's name.
-        assert_eq!(check_statement(&chain(l.max_expr_depth - 1), &l), Ok(()));
-        match check_statement(&chain(l.max_expr_depth), &l) {
-            Err(QueryError::Limit(m)) => assert!(m.contains("max_expr_depth"), "{m}"),
-            other => panic!("{other:?}"),
-        }
+        assert!(check_statement(&chain(l.max_expr_depth - 1), &l).is_ok());
+        refused_naming(&chain(l.max_expr_depth), &l, "max_expr_depth");
         let longest = chain((l.max_sql_bytes - 7) / 2);
         assert!(longest.len() <= l.max_sql_bytes);
-        assert!(
-            matches!(check_statement(&longest, &l), Err(QueryError::Limit(m)) if m.contains("max_expr_depth"))
-        );
-        match check_statement(&chain(l.max_sql_bytes), &l) {
-            Err(QueryError::Limit(m)) => assert!(m.contains("max_sql_bytes"), "{m}"),
-            other => panic!("{other:?}"),
-        }
+        refused_naming(&longest, &l, "max_expr_depth");
+        refused_naming(&chain(l.max_sql_bytes), &l, "max_sql_bytes");
         let wide = format!("SELECT 1 WHERE 1 IN ({})", vec!["1"; 30_000].join(","));
-        let wide_limits = QueryLimits {
-            max_sql_bytes: 1 << 20,
-            ..QueryLimits::default()
-        };
-        match check_statement(&wide, &wide_limits) {
-            Err(QueryError::Limit(m)) => assert!(m.contains("max_plan_nodes"), "{m}"),
-            other => panic!("{other:?}"),
-        }
+        refused_naming(&wide, &wider, "max_plan_nodes");
         let joins = format!(
             "WITH x AS (SELECT 1 AS v) SELECT count(*) FROM {}",
             (0..9000)
@@ -642,61 +633,24 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let r = check_statement(
-            &joins,
-            &QueryLimits {
-                max_sql_bytes: 1 << 20,
-                ..l.clone()
-            },
-        );
-        assert!(
-            matches!(&r, Err(QueryError::Limit(m)) if m.contains("joins or combines")),
-            "{r:?}"
-        );
+        refused_naming(&joins, &wider, "joins or combines");
         let except = vec!["SELECT 1"; 4000].join(" EXCEPT ");
-        let r = check_statement(&except, &l);
-        assert!(
-            matches!(&r, Err(QueryError::Limit(m)) if m.contains("joins or combines")),
-            "{r:?}"
-        );
+        refused_naming(&except, &l, "joins or combines");
         let doubling = crate::statement_size::doubling_ctes(30);
-        let r = check_statement(&doubling, &l);
-        assert!(
-            matches!(&r, Err(QueryError::Limit(m)) if m.contains("joins or combines")),
-            "{r:?}"
-        );
+        refused_naming(&doubling, &l, "joins or combines");
         let between = format!(
             "WITH v(c) AS (VALUES (1)) SELECT c{} FROM v",
             " BETWEEN false AND true".repeat(60)
         );
-        let r = check_statement(&between, &l);
-        assert!(
-            matches!(&r, Err(QueryError::Limit(m)) if m.contains("max_plan_nodes")),
-            "{r:?}"
-        );
-        let mut stacked = "WITH t0(c) AS (VALUES (CAST(1 AS BIGINT)))".to_string();
-        for i in 1..=78 {
-            stacked.push_str(&format!(
-                ", t{i} AS (SELECT c{} AS c FROM t{})",
-                "+1".repeat(125),
-                i - 1
-            ));
-        }
-        stacked.push_str(" SELECT c FROM t78");
-        let r = check_statement(
-            &stacked,
-            &QueryLimits {
-                max_plan_nodes: 1 << 20,
-                ..l.clone()
-            },
-        );
-        assert!(
-            matches!(&r, Err(QueryError::Limit(m)) if m.contains("merge into expressions")),
-            "{r:?}"
-        );
+        refused_naming(&between, &l, "max_plan_nodes");
+        let many_nodes = QueryLimits {
+            max_plan_nodes: 1 << 20,
+            ..l.clone()
+        };
+        let stacked = crate::statement_size::stacked_ctes(78, 125);
+        refused_naming(&stacked, &many_nodes, "merge into expressions");
         let parens = format!("SELECT {}1{}", "(".repeat(200), ")".repeat(200));
-        let r = check_statement(&parens, &l);
-        assert!(matches!(r, Err(QueryError::Limit(_))), "{r:?}");
+        refused_naming(&parens, &l, "nests deeper");
     }
 
     #[test]

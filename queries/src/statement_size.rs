@@ -302,6 +302,22 @@ pub(crate) fn doubling_ctes(levels: usize) -> String {
     sql
 }
 
+/// CTEs stacked `levels` deep, each adding `terms` times 1 to the last:
+/// their projections merge into one expression `levels x terms` deep.
+#[cfg(test)]
+pub(crate) fn stacked_ctes(levels: usize, terms: usize) -> String {
+    let mut sql = "WITH t0(c) AS (VALUES (CAST(1 AS BIGINT)))".to_string();
+    for i in 1..=levels {
+        sql.push_str(&format!(
+            ", t{i} AS (SELECT c{} AS c FROM t{})",
+            "+1".repeat(terms),
+            i - 1
+        ));
+    }
+    sql.push_str(&format!(" SELECT c FROM t{levels}"));
+    sql
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -331,15 +347,7 @@ mod tests {
         let between = format!("SELECT c{} FROM v", " BETWEEN 0 AND 1".repeat(40));
         assert!(size(&between).planned_nodes >= 1 << 40);
         // Stacked projections add their depths up.
-        let mut sql = "WITH t0(c) AS (VALUES (1))".to_string();
-        for i in 1..=10 {
-            sql.push_str(&format!(
-                ", t{i} AS (SELECT c{} AS c FROM t{})",
-                "+1".repeat(50),
-                i - 1
-            ));
-        }
-        sql.push_str(" SELECT c FROM t10");
+        let sql = stacked_ctes(10, 50);
         let s = size(&sql);
         assert!(s.merged_depth >= 500, "{s:?}");
         assert!(s.depth < 60, "{s:?}");

@@ -1394,24 +1394,10 @@ fn audit_completeness(addr: &str, people: &[Who], dir: &Path, data: &Path) {
     let head = text(&raw).to_lowercase();
     assert!(head.starts_with("http/1.1 413"), "{head}");
     want.push((id(&head), "too_large"));
-    let (s, head, _) = call(
-        addr,
-        "POST",
-        "/v1/sql",
-        Some(&who.token),
-        serde_json::to_vec(&json!({"sql": format!("SELECT {}", vec!["1"; 500].join("+"))}))
-            .unwrap()
-            .as_slice(),
-    );
+    let (s, head, _) = sql_call(addr, who, &format!("SELECT {}", vec!["1"; 500].join("+")));
     assert_eq!(s, 400);
     want.push((id(&head), "limit"));
-    let (s, head, _) = call(
-        addr,
-        "POST",
-        "/v1/sql",
-        Some(&who.token),
-        br#"{"sql": "SELECT 1 AS one"}"#,
-    );
+    let (s, head, _) = sql_call(addr, who, "SELECT 1 AS one");
     assert_eq!(s, 200);
     want.push((id(&head), "ok"));
 
