@@ -91,6 +91,14 @@ pub fn run(loaded: Loaded, args: EmitArgs) -> Result<ExitCode> {
             last_report = Instant::now();
         }
     }
+    if !args.quiet {
+        eprintln!(
+            "  {} records queued; waiting for the broker to acknowledge them",
+            count(sent)
+        );
+    }
+    // Waited out however long the broker takes while it keeps answering; two
+    // minutes without an answer is an error.
     let d = emitter.flush(Duration::from_secs(120))?;
     if d.failed > 0 || d.delivered != sent {
         bail!(

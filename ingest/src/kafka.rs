@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -276,6 +276,9 @@ impl ProducerContext for DeliveryCounter {
     }
 }
 
+/// How often [`Emitter::flush`] checks that the broker is still answering.
+const FLUSH_STEP: Duration = Duration::from_secs(1);
+
 /// A synchronous producer for tools that emit many records (fixtures,
 /// `tollgate emit`): sends without waiting, waits when librdkafka's queue is
 /// full, and reports what was delivered when flushed.
@@ -353,12 +356,29 @@ impl Emitter {
         }
     }
 
-    /// Waits up to `timeout` for every queued record and says what was delivered.
-    pub fn flush(&self, timeout: Duration) -> Result<Delivered, Error> {
-        self.producer
-            .flush(timeout)
-            .map_err(|_| Error::Timeout(format!("delivering to {}", self.topic)))?;
+    /// Waits for every queued record and says what was delivered. It waits
+    /// as long as the broker keeps answering: a slow broker with a large
+    /// backlog is waited out, and only `stall` without a single record
+    /// acknowledged or failed is a timeout.
+    pub fn flush(&self, stall: Duration) -> Result<Delivered, Error> {
         let ctx = self.producer.context();
+        let settled = || ctx.delivered.load(Ordering::Relaxed) + ctx.failed.load(Ordering::Relaxed);
+        let mut last = settled();
+        let mut since = Instant::now();
+        while self.producer.flush(stall.min(FLUSH_STEP)).is_err() {
+            let now = settled();
+            if now != last {
+                (last, since) = (now, Instant::now());
+            } else if since.elapsed() >= stall {
+                return Err(Error::Timeout(format!(
+                    "delivering to {} ({} records settled, {} waiting, none answered for {} s)",
+                    self.topic,
+                    now,
+                    self.producer.in_flight_count(),
+                    stall.as_secs()
+                )));
+            }
+        }
         Ok(Delivered {
             delivered: ctx.delivered.load(Ordering::Relaxed),
             failed: ctx.failed.load(Ordering::Relaxed),

@@ -226,3 +226,34 @@ async fn kafka_python_to_rdkafka_and_back() {
         "kafka-python must read back exactly what we produced, in order"
     );
 }
+
+/// A flush gives up once the broker has answered nothing for the stall
+/// time, and says how many records it leaves waiting. Nothing listens on the
+/// port (it was bound and released), so no record can settle.
+#[test]
+fn a_flush_to_a_silent_broker_stops_after_the_stall_and_says_what_waits() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port();
+    let cfg = KafkaConfig {
+        brokers: format!("127.0.0.1:{port}"),
+        ..KafkaConfig::default()
+    };
+    let emitter = Emitter::new(&cfg, "tollgate-silent").expect("emitter");
+    for i in 0..3 {
+        emitter
+            .send("search", format!("{{\"n\":{i}}}").as_bytes())
+            .expect("send");
+    }
+    let err = emitter
+        .flush(Duration::from_secs(2))
+        .expect_err("nothing can be delivered")
+        .to_string();
+    assert!(
+        err.contains(
+            "delivering to tollgate-silent (0 records settled, 3 waiting, none answered for 2 s)"
+        ),
+        "{err}"
+    );
+}
