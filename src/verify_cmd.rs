@@ -15,7 +15,7 @@ pub fn run(loaded: Loaded, args: VerifyArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let report = rt.block_on(storage.verify())?;
+    let report = rt.block_on(tollgate_ledger::verify(&storage))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -42,6 +42,17 @@ pub fn run(loaded: Loaded, args: VerifyArgs) -> Result<ExitCode> {
             report.files,
             count(report.bytes)
         );
+        for d in &report.derived {
+            println!(
+                "  {}: {} manifest(s) in one chain, newest {} (SHA-256 {}); its {} files, {} bytes hashed",
+                d.name,
+                d.links,
+                d.head.as_deref().unwrap_or("none"),
+                d.head_sha256.as_deref().unwrap_or("none"),
+                d.files,
+                count(d.bytes)
+            );
+        }
         if !report.staging.is_empty() {
             println!(
                 "  {} file(s) in staging/ from an interrupted write (not part of the log; the next tollgate run recovers them)",

@@ -26,5 +26,24 @@ for dir in commits/*/*/; do
 done | grep . && status=1
 # 4. No file in the tables that no record lists (orphans), none listed and missing.
 comm -3 <(jq -r '.files[].path' commits/*/*/*.json | sort) <(find tables -type f | sort) | grep . && status=1
+# 5. The rollups: manifests numbered from 1 without a gap, each naming the
+#    SHA-256 of the one before it, and every file of the newest one with the
+#    SHA-256 it lists.
+if [ -d ledger/rollups/manifests ]; then
+  prev=null
+  expected=1
+  newest=
+  for m in $(ls ledger/rollups/manifests | sort); do
+    m=ledger/rollups/manifests/$m
+    [ "$(jq -r .version "$m")" = "$expected" ] || { echo "MANIFEST GAP at $m"; status=1; }
+    [ "$(jq -r '.previous // "null"' "$m")" = "$prev" ] || { echo "BROKEN MANIFEST LINK at $m"; status=1; }
+    prev=$(sha256sum "$m" | cut -d' ' -f1)
+    expected=$((expected + 1))
+    newest=$m
+  done
+  if [ -n "$newest" ]; then
+    jq -r '.files[] | "\(.sha256)  \(.path)"' "$newest" | sha256sum --check --quiet || status=1
+  fi
+fi
 [ $status = 0 ] && echo "audit OK"
 exit $status

@@ -20,6 +20,19 @@ pub use context::LedgerContext;
 pub use pricing::{PriceBook, PricingConfig};
 pub use teams::TeamConfig;
 
+use tollgate_ingest::storage::{Storage, VerifyReport};
+
+/// `verify` of everything the ledger relies on: the raw tables' commit
+/// chains (the storage's own check) and the rollups' manifest chain.
+pub async fn verify(storage: &Storage) -> Result<VerifyReport, Error> {
+    let mut report = storage
+        .verify()
+        .await
+        .map_err(|e| Error::Storage(e.to_string()))?;
+    rollup::verify(storage, &mut report).await?;
+    Ok(report)
+}
+
 /// Errors of the ledger stage.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -38,4 +51,8 @@ pub enum Error {
     /// A report's arguments are unusable (such as an unknown time zone).
     #[error("{0}")]
     Arguments(String),
+    /// Stored derived data (a rollup file) differs from what its manifest
+    /// recorded: it was altered or damaged, and nothing is computed from it.
+    #[error("integrity: {0}")]
+    Integrity(String),
 }

@@ -429,6 +429,12 @@ fn ledger_err(e: tollgate_ledger::Error) -> QueryError {
             m.split_once("forbidden: ")
                 .map_or(m.clone(), |(_, r)| r.to_string()),
         ),
+        tollgate_ledger::Error::Integrity(m) => {
+            tracing::error!(error = %m, "report refused: the rollups failed their integrity check");
+            QueryError::Failed(
+                "the report was refused: the stored rollups failed their integrity check (logged); the operator must run `tollgate ledger rebuild`".into(),
+            )
+        }
         other => {
             tracing::warn!(error = %other, "report failed");
             QueryError::Failed(

@@ -620,7 +620,8 @@ fn the_documented_audit_script_agrees_with_verify() {
 
     // Change one byte of a file: both the script and verify fail.
     let victim = walk(&root.join("tables/tool_calls"))[0].clone();
-    let mut bytes = std::fs::read(&victim).unwrap();
+    let original = std::fs::read(&victim).unwrap();
+    let mut bytes = original.clone();
     bytes[100] ^= 0x20;
     std::fs::write(&victim, bytes).unwrap();
     assert!(!audit().status.success());
@@ -630,6 +631,59 @@ fn the_documented_audit_script_agrees_with_verify() {
         text(&v.stderr).contains("hash_mismatch"),
         "{}",
         text(&v.stderr)
+    );
+
+    std::fs::write(&victim, original).unwrap();
+    assert!(audit().status.success());
+
+    // Change one byte of the earliest day's rollup file: a report of its
+    // month refuses, naming the file and the rebuild, and verify and the
+    // script name it.
+    let mut rollups = walk(&root.join("ledger/rollups/hourly"));
+    rollups.sort();
+    let victim = rollups.first().expect("the demo built rollups").clone();
+    let rel = victim
+        .strip_prefix(&root)
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    let month = rel.split("dt=").nth(1).map(|d| d[..7].to_string()).unwrap();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&victim, bytes).unwrap();
+    let r = tollgate(
+        dir.path(),
+        &[
+            "--config",
+            "tollgate-data/demo/tollgate.demo.toml",
+            "report",
+            "chargeback",
+            "--month",
+            &month,
+            "--tz",
+            "UTC",
+        ],
+    );
+    assert!(!r.status.success(), "{}", text(&r.stdout));
+    let err = text(&r.stderr);
+    assert!(
+        err.contains(&rel) && err.contains("tollgate ledger rebuild"),
+        "{err}"
+    );
+    let script_out = audit();
+    assert!(!script_out.status.success());
+    assert!(
+        text(&script_out.stdout).contains(&format!("{rel}: FAILED")),
+        "{}",
+        text(&script_out.stdout)
+    );
+    let v = tollgate(dir.path(), &["verify"]);
+    assert_eq!(v.status.code(), Some(1));
+    assert!(
+        text(&v.stdout).contains(&format!("PROBLEM {rel}")),
+        "{}",
+        text(&v.stdout)
     );
 }
 

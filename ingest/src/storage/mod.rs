@@ -39,7 +39,7 @@ pub use tables::{
     dead_letters_batch, dead_letters_schema, events_batch, events_schema, gpu_usage_batch,
     gpu_usage_schema, tool_calls_batch, tool_calls_schema, DeadLetter, KafkaCoords, StoredEvent,
 };
-pub use verify::{ChainSummary, Problem, VerifyReport};
+pub use verify::{ChainSummary, DerivedChain, Problem, VerifyReport};
 
 use crate::config::StorageConfig;
 
@@ -103,6 +103,19 @@ pub enum StorageError {
         /// What is wrong.
         message: String,
     },
+}
+
+impl StorageError {
+    /// Whether the object asked for does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Store {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }
+        )
+    }
 }
 
 fn store_err(context: impl Into<String>) -> impl FnOnce(object_store::Error) -> StorageError {

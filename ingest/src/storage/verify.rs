@@ -51,6 +51,25 @@ pub struct ChainSummary {
     pub duplicates: u64,
 }
 
+/// A chain of derived objects that a later stage keeps and checks (such as
+/// the ledger's rollup manifests), summed up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DerivedChain {
+    /// What the chain holds, such as `rollups`.
+    pub name: String,
+    /// Links (manifests) in the chain.
+    pub links: u64,
+    /// The newest link's path, if any.
+    pub head: Option<String>,
+    /// SHA-256 of the newest link: what an auditor records to notice a
+    /// rewritten head later.
+    pub head_sha256: Option<String>,
+    /// Files of the newest link checked.
+    pub files: u64,
+    /// Bytes of those files hashed.
+    pub bytes: u64,
+}
+
 /// The result of `verify`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct VerifyReport {
@@ -65,6 +84,9 @@ pub struct VerifyReport {
     /// Files left in staging by a crash (not part of the log; recovery
     /// publishes or deletes them).
     pub staging: Vec<String>,
+    /// Chains of derived objects checked by later stages (their problems
+    /// are in `problems`).
+    pub derived: Vec<DerivedChain>,
 }
 
 impl VerifyReport {

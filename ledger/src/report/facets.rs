@@ -376,12 +376,14 @@ async fn from_rollups(
         return Ok(());
     };
     let (first_dt, last_dt) = (date(first), date(last - 1));
-    let files: Vec<String> = manifest
+    let selected: Vec<&crate::rollup::RollupFile> = manifest
         .files
         .iter()
         .filter(|f| f.dt >= first_dt && f.dt <= last_dt)
-        .map(|f| ctx.url(&f.path))
         .collect();
+    // No figure from a file that differs from what the manifest recorded.
+    crate::rollup::check_files(ctx, &selected).await?;
+    let files: Vec<String> = selected.iter().map(|f| ctx.url(&f.path)).collect();
     let q = |e: datafusion::error::DataFusionError| Error::Query(e.to_string());
     crate::context::register_files(
         ctx.session(),

@@ -13,9 +13,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use tollgate_ingest::storage::{gpu_usage_schema, tool_calls_schema, CommitRecord};
+use tollgate_ingest::storage::{gpu_usage_schema, sha256_hex, tool_calls_schema, CommitRecord};
 
-use super::{err, schema, RollupFile, FILES};
+use super::{check_file, err, schema, RollupFile, FILES};
 use crate::context::{register_files, register_pricing_and_views};
 use crate::report::facets::{micros, Dim, TEAM};
 use crate::report::{int, text};
@@ -181,14 +181,15 @@ async fn write_days(
     for (dt, rows) in by_day {
         let batch = to_batch(&rows)?;
         let path = format!("{FILES}/dt={dt}/{version:020}{tag}.parquet");
-        ctx.storage()
-            .write(&path, parquet_bytes(&batch)?)
-            .await
-            .map_err(err)?;
+        let bytes = parquet_bytes(&batch)?;
+        let (size, sha256) = (bytes.len() as u64, sha256_hex(&bytes));
+        ctx.storage().write(&path, bytes).await.map_err(err)?;
         out.push(RollupFile {
             path,
             dt,
             rows: rows.len() as u64,
+            bytes: size,
+            sha256,
         });
     }
     Ok(out)
@@ -276,6 +277,11 @@ pub(super) async fn compact(
         if day.len() <= at {
             out.files.extend(day);
             continue;
+        }
+        // A file altered since it was listed would be merged into a new file
+        // with a new hash: check them first.
+        for f in &day {
+            check_file(ctx, f).await?;
         }
         let s = session(ctx);
         let urls: Vec<String> = day.iter().map(|f| ctx.url(&f.path)).collect();

@@ -11,8 +11,17 @@
 //! the last commit record they cover. A refresh rolls up only the records
 //! after that, from exactly the files those records list. The raw log stays
 //! the truth: [`rebuild`] recomputes every rollup from it.
+//!
+//! Manifests are verifiable: each lists its files' SHA-256, size and rows,
+//! and carries the SHA-256 of the previous version's manifest, so the
+//! versions form a chain. Reports check every file they read against the
+//! manifest ([`check_file`]) and refuse an altered one; [`verify`] walks the
+//! chain and checks the current version's files.
 
 mod build;
+mod verify;
+
+pub use verify::{check_file, check_files, verify};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,7 +30,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tollgate_ingest::storage::CommitRecord;
+use tollgate_ingest::storage::{sha256_hex, CommitRecord};
 
 use crate::{Error, LedgerContext, PriceBook};
 
@@ -31,6 +40,10 @@ const MANIFESTS: &str = "ledger/rollups/manifests/";
 const FILES: &str = "ledger/rollups/hourly";
 /// A day with more rollup files than this is compacted into one.
 const COMPACT_AT: usize = 8;
+/// The manifest format written now: 2 adds the files' SHA-256 and size and
+/// the previous manifest's SHA-256. Rollups of an older format are rebuilt
+/// by the next refresh.
+pub const FORMAT: u32 = 2;
 
 /// The rollups' Arrow schema (plus `dt` in the path).
 pub fn schema() -> SchemaRef {
@@ -58,15 +71,24 @@ pub struct RollupFile {
     pub dt: String,
     /// Rows.
     pub rows: u64,
+    /// Size in bytes.
+    #[serde(default)]
+    pub bytes: u64,
+    /// SHA-256 of its bytes, lowercase hex (empty in format 1).
+    #[serde(default)]
+    pub sha256: String,
 }
 
 /// A version of the rollups.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
-    /// Format of this record (1).
+    /// Format of this record ([`FORMAT`]).
     pub format: u32,
     /// Version, from 1; each refresh or rebuild publishes the next.
     pub version: u64,
+    /// SHA-256 of the previous version's manifest file (`None` for version 1).
+    #[serde(default)]
+    pub previous: Option<String>,
     /// SHA-256 of the price book the rollups were priced with.
     pub price_book: String,
     /// `topic/partition` -> the last commit record's sequence number covered.
@@ -84,7 +106,8 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    fn path(version: u64) -> String {
+    /// Where version `version` is stored.
+    pub fn path(version: u64) -> String {
         format!("{MANIFESTS}{version:020}.json")
     }
 }
@@ -132,14 +155,19 @@ fn err(e: impl std::fmt::Display) -> Error {
 
 /// The latest published manifest.
 pub async fn latest(ctx: &LedgerContext) -> Result<Option<Manifest>, Error> {
+    Ok(head(ctx).await?.map(|(m, _)| m))
+}
+
+/// The latest published manifest and the SHA-256 of its file.
+async fn head(ctx: &LedgerContext) -> Result<Option<(Manifest, String)>, Error> {
     let listed = ctx.storage().list_files(MANIFESTS).await.map_err(err)?;
     let Some(last) = listed.iter().rfind(|p| p.ends_with(".json")) else {
         return Ok(None);
     };
     let bytes = ctx.storage().read(last).await.map_err(err)?;
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| Error::Storage(format!("{last}: not a rollup manifest: {e}")))
+    let m = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Storage(format!("{last}: not a rollup manifest: {e}")))?;
+    Ok(Some((m, sha256_hex(&bytes))))
 }
 
 /// Commit records after what `covered` covers whose table files are all
@@ -205,7 +233,12 @@ async fn publish(ctx: &LedgerContext, m: &Manifest, written: &[RollupFile]) -> R
 pub async fn refresh(ctx: &LedgerContext) -> Result<Refresh, Error> {
     let sha = price_book_sha(ctx.book());
     for _attempt in 0..5 {
-        let prev = latest(ctx).await?;
+        let (prev, prev_sha) = head(ctx).await?.unzip();
+        if prev.as_ref().is_some_and(|m| m.format < FORMAT) {
+            // Written before the files were hashed: nothing to check them
+            // against, so they are recomputed from the raw tables.
+            return rebuild(ctx).await;
+        }
         if let Some(m) = &prev {
             if m.price_book != sha {
                 return Ok(Refresh {
@@ -248,8 +281,9 @@ pub async fn refresh(ctx: &LedgerContext) -> Result<Refresh, Error> {
         let mut covered = covered;
         cover(&mut covered, &records);
         let m = Manifest {
-            format: 1,
+            format: FORMAT,
             version,
+            previous: prev_sha,
             price_book: sha.clone(),
             covered,
             files,
@@ -283,7 +317,7 @@ pub async fn refresh(ctx: &LedgerContext) -> Result<Refresh, Error> {
 /// next version; the previous version's files are deleted by the next
 /// refresh.
 pub async fn rebuild(ctx: &LedgerContext) -> Result<Refresh, Error> {
-    let prev = latest(ctx).await?;
+    let (prev, prev_sha) = head(ctx).await?.unzip();
     let records = pending(ctx, &BTreeMap::new()).await?;
     let version = prev.as_ref().map_or(1, |m| m.version + 1);
     let (files, events) = build::roll_up(ctx, &records, version, &nonce()).await?;
@@ -295,8 +329,9 @@ pub async fn rebuild(ctx: &LedgerContext) -> Result<Refresh, Error> {
     let mut covered = BTreeMap::new();
     cover(&mut covered, &records);
     let m = Manifest {
-        format: 1,
+        format: FORMAT,
         version,
+        previous: prev_sha,
         price_book: price_book_sha(ctx.book()),
         covered,
         files: files.clone(),

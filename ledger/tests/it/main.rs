@@ -2,5 +2,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod rollup_integrity;
 mod rollups;
 mod views;

@@ -11,8 +11,47 @@ use tollgate_ledger::{LedgerContext, PriceBook};
 
 const COMMITS: usize = 12;
 
+/// Commits every `n`th event from the `i`th as one batch of partition
+/// `t/0`, from `offset` on.
+pub(crate) async fn commit_share(
+    storage: &Storage,
+    all: &[tollgate_ingest::event::Event],
+    i: usize,
+    n: usize,
+    offset: &mut i64,
+) {
+    let events: Vec<StoredEvent> = all
+        .iter()
+        .skip(i)
+        .step_by(n)
+        .map(|e| {
+            *offset += 1;
+            StoredEvent {
+                event: e.clone(),
+                redaction_key_id: "k1".into(),
+                kafka: KafkaCoords {
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: *offset - 1,
+                    timestamp: None,
+                },
+            }
+        })
+        .collect();
+    let batch = PartitionBatch {
+        topic: "t".into(),
+        partition: 0,
+        first_offset: events[0].kafka.offset,
+        last_offset: events[events.len() - 1].kafka.offset,
+        events,
+        dead_letters: Vec::new(),
+        duplicates: 0,
+    };
+    storage.commit(&batch).await.unwrap();
+}
+
 /// Three weeks of the fixture workload, decoded.
-fn events() -> Vec<tollgate_ingest::event::Event> {
+pub(crate) fn events() -> Vec<tollgate_ingest::event::Event> {
     let start = NaiveDate::from_ymd_opt(2026, 9, 20).unwrap();
     let mut params = tollgate_fixtures::Params::ending_before(start + Duration::days(21));
     (params.days, params.seed, params.start) = (21, 11, start);
@@ -88,34 +127,7 @@ async fn incremental_rollups_compaction_and_rebuild_match_the_raw_tables() {
     let mut offset = 0i64;
     let mut compacted = 0;
     for i in 0..COMMITS {
-        let events: Vec<StoredEvent> = all
-            .iter()
-            .skip(i)
-            .step_by(COMMITS)
-            .map(|e| {
-                offset += 1;
-                StoredEvent {
-                    event: e.clone(),
-                    redaction_key_id: "k1".into(),
-                    kafka: KafkaCoords {
-                        topic: "t".into(),
-                        partition: 0,
-                        offset: offset - 1,
-                        timestamp: None,
-                    },
-                }
-            })
-            .collect();
-        let batch = PartitionBatch {
-            topic: "t".into(),
-            partition: 0,
-            first_offset: events[0].kafka.offset,
-            last_offset: events[events.len() - 1].kafka.offset,
-            events,
-            dead_letters: Vec::new(),
-            duplicates: 0,
-        };
-        storage.commit(&batch).await.unwrap();
+        commit_share(&storage, &all, i, COMMITS, &mut offset).await;
         let r = ctx.use_rollups().await.unwrap();
         assert!(r.current);
         assert_eq!(r.records, 1, "commit {i}: one new record rolled up");
