@@ -97,10 +97,17 @@ impl VerifyReport {
 }
 
 fn problem(kind: &'static str, path: &str, message: impl Into<String>) -> Problem {
-    Problem {
-        kind,
-        path: path.to_string(),
-        message: message.into(),
+    Problem::new(kind, path, message)
+}
+
+impl Problem {
+    /// A problem of `kind` with `path`.
+    pub fn new(kind: &'static str, path: &str, message: impl Into<String>) -> Self {
+        Problem {
+            kind,
+            path: path.to_string(),
+            message: message.into(),
+        }
     }
 }
 

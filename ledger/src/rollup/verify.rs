@@ -77,14 +77,6 @@ async fn mismatch(storage: &Storage, f: &RollupFile) -> Result<Option<Mismatch>,
     Ok(None)
 }
 
-fn problem(kind: &'static str, path: &str, message: String) -> Problem {
-    Problem {
-        kind,
-        path: path.to_string(),
-        message,
-    }
-}
-
 /// Walks the rollup manifests in version order and adds what it finds to
 /// `report`: every version present once and in place, each naming the
 /// SHA-256 of the one before (an edited, deleted, inserted or reordered
@@ -100,10 +92,10 @@ pub async fn verify(storage: &Storage, report: &mut VerifyReport) -> Result<(), 
     let mut newest: Option<(String, Manifest)> = None;
     for path in storage.list_files(MANIFESTS).await.map_err(err)? {
         if !path.ends_with(".json") {
-            report.problems.push(problem(
+            report.problems.push(Problem::new(
                 "stray_rollup_object",
                 &path,
-                "is not a rollup manifest (a .json file)".into(),
+                "is not a rollup manifest (a .json file)",
             ));
             continue;
         }
@@ -113,7 +105,7 @@ pub async fn verify(storage: &Storage, report: &mut VerifyReport) -> Result<(), 
         let m: Manifest = match serde_json::from_slice(&bytes) {
             Ok(m) => m,
             Err(e) => {
-                report.problems.push(problem(
+                report.problems.push(Problem::new(
                     "bad_manifest",
                     &path,
                     format!("is not a rollup manifest: {e}"),
@@ -123,7 +115,7 @@ pub async fn verify(storage: &Storage, report: &mut VerifyReport) -> Result<(), 
             }
         };
         if Manifest::path(m.version) != path {
-            report.problems.push(problem(
+            report.problems.push(Problem::new(
                 "misplaced_manifest",
                 &path,
                 format!("says it is version {}", m.version),
@@ -131,7 +123,7 @@ pub async fn verify(storage: &Storage, report: &mut VerifyReport) -> Result<(), 
         }
         let expected = prev.as_ref().map_or(1, |(v, _)| v + 1);
         if m.version != expected {
-            report.problems.push(problem(
+            report.problems.push(Problem::new(
                 "manifest_gap",
                 &path,
                 format!(
@@ -144,7 +136,7 @@ pub async fn verify(storage: &Storage, report: &mut VerifyReport) -> Result<(), 
         if m.format >= FORMAT {
             let before = prev.as_ref().map(|(_, s)| s.as_str());
             if m.previous.as_deref() != before {
-                report.problems.push(problem(
+                report.problems.push(Problem::new(
                     "broken_manifest_chain",
                     &path,
                     format!(
@@ -162,7 +154,7 @@ pub async fn verify(storage: &Storage, report: &mut VerifyReport) -> Result<(), 
     }
     if let Some((path, m)) = newest {
         if m.format < FORMAT {
-            report.problems.push(problem(
+            report.problems.push(Problem::new(
                 "rollup_unhashed",
                 &path,
                 format!(
@@ -173,7 +165,7 @@ pub async fn verify(storage: &Storage, report: &mut VerifyReport) -> Result<(), 
         } else {
             for f in &m.files {
                 match mismatch(storage, f).await? {
-                    Some((kind, why)) => report.problems.push(problem(
+                    Some((kind, why)) => report.problems.push(Problem::new(
                         kind,
                         &f.path,
                         format!("{why} (manifest version {})", m.version),
