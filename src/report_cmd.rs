@@ -8,6 +8,7 @@ use tollgate_queries::sql::QueryError;
 use tollgate_queries::{Permission, Principal, Reader};
 
 use anyhow::{bail, Result};
+use tollgate_ingest::storage::Storage;
 use tollgate_ingest::StorageConfig;
 use tollgate_ledger::report::{self, Period};
 use tollgate_ledger::{LedgerContext, PriceBook};
@@ -67,8 +68,8 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
                 let tz = args.common.tz.clone().unwrap_or(config.ledger.timezone.clone());
                 let period = Period::month(&args.month, &tz)?;
                 let store = storage(&config, &args.common)?;
-                let closed = report::ClosedBook::new(&store.data_dir);
-                if let Some((c, sha)) = closed.get(&period.month)? {
+                let closed = report::ClosedBook::load(&Storage::open(&store, "report")?).await?;
+                if let Some((c, sha)) = closed.get(&period.month) {
                     eprintln!(
                         "{} is closed (at {}, SHA-256 {sha}): the frozen statement follows",
                         period.month, c.closed_at
@@ -121,13 +122,12 @@ pub fn run(loaded: Loaded, cmd: ReportCommand) -> Result<ExitCode> {
                 }
                 let store = storage(&config, &args.common)?;
                 let ctx = open_ledger(&config, &store, &book, args.common.no_rollups).await?;
-                let closed = report::ClosedBook::new(&store.data_dir);
-                let (path, sha) = report::close(&ctx, &closed, &period, &currency).await?;
+                let (path, sha) = report::close(&ctx, &period, &currency).await?;
                 print(&format!(
-                    "closed {} ({}): {}\nSHA-256 {sha}\n",
+                    "closed {} ({}): {path} in {}\nSHA-256 {sha}\n",
                     period.month,
                     period.tz,
-                    path.display()
+                    ctx.storage().description()
                 ))?;
             }
             ReportCommand::Quota(args) => {

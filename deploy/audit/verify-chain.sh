@@ -45,5 +45,22 @@ if [ -d ledger/rollups/manifests ]; then
     jq -r '.files[] | "\(.sha256)  \(.path)"' "$newest" | sha256sum --check --quiet || status=1
   fi
 fi
+# 6. Closed statements: numbered from 1 without a gap, each naming the
+#    SHA-256 of the one before it, and each one's content (sequence,
+#    previous, closed_at, statement as compact JSON) with the SHA-256 it
+#    records, so that an edit of the newest one shows too.
+if [ -d ledger/statements ]; then
+  prev=null
+  expected=1
+  for s in $(ls ledger/statements | sort); do
+    s=ledger/statements/$s
+    [ "$(jq -r .sequence "$s")" = "$expected" ] || { echo "STATEMENT GAP at $s"; status=1; }
+    [ "$(jq -r '.previous // "null"' "$s")" = "$prev" ] || { echo "BROKEN STATEMENT LINK at $s"; status=1; }
+    content=$(jq -c '[.sequence, .previous, .closed_at, .statement]' "$s" | tr -d '\n' | sha256sum | cut -d' ' -f1)
+    [ "$content" = "$(jq -r .content_sha256 "$s")" ] || { echo "EDITED STATEMENT $s"; status=1; }
+    prev=$(sha256sum "$s" | cut -d' ' -f1)
+    expected=$((expected + 1))
+  done
+fi
 [ $status = 0 ] && echo "audit OK"
 exit $status

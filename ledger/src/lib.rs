@@ -23,13 +23,15 @@ pub use teams::TeamConfig;
 use tollgate_ingest::storage::{Storage, VerifyReport};
 
 /// `verify` of everything the ledger relies on: the raw tables' commit
-/// chains (the storage's own check) and the rollups' manifest chain.
+/// chains (the storage's own check), the rollups' manifest chain and the
+/// chain of closed statements.
 pub async fn verify(storage: &Storage) -> Result<VerifyReport, Error> {
     let mut report = storage
         .verify()
         .await
         .map_err(|e| Error::Storage(e.to_string()))?;
     rollup::verify(storage, &mut report).await?;
+    report::close::verify(storage, &mut report).await?;
     Ok(report)
 }
 
@@ -51,8 +53,9 @@ pub enum Error {
     /// A report's arguments are unusable (such as an unknown time zone).
     #[error("{0}")]
     Arguments(String),
-    /// Stored derived data (a rollup file) differs from what its manifest
-    /// recorded: it was altered or damaged, and nothing is computed from it.
+    /// Stored data (a rollup file, a closed statement) differs from what its
+    /// chain recorded: it was altered or damaged, and nothing is computed
+    /// from it.
     #[error("integrity: {0}")]
     Integrity(String),
 }

@@ -522,15 +522,28 @@ fn closing_freezes_a_month_and_books_late_events_in_the_next(dir: &Path, book: &
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(json(&november), november_after);
 
-    // An altered closed statement is refused, not shown.
-    let frozen = dir.join("tollgate-data/ledger/closed/2026-10.json");
+    // An altered closed statement is refused, not shown, and verify names it.
+    let frozen = dir.join("tollgate-data/ledger/statements/000001.json");
     let text_before = std::fs::read_to_string(&frozen).unwrap();
-    std::fs::write(&frozen, text_before.replacen("\"total\"", "\"total\" ", 1)).unwrap();
+    let total = before["total"].as_str().unwrap();
+    assert!(text_before.contains(&format!("\"total\": \"{total}\"")));
+    std::fs::write(
+        &frozen,
+        text_before.replace(&format!("\"total\": \"{total}\""), "\"total\": \"1.00\""),
+    )
+    .unwrap();
     let out = tollgate(dir, &october);
     assert!(!out.status.success());
+    let err = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains("altered"),
-        "{}",
-        text(&out.stderr)
+        err.contains("ledger/statements/000001.json") && err.contains("edited"),
+        "{err}"
+    );
+    let out = tollgate(dir, &["verify"]);
+    assert!(!out.status.success());
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(
+        said.contains("ledger/statements/000001.json") && said.contains("statement_hash_mismatch"),
+        "{said}"
     );
 }

@@ -23,7 +23,7 @@ use crate::Error;
 
 pub use anomaly::{anomalies, Anomaly, AnomalyConfig, Driver};
 pub use chargeback::{chargeback, Adjustment, Chargeback, TeamLine};
-pub use close::{close, statement, Closed, ClosedBook};
+pub use close::{close, import_legacy, statement, statement_path, Closed, ClosedBook};
 pub use quota::{quota, QuotaLine, QuotaStatus};
 
 /// A time zone by IANA name, such as `Europe/Berlin` or `UTC`.

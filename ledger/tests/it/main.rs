@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod closed_statements;
 mod rollup_integrity;
 mod rollups;
 mod views;

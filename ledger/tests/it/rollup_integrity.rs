@@ -36,7 +36,7 @@ async fn base(dir: &Path, all: &[Event], book: &PriceBook) -> Manifest {
     ctx.rollups().unwrap().clone()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
