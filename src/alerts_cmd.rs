@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use tollgate_alerts::admission::{decide, find};
 use tollgate_alerts::api::{self, Api};
 use tollgate_alerts::metrics::AlertMetrics;
+use tollgate_alerts::store::AlertStore;
 use tollgate_alerts::{Cycle, Evaluator};
 use tollgate_ingest::StorageConfig;
 use tollgate_ledger::{report, LedgerContext, PriceBook};
@@ -18,8 +19,8 @@ use tracing::warn;
 use crate::cli::{AlertsCommand, QuotaCheckArgs};
 use crate::config::{Config, Loaded};
 
-/// The evaluator of `config` over `store`, its state in
-/// `<data_dir>/alerts/`, and a ledger context for it.
+/// The evaluator of `config` over `store`, its state in the storage's
+/// `alerts/`, and a ledger context for it.
 pub(crate) async fn evaluator(
     config: &Config,
     store: &StorageConfig,
@@ -38,7 +39,7 @@ pub(crate) async fn evaluator(
         config.teams.clone(),
         config.ledger.clone(),
         book.currency(),
-        &data_dir.join("alerts"),
+        AlertStore::open(store, tollgate_alerts::store::PREFIX)?,
         outbox,
         metrics,
     )?;
@@ -67,13 +68,18 @@ pub(crate) fn describe(c: &Cycle) -> String {
         ));
     }
     let d = &c.delivered;
-    if !d.sent.is_empty() || d.deferred > 0 || d.failed > 0 || d.waiting > 0 {
+    if !d.sent.is_empty() || d.deferred > 0 || d.failed > 0 || d.waiting > 0 || d.elsewhere > 0 {
         s.push_str(&format!(
-            "delivered {} emails; {} deferred for a retry, {} failed for good, {} waiting for their retry time\n",
+            "delivered {} emails; {} deferred for a retry, {} failed for good, {} waiting for their retry time{}\n",
             d.sent.len(),
             d.deferred,
             d.failed,
-            d.waiting
+            d.waiting,
+            if d.elsewhere > 0 {
+                format!(", {} being delivered by another evaluator", d.elsewhere)
+            } else {
+                String::new()
+            }
         ));
     }
     s
@@ -213,9 +219,16 @@ pub fn run(loaded: Loaded, cmd: AlertsCommand) -> Result<ExitCode> {
             }
             AlertsCommand::Status(args) => {
                 let store = config.storage_for(args.data_dir.as_deref())?;
-                let st = tollgate_alerts::store::AlertStore::open(&store.data_dir.join("alerts"))?;
-                let claimed = st.claimed()?;
-                let pending = st.pending()?;
+                let st = AlertStore::open(&store, tollgate_alerts::store::PREFIX)?;
+                let claimed = st.claimed().await?;
+                let pending = st.pending().await?;
+                let counts = st.counts().await?;
+                let mut retries = std::collections::HashMap::new();
+                for c in &pending {
+                    if let Some(r) = st.retry(&c.alert.id).await? {
+                        retries.insert(c.alert.id.clone(), r);
+                    }
+                }
                 if args.json {
                     let rows: Vec<_> = claimed
                         .iter()
@@ -225,13 +238,13 @@ pub fn run(loaded: Loaded, cmd: AlertsCommand) -> Result<ExitCode> {
                                 "id": id, "kind": c.alert.kind, "tenant": c.alert.tenant, "team": c.alert.team,
                                 "at": c.alert.at, "recipients": c.recipients.len(),
                                 "state": if pending.iter().any(|p| &p.alert.id == id) { "pending" } else { "done" },
-                                "retry": st.retry(id),
+                                "retry": retries.get(id),
                             })
                         })
                         .collect();
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                 } else {
-                    let (n, sent, failed) = st.counts()?;
+                    let (n, sent, failed) = counts;
                     println!(
                         "{n} alerts raised: {sent} delivered, {failed} failed for good, {} pending",
                         pending.len()
@@ -244,8 +257,8 @@ pub fn run(loaded: Loaded, cmd: AlertsCommand) -> Result<ExitCode> {
                             c.alert.tenant,
                             c.alert.team,
                             c.alert.at.format("%Y-%m-%d %H:%M UTC"),
-                            st.retry(&c.alert.id)
-                                .filter(|_| pending.iter().any(|p| p.alert.id == c.alert.id))
+                            retries
+                                .get(&c.alert.id)
                                 .map(|r| format!(" (pending: {} attempts, next {}, last error: {})", r.attempts, r.next_at.format("%H:%M:%S"), r.last_error))
                                 .unwrap_or_default()
                         );

@@ -319,12 +319,12 @@ pub enum ApikeyCommand {
     Rotate(ApikeyRotateArgs),
 }
 
-/// Where the key file is.
+/// Where the keys are.
 #[derive(Debug, Args)]
 pub struct ApikeyFileArgs {
-    /// The key file [default: server.auth.api_keys_file, else <data_dir>/api_keys.json].
-    #[arg(long, value_name = "FILE")]
-    pub file: Option<PathBuf>,
+    /// Data directory (a local storage) holding the keys [default: storage.url, else storage.data_dir].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Options of `tollgate apikey create`.

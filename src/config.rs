@@ -109,7 +109,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Reads `alerts.smtp.password_file` and `redaction.keys_file`.
+    /// Reads `alerts.smtp.password_file`, `redaction.keys_file` and
+    /// `redaction.master_key_file`.
     fn resolve_secrets(&mut self) -> Result<()> {
         if let Some(smtp) = &mut self.alerts.smtp {
             if let Some(file) = &smtp.password_file {
@@ -137,6 +138,21 @@ impl Config {
                     bail!("redaction: the key of tenant {tenant:?} is given both inline and in keys_file");
                 }
                 self.redaction.keys.insert(tenant, SecretString::from(key));
+            }
+        }
+        if let Some(file) = &self.redaction.master_key_file {
+            if self.redaction.master_key.is_some() {
+                bail!("redaction: set master_key or master_key_file, not both");
+            }
+            let text = std::fs::read_to_string(file).with_context(|| {
+                format!("redaction.master_key_file: cannot read {}", file.display())
+            })?;
+            self.redaction.master_key = Some(SecretString::from(text.trim().to_string()));
+        }
+        if let Some(k) = &self.redaction.master_key {
+            let k = k.expose_secret();
+            if k.len() != 64 || !k.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!("redaction.master_key: must be 32 bytes as hex (64 hex digits, such as from `openssl rand -hex 32`); the value is not shown");
             }
         }
         for (tenant, key) in &self.redaction.keys {
@@ -220,6 +236,9 @@ impl Config {
             .is_some_and(|s| s.password.is_some())
         {
             set.push("alerts.smtp.password".to_string());
+        }
+        if self.redaction.master_key.is_some() {
+            set.push("redaction.master_key".to_string());
         }
         for tenant in self.redaction.keys.keys() {
             set.push(format!("redaction.keys.{tenant}"));

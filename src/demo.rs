@@ -114,15 +114,13 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
         ));
     }
 
-    let redactor = tollgate_redactor::Redactor::new(&config.redaction, &data_dir)?;
-    let storage = Storage::open(
-        &StorageConfig {
-            data_dir: data_dir.clone(),
-            url: None,
-            ..Default::default()
-        },
-        TOPIC,
-    )?;
+    let local = StorageConfig {
+        data_dir: data_dir.clone(),
+        url: None,
+        ..Default::default()
+    };
+    let redactor = tollgate_redactor::Redactor::new(&config.redaction, &local)?;
+    let storage = Storage::open(&local, TOPIC)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -456,7 +454,7 @@ fn alerts_summary(
         wconfig.teams.clone(),
         tollgate_ledger::LedgerConfig::default(),
         book.currency(),
-        &data_dir.join("demo/alerts"),
+        tollgate_alerts::store::AlertStore::open(&store, "demo/alerts/")?,
         outbox.clone(),
         tollgate_alerts::metrics::AlertMetrics::new(),
     )?;

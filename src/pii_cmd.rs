@@ -12,10 +12,11 @@ use tollgate_redactor::{Counts, Kind, Redactor};
 use crate::cli::{PiiArgs, PiiCommand};
 use crate::config::Loaded;
 
-/// The redactor for this configuration, with its key store in the data directory.
+/// The redactor for this configuration, with its key store in the storage
+/// (`--data-dir` when given, else `[storage]`).
 pub fn redactor(loaded: &Loaded, data_dir: Option<&std::path::Path>) -> Result<Redactor> {
-    let dir = data_dir.unwrap_or(&loaded.config.storage.data_dir);
-    Ok(Redactor::new(&loaded.config.redaction, dir)?)
+    let store = loaded.config.storage_for(data_dir)?;
+    Ok(Redactor::new(&loaded.config.redaction, &store)?)
 }
 
 fn describe(counts: &Counts) -> String {
@@ -57,7 +58,7 @@ fn strings<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b StringArray> {
 /// value's tokens (one per key the tenant has had).
 fn find(
     r: &Redactor,
-    data_dir: &std::path::Path,
+    store: &tollgate_ingest::StorageConfig,
     tenant: &str,
     kind: &str,
     value: &str,
@@ -77,13 +78,7 @@ fn find(
         .iter()
         .map(|id| r.token_for(tenant, kind, value, Some(id)))
         .collect::<Result<_, _>>()?;
-    let storage = Storage::open(
-        &tollgate_ingest::StorageConfig {
-            data_dir: data_dir.to_path_buf(),
-            ..Default::default()
-        },
-        "pii-find",
-    )?;
+    let storage = Storage::open(store, "pii-find")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -146,7 +141,8 @@ fn find(
         }
     }
     eprintln!(
-        "{found} row(s) of tenant {tenant} contain that {kind} (tokens {})",
+        "{found} row(s) of tenant {tenant} in {} contain that {kind} (tokens {})",
+        storage.description(),
         tokens.join(", ")
     );
     Ok(if found > 0 {
@@ -206,11 +202,8 @@ pub fn run(loaded: Loaded, args: PiiArgs) -> Result<ExitCode> {
             value,
         } => {
             check_kind(&loaded, &tenant, &kind)?;
-            let data_dir = args
-                .data_dir
-                .clone()
-                .unwrap_or_else(|| loaded.config.storage.data_dir.clone());
-            return find(&r, &data_dir, &tenant, &kind, &value);
+            let store = loaded.config.storage_for(args.data_dir.as_deref())?;
+            return find(&r, &store, &tenant, &kind, &value);
         }
         PiiCommand::Token {
             tenant,
@@ -229,7 +222,7 @@ pub fn run(loaded: Loaded, args: PiiArgs) -> Result<ExitCode> {
             if list.is_empty() {
                 println!(
                     "no tenant keys yet in {} (a tenant gets one when first redacted)",
-                    r.keys().path().display()
+                    r.keys().description()
                 );
             }
             for (tenant, ids) in list {
@@ -253,7 +246,7 @@ pub fn run(loaded: Loaded, args: PiiArgs) -> Result<ExitCode> {
                 bail!("shredding deletes every key of tenant {tenant} for good; its tokens can never again be linked to a value. Run again with --yes to do it");
             }
             let n = r.keys().shred(&tenant)?;
-            println!("tenant {tenant}: deleted {n} key(s); its stored tokens are now unlinkable (remove backups of the key store too)");
+            println!("tenant {tenant}: deleted {n} key(s) from {}; its stored tokens are now unlinkable once other instances' caches expire (within {} s; remove backups of the storage's keys/ too)", r.keys().description(), tollgate_redactor::keys::REFRESH.as_secs());
         }
     }
     Ok(ExitCode::SUCCESS)

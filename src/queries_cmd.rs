@@ -1,7 +1,7 @@
 //! `tollgate serve`, `tollgate sql` and `tollgate apikey`: the query API,
 //! SQL as a token's principal, and service-account keys.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -22,31 +22,41 @@ use tollgate_redactor::Redactor;
 use crate::cli::{ApikeyCommand, ServeArgs, SqlArgs, SqlFormat};
 use crate::config::{Config, Loaded};
 
-/// The API key file: `server.auth.api_keys_file`, else `<data_dir>/api_keys.json`.
-pub(crate) fn api_keys_file(config: &Config) -> PathBuf {
-    config
+/// The API keys in `store`, after moving in the key file of earlier
+/// versions (`server.auth.api_keys_file`, else `<data_dir>/api_keys.json`)
+/// if there is one.
+pub(crate) fn api_keys(config: &Config, store: &StorageConfig) -> Result<ApiKeyStore> {
+    let keys = ApiKeyStore::open(store)?;
+    let old = config
         .server
         .auth
         .api_keys_file
         .clone()
-        .unwrap_or_else(|| config.storage.data_dir.join("api_keys.json"))
+        .unwrap_or_else(|| store.data_dir.join("api_keys.json"));
+    if old.is_file() {
+        let moved = keys.import_file(&old)?;
+        say!(
+            "moved {moved} API key(s) of {} into {} (the file is now {}.imported)",
+            old.display(),
+            keys.description(),
+            old.display()
+        );
+    }
+    Ok(keys)
 }
 
 /// The authenticator of `config`.
 pub(crate) fn authenticator(config: &Config) -> Result<Authenticator> {
     Ok(Authenticator::new(
         &config.server.auth,
-        api_keys_file(config),
+        api_keys(config, &config.storage)?,
     )?)
 }
 
 /// A reader over `store`, auditing into it.
 pub(crate) fn reader(config: &Config, store: &StorageConfig) -> Result<Reader> {
     let book = PriceBook::new(config.pricing.clone())?;
-    let redactor = Redactor::new(&config.redaction, &store.data_dir)
-        .map(Arc::new)
-        .map_err(|e| say!("note: the query audit keeps SQL hashes only ({e})"))
-        .ok();
+    let redactor = Some(Arc::new(Redactor::new(&config.redaction, store)?));
     let audit = QueryAudit::new(Storage::open(store, "queries")?, redactor);
     Ok(Reader::new(
         ReaderConfig {
@@ -185,7 +195,9 @@ fn duration(name: &str, v: &str) -> Result<chrono::Duration> {
 
 pub fn apikey(loaded: Loaded, cmd: ApikeyCommand) -> Result<ExitCode> {
     let config = loaded.config;
-    let file = |f: &Option<PathBuf>| f.clone().unwrap_or_else(|| api_keys_file(&config));
+    let store = |a: &crate::cli::ApikeyFileArgs| -> Result<ApiKeyStore> {
+        api_keys(&config, &config.storage_for(a.data_dir.as_deref())?)
+    };
     match cmd {
         ApikeyCommand::Create(a) => {
             let roles = a
@@ -193,7 +205,7 @@ pub fn apikey(loaded: Loaded, cmd: ApikeyCommand) -> Result<ExitCode> {
                 .iter()
                 .map(|r| r.parse::<Role>().map_err(|e| anyhow!("--role: {e}")))
                 .collect::<Result<Vec<_>>>()?;
-            let store = ApiKeyStore::new(&file(&a.file.file));
+            let store = store(&a.file)?;
             let (key, rec) = store.create(
                 &a.name,
                 &a.org,
@@ -209,12 +221,12 @@ pub fn apikey(loaded: Loaded, cmd: ApikeyCommand) -> Result<ExitCode> {
                 rec.team.as_deref().map(|t| format!("/{t}")).unwrap_or_default(),
                 a.roles.join(","),
                 rec.expires.to_rfc3339(),
-                store.path().display()
+                store.description()
             );
             println!("{key}");
         }
         ApikeyCommand::List(a) => {
-            let store = ApiKeyStore::new(&file(&a.file));
+            let store = store(&a)?;
             let now = Utc::now();
             println!(
                 "{:<13} {:<20} {:<22} {:<26} {:<26} state",
@@ -240,11 +252,11 @@ pub fn apikey(loaded: Loaded, cmd: ApikeyCommand) -> Result<ExitCode> {
             }
         }
         ApikeyCommand::Revoke(a) => {
-            let k = ApiKeyStore::new(&file(&a.file.file)).revoke(&a.id)?;
+            let k = store(&a.file)?.revoke(&a.id)?;
             say!("revoked API key {} ({})", k.id, k.name);
         }
         ApikeyCommand::Rotate(a) => {
-            let store = ApiKeyStore::new(&file(&a.file.file));
+            let store = store(&a.file)?;
             let overlap = duration("--overlap", &a.overlap)?;
             let (key, rec) =
                 store.rotate(&a.id, duration("--expires-in", &a.expires_in)?, overlap)?;

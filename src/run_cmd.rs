@@ -517,7 +517,7 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
         if recovered != Default::default() {
             info!(published = recovered.published, discarded = recovered.discarded, "recovered an interrupted write");
         }
-        let redactor = Redactor::new(&config.redaction, &config.storage.data_dir)?;
+        let redactor = Redactor::new(&config.redaction, &config.storage)?;
         let loading = Instant::now();
         let mut dedupe = DedupeIndex::new(&config.kafka.raw_topic, config.ingest.dedupe_window);
         let keys = dedupe.refresh(&storage).await?;

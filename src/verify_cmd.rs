@@ -15,7 +15,11 @@ pub fn run(loaded: Loaded, args: VerifyArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let report = rt.block_on(tollgate_ledger::verify(&storage))?;
+    let master = tollgate_redactor::keys::existing_master_key(
+        loaded.config.redaction.master_key.as_ref(),
+        &cfg,
+    )?;
+    let report = rt.block_on(tollgate_queries::verify_all(&storage, master.as_ref()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -43,8 +47,27 @@ pub fn run(loaded: Loaded, args: VerifyArgs) -> Result<ExitCode> {
             count(report.bytes)
         );
         for d in &report.derived {
+            if d.name == "tenant keys" {
+                println!(
+                    "  tenant keys: {} sealed key(s) in place and chained; {}",
+                    d.links,
+                    if master.is_some() {
+                        format!("{} opened with the master key", d.files)
+                    } else {
+                        "not opened (no master key given: set redaction.master_key_file to check their seals)".into()
+                    }
+                );
+                continue;
+            }
+            if d.name == "alert claims" {
+                println!(
+                    "  alert claims: {} claim(s), {} with the id and content SHA-256 they record",
+                    d.links, d.files
+                );
+                continue;
+            }
             println!(
-                "  {}: {} manifest(s) in one chain, newest {} (SHA-256 {}); its {} files, {} bytes hashed",
+                "  {}: {} link(s) in one chain, newest {} (SHA-256 {}); {} file(s) checked, {} bytes hashed",
                 d.name,
                 d.links,
                 d.head.as_deref().unwrap_or("none"),

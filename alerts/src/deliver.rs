@@ -42,6 +42,19 @@ pub struct Delivered {
     pub failed: usize,
     /// Not yet due.
     pub waiting: usize,
+    /// Being delivered by another evaluator (it holds the attempt's lease).
+    pub elsewhere: usize,
+}
+
+/// Writes an outbox file atomically (temporary file, fsync, rename).
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 impl Transport {
@@ -112,23 +125,31 @@ pub async fn deliver(
 ) -> Result<Delivered, Error> {
     let mut out = Delivered::default();
     let now = Utc::now();
-    for c in store.pending()? {
+    for c in store.pending().await? {
         let id = c.alert.id.clone();
         let Some(message) = &c.message else {
-            store.mark_sent(&id, "no recipients: nothing sent")?;
+            store.mark_sent(&id, "no recipients: nothing sent").await?;
             continue;
         };
-        let retry = store.retry(&id);
+        let retry = store.retry(&id).await?;
         if retry.as_ref().is_some_and(|r| r.next_at > now) {
             out.waiting += 1;
             continue;
         }
+        // Only the evaluator that takes this attempt sends it.
+        let Some(attempt) = store
+            .take_attempt(&id, retry.as_ref().map_or(0, |r| r.attempts))
+            .await?
+        else {
+            out.elsewhere += 1;
+            continue;
+        };
         let result: Result<String, (bool, String)> = match transport {
             Transport::Outbox(dir) => {
                 let p = dir.join(format!("{}-{}.eml", c.alert.kind.as_str(), id));
-                crate::store::write_atomic(&p, message.as_bytes())
+                write_atomic(&p, message.as_bytes())
                     .map(|()| p.display().to_string())
-                    .map_err(|e| (false, e.to_string()))
+                    .map_err(|e| (false, e))
             }
             Transport::Smtp(smtp) => match envelope(&c) {
                 Err(e) => Err((true, format!("envelope: {e}"))),
@@ -144,28 +165,30 @@ pub async fn deliver(
         };
         match result {
             Ok(detail) => {
-                store.mark_sent(&id, &detail)?;
+                store.mark_sent(&id, &detail).await?;
                 metrics.delivered(c.alert.kind, "sent");
                 tracing::info!(alert = %id, kind = c.alert.kind.as_str(), team = %c.alert.team, "email sent");
                 out.sent.push(id);
             }
             Err((true, e)) => {
-                store.mark_failed(&id, &e)?;
+                store.mark_failed(&id, &e).await?;
                 metrics.delivered(c.alert.kind, "failed");
                 tracing::error!(alert = %id, error = %e, "the relay refused the email for good (5xx): recorded as failed");
                 out.failed += 1;
             }
             Err((false, e)) => {
-                let attempts = retry.map_or(0, |r| r.attempts) + 1;
+                let attempts = attempt;
                 let wait = backoff(cfg, attempts);
-                store.set_retry(
-                    &id,
-                    &Retry {
-                        attempts,
-                        next_at: now + chrono::Duration::from_std(wait).unwrap_or_default(),
-                        last_error: e.clone(),
-                    },
-                )?;
+                store
+                    .set_retry(
+                        &id,
+                        &Retry {
+                            attempts,
+                            next_at: now + chrono::Duration::from_std(wait).unwrap_or_default(),
+                            last_error: e.clone(),
+                        },
+                    )
+                    .await?;
                 metrics.delivered(c.alert.kind, "deferred");
                 tracing::warn!(alert = %id, attempts, retry_in = ?wait, error = %e, "email not delivered; retrying later");
                 out.deferred += 1;

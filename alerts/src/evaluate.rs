@@ -96,10 +96,15 @@ impl Alert {
     }
 
     fn with_id(mut self) -> Self {
-        let digest = Sha256::digest(self.key().as_bytes());
-        self.id = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
+        self.id = id_of(&self);
         self
     }
+}
+
+/// The id `alert`'s key gives (what its `id` must be).
+pub fn id_of(alert: &Alert) -> String {
+    let digest = Sha256::digest(alert.key().as_bytes());
+    digest[..10].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The alerts the figures at `at` call for (new or not).

@@ -40,18 +40,17 @@ pub struct Cycle {
 }
 
 impl Evaluator {
-    /// An evaluator with its state in `state_dir` and, without SMTP, its
+    /// An evaluator with its state in `store` and, without SMTP, its
     /// emails written to `outbox_dir`.
     pub fn new(
         cfg: AlertsConfig,
         teams: Vec<TeamConfig>,
         ledger: LedgerConfig,
         currency: &str,
-        state_dir: &std::path::Path,
+        store: AlertStore,
         outbox_dir: std::path::PathBuf,
         metrics: AlertMetrics,
     ) -> Result<Self, Error> {
-        let store = AlertStore::open(state_dir)?;
         let transport = Transport::from_config(&cfg, outbox_dir)?;
         let templates = Templates::load(&cfg)?;
         Ok(Self {
@@ -85,7 +84,7 @@ impl Evaluator {
     /// and delivers what is pending.
     pub async fn cycle(&self, ctx: &mut LedgerContext, at: DateTime<Utc>) -> Result<Cycle, Error> {
         let result = self.cycle_inner(ctx, at).await;
-        let pending = self.store.pending().map_or(0, |p| p.len());
+        let pending = self.store.pending().await.map_or(0, |p| p.len());
         self.metrics.cycle(result.is_ok(), pending);
         result
     }
@@ -95,7 +94,6 @@ impl Evaluator {
         ctx: &mut LedgerContext,
         at: DateTime<Utc>,
     ) -> Result<Cycle, Error> {
-        let _lock = self.store.lock()?;
         if self.ledger.rollups {
             ctx.use_rollups().await?;
         }
@@ -112,15 +110,23 @@ impl Evaluator {
             &self.currency,
             self.cfg.warning_percent,
         ) {
-            if self.store.is_claimed(&alert.id) {
+            if self.store.is_claimed(&alert.id).await? {
                 continue;
             }
             if alert.kind == AlertKind::Anomaly {
-                if let Some(last) = self.store.last_anomaly(&alert.tenant, &alert.team)? {
+                if let Some(last) = self.store.last_anomaly(&alert.tenant, &alert.team).await? {
                     let apart = (alert.at - last).abs();
                     if apart.to_std().unwrap_or_default() < self.cfg.anomaly_repeat {
                         continue;
                     }
+                }
+                // Another evaluator may be raising this team's anomaly now.
+                if !self
+                    .store
+                    .take_anomaly_window(&alert, self.cfg.anomaly_repeat)
+                    .await?
+                {
+                    continue;
                 }
             }
             let rendered = self.templates.render(&alert, &self.cfg)?;
@@ -131,8 +137,9 @@ impl Evaluator {
                 message: msg.map(|m| String::from_utf8_lossy(&m.formatted()).into_owned()),
                 claimed_at: Utc::now(),
                 alert,
+                content_sha256: String::new(),
             };
-            if self.store.claim(&claimed)? {
+            if self.store.claim(&claimed).await? {
                 self.metrics.raised(claimed.alert.kind);
                 tracing::info!(
                     alert = %claimed.alert.id,
@@ -156,10 +163,10 @@ impl Evaluator {
 
     /// Writes the audit row of every claimed alert that has none yet.
     async fn audit(&self, ctx: &LedgerContext) -> Result<(), Error> {
-        for c in self.store.claimed()? {
-            if !self.store.is_audited(&c.alert.id) {
+        for c in self.store.claimed().await? {
+            if !self.store.is_audited(&c.alert.id).await? {
                 audit::write(ctx.storage(), &c).await?;
-                self.store.mark_audited(&c.alert.id)?;
+                self.store.mark_audited(&c.alert.id).await?;
             }
         }
         Ok(())
@@ -167,7 +174,6 @@ impl Evaluator {
 
     /// Delivers what is pending and due, without evaluating.
     pub async fn deliver(&self) -> Result<Delivered, Error> {
-        let _lock = self.store.lock()?;
         deliver(&self.store, &self.transport, &self.cfg, &self.metrics).await
     }
 }

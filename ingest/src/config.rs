@@ -141,6 +141,16 @@ pub struct StorageConfig {
     pub secret_options: BTreeMap<String, SecretString>,
 }
 
+impl StorageConfig {
+    /// The local filesystem storage rooted at `dir`.
+    pub fn local(dir: &std::path::Path) -> Self {
+        Self {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {

@@ -786,12 +786,14 @@ async fn dispatch(
             // so their counts, files and hashes are not an organisation's to
             // see. The operator's `tollgate verify` prints them.
             let storage = Storage::open(&r.config().storage, "serve").map_err(internal)?;
-            let report = tollgate_ledger::verify(&storage).await.map_err(internal)?;
+            let report = crate::verify_all(&storage, r.master_key())
+                .await
+                .map_err(internal)?;
             let ok = report.ok();
             Ok(Answer::json(&json!({
                 "ok": ok,
                 "checked_at": Utc::now(),
-                "scope": "the whole audit log: every commit chain and file of every organisation, each against its recorded hash, and the rollups' manifest chain and files",
+                "scope": "the whole audit log: every commit chain and file of every organisation, each against its recorded hash, and the rollups' manifest chain and files, the closed statements' chain, the sealed tenant keys and the alert claims",
                 "detail": if ok {
                     "every committed file matches its recorded hash and every commit record its chain"
                 } else {

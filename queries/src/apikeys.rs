@@ -1,23 +1,46 @@
 //! API keys for service accounts: `tgk_<id>_<secret>`, stored only as the
 //! SHA-256 of the whole key, with an organisation, a team, roles and an
-//! expiry, in a JSON file (`<data_dir>/api_keys.json` by default). Keys
-//! are rotated by issuing a new key with the same scope and letting the
-//! old one expire after an overlap.
+//! expiry, in the storage beside the tables, so every `serve` replica sees
+//! the same keys. A key's history is objects
+//! `auth/api_keys/<id>/000001.json` (issued), `000002.json` (revoked, or
+//! its expiry shortened by a rotation), ..., each created with
+//! create-if-absent: two operators changing one key at once never undo each
+//! other, and the highest is the key's state. Keys are rotated by issuing a
+//! new key with the same scope and letting the old one expire after an
+//! overlap.
+//!
+//! Each process keeps the keys it read for [`REFRESH`]. A key unknown to it
+//! makes it read them again (at most once per [`REREAD`]), so a new key
+//! works on every replica within a second; a revocation or rotation
+//! reaches every replica within [`REFRESH`].
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::SystemTime;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tollgate_ingest::storage::blocking::BlockingStorage;
+use tollgate_ingest::StorageConfig;
 
 use crate::principal::{Credential, Principal, Role};
 use crate::Error;
 
 /// The prefix every key starts with.
 pub const PREFIX: &str = "tgk_";
+
+/// Where the keys are, under the storage root.
+pub const DIR: &str = "auth/api_keys/";
+
+/// How long a process uses the keys it read: the bound on how late a
+/// revocation or rotation done elsewhere takes effect.
+pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The least time between two reads caused by unknown key ids.
+pub const REREAD: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One stored key (never the key itself).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,70 +70,155 @@ pub struct ApiKey {
     pub replaces: Option<String>,
 }
 
+/// The key file of earlier versions.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     keys: Vec<ApiKey>,
 }
 
-/// The key file, re-read when it changes.
+/// Every key's newest state with its sequence number, by id.
+type Keys = BTreeMap<String, (ApiKey, u64)>;
+
+/// The keys in the storage, cached for [`REFRESH`].
 #[derive(Debug)]
 pub struct ApiKeyStore {
-    path: PathBuf,
-    cache: Mutex<Option<(SystemTime, Vec<ApiKey>)>>,
+    io: BlockingStorage,
+    cache: Mutex<Option<(Instant, Arc<Keys>)>>,
 }
 
 fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
+fn err(e: impl std::fmt::Display) -> Error {
+    Error::ApiKeys(e.to_string())
+}
+
+fn gone() -> Error {
+    Error::ApiKeys("the API key store's storage thread has stopped".into())
+}
+
+/// The object of key `id`'s state number `sequence`.
+fn path(id: &str, sequence: u64) -> String {
+    format!("{DIR}{id}/{sequence:06}.json")
+}
+
 impl ApiKeyStore {
-    /// The store at `path` (it need not exist yet).
-    pub fn new(path: &Path) -> Self {
-        Self {
-            path: path.to_path_buf(),
+    /// The keys in `storage`.
+    pub fn open(storage: &StorageConfig) -> Result<Self, Error> {
+        Ok(Self {
+            io: BlockingStorage::open(storage, "apikeys").map_err(err)?,
             cache: Mutex::new(None),
-        }
+        })
     }
 
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the keys are, for messages.
+    pub fn description(&self) -> String {
+        format!("{}/{DIR}", self.io.description.trim_end_matches('/'))
     }
 
-    /// Every stored key.
-    pub fn list(&self) -> Result<Vec<ApiKey>, Error> {
-        let modified = match std::fs::metadata(&self.path) {
-            Ok(m) => m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::ApiKeys(format!("{}: {e}", self.path.display()))),
-        };
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, keys)) = cache.as_ref() {
-            if *at == modified {
+    /// Reads every key's newest state from the storage.
+    fn load(&self) -> Result<Arc<Keys>, Error> {
+        let keys = self.io.call(gone, |s| async move {
+            let mut keys = Keys::new();
+            for p in s.list_files(DIR).await.map_err(err)? {
+                let bytes = s.read(&p).await.map_err(err)?;
+                let k: ApiKey = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::ApiKeys(format!("{p} is not an API key record: {e}")))?;
+                let seq = p
+                    .rsplit('/')
+                    .next()
+                    .and_then(|n| n.strip_suffix(".json"))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .filter(|n| path(&k.id, *n) == p)
+                    .ok_or_else(|| {
+                        Error::ApiKeys(format!("{p} is not where key {}'s records go", k.id))
+                    })?;
+                if keys.get(&k.id).is_none_or(|(_, s)| *s < seq) {
+                    keys.insert(k.id.clone(), (k, seq));
+                }
+            }
+            Ok(keys)
+        })?;
+        let keys = Arc::new(keys);
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), keys.clone()));
+        Ok(keys)
+    }
+
+    /// The keys, from the cache when younger than `max_age`.
+    fn keys(&self, max_age: std::time::Duration) -> Result<Arc<Keys>, Error> {
+        if let Some((at, keys)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            if at.elapsed() < max_age {
                 return Ok(keys.clone());
             }
         }
-        let text = std::fs::read_to_string(&self.path)
-            .map_err(|e| Error::ApiKeys(format!("{}: {e}", self.path.display())))?;
-        let file: File = serde_json::from_str(&text)
-            .map_err(|e| Error::ApiKeys(format!("{}: {e}", self.path.display())))?;
-        *cache = Some((modified, file.keys.clone()));
-        Ok(file.keys)
+        self.load()
     }
 
-    fn save(&self, keys: Vec<ApiKey>) -> Result<(), Error> {
-        let io = |e: std::io::Error| Error::ApiKeys(format!("{}: {e}", self.path.display()));
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
-        let text = serde_json::to_string_pretty(&File { keys })
-            .map_err(|e| Error::ApiKeys(e.to_string()))?;
-        std::fs::write(&tmp, text + "\n").map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
+    /// Every stored key (its newest state), read afresh.
+    pub fn list(&self) -> Result<Vec<ApiKey>, Error> {
+        Ok(self.load()?.values().map(|(k, _)| k.clone()).collect())
+    }
+
+    /// Writes `key` as state number `sequence`; `false` when another
+    /// writer took that number first.
+    fn put(&self, key: &ApiKey, sequence: u64) -> Result<bool, Error> {
+        let mut bytes = serde_json::to_vec_pretty(key).map_err(err)?;
+        bytes.push(b'\n');
+        let p = path(&key.id, sequence);
+        let created = self.io.call(gone, move |s| async move {
+            s.create(&p, bytes).await.map_err(err)
+        })?;
         *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        Ok(())
+        Ok(created)
+    }
+
+    /// Applies `change` to key `id`'s newest state and stores the result
+    /// as its next state, again if another writer changed it meanwhile.
+    fn change(
+        &self,
+        id: &str,
+        change: impl Fn(&mut ApiKey) -> Result<(), Error>,
+    ) -> Result<ApiKey, Error> {
+        loop {
+            let keys = self.load()?;
+            let (k, seq) = keys
+                .get(id)
+                .ok_or_else(|| Error::ApiKeys(format!("no API key with id {id:?}")))?;
+            let mut k = k.clone();
+            change(&mut k)?;
+            if self.put(&k, seq + 1)? {
+                return Ok(k);
+            }
+        }
+    }
+
+    /// Moves the keys of a key file of earlier versions into the storage
+    /// (a key already there is left as it is) and renames the file
+    /// `<name>.imported`. Returns how many keys moved.
+    pub fn import_file(&self, file: &Path) -> Result<usize, Error> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Error::ApiKeys(format!("{}: {e}", file.display())))?;
+        let old: File = serde_json::from_str(&text)
+            .map_err(|e| Error::ApiKeys(format!("{}: {e}", file.display())))?;
+        let mut moved = 0;
+        for k in &old.keys {
+            if self.put(k, 1)? {
+                moved += 1;
+            }
+        }
+        let mut done = file.as_os_str().to_owned();
+        done.push(".imported");
+        std::fs::rename(file, &done)
+            .map_err(|e| Error::ApiKeys(format!("renaming {}: {e}", file.display())))?;
+        Ok(moved)
     }
 
     /// Issues a key; returns the key (shown once) and its record.
@@ -121,6 +229,18 @@ impl ApiKeyStore {
         team: Option<&str>,
         roles: &[Role],
         valid_for: Duration,
+    ) -> Result<(String, ApiKey), Error> {
+        self.issue(name, org, team, roles, valid_for, None)
+    }
+
+    fn issue(
+        &self,
+        name: &str,
+        org: &str,
+        team: Option<&str>,
+        roles: &[Role],
+        valid_for: Duration,
+        replaces: Option<String>,
     ) -> Result<(String, ApiKey), Error> {
         Principal::new(
             String::new(),
@@ -148,25 +268,23 @@ impl ApiKeyStore {
             created: now,
             expires: now + valid_for,
             revoked: false,
-            replaces: None,
+            replaces,
         };
-        let mut keys = self.list()?;
-        keys.push(record.clone());
-        self.save(keys)?;
+        if !self.put(&record, 1)? {
+            return Err(Error::ApiKeys(format!(
+                "key id {} is taken (a 1 in 2^48 chance); run the command again",
+                record.id
+            )));
+        }
         Ok((key, record))
     }
 
     /// Revokes key `id`.
     pub fn revoke(&self, id: &str) -> Result<ApiKey, Error> {
-        let mut keys = self.list()?;
-        let k = keys
-            .iter_mut()
-            .find(|k| k.id == id)
-            .ok_or_else(|| Error::ApiKeys(format!("no API key with id {id:?}")))?;
-        k.revoked = true;
-        let out = k.clone();
-        self.save(keys)?;
-        Ok(out)
+        self.change(id, |k| {
+            k.revoked = true;
+            Ok(())
+        })
     }
 
     /// Issues a new key with key `id`'s scope, valid for `valid_for`; the
@@ -178,34 +296,28 @@ impl ApiKeyStore {
         overlap: Duration,
     ) -> Result<(String, ApiKey), Error> {
         let old = self
-            .list()?
-            .into_iter()
-            .find(|k| k.id == id)
+            .load()?
+            .get(id)
+            .map(|(k, _)| k.clone())
             .ok_or_else(|| Error::ApiKeys(format!("no API key with id {id:?}")))?;
         if old.revoked {
             return Err(Error::ApiKeys(format!(
                 "API key {id} is revoked; create a new one"
             )));
         }
-        let (key, mut record) = self.create(
+        let (key, record) = self.issue(
             &old.name,
             &old.org,
             old.team.as_deref(),
             &old.roles,
             valid_for,
+            Some(id.to_string()),
         )?;
-        let mut keys = self.list()?;
-        let now = Utc::now();
-        for k in keys.iter_mut() {
-            if k.id == id {
-                k.expires = k.expires.min(now + overlap);
-            }
-            if k.id == record.id {
-                k.replaces = Some(id.to_string());
-                record = k.clone();
-            }
-        }
-        self.save(keys)?;
+        let until = Utc::now() + overlap;
+        self.change(id, |k| {
+            k.expires = k.expires.min(until);
+            Ok(())
+        })?;
         Ok((key, record))
     }
 
@@ -215,12 +327,16 @@ impl ApiKeyStore {
         let (id, _) = rest
             .split_once('_')
             .ok_or("malformed API key (expected tgk_<id>_<secret>)")?;
-        let keys = self
-            .list()
-            .map_err(|e| format!("API keys unavailable: {e}"))?;
+        let unavailable = |e: Error| format!("API keys unavailable: {e}");
+        let mut keys = self.keys(REFRESH).map_err(unavailable)?;
+        if !keys.contains_key(id) {
+            // Issued since this process read them, maybe through another replica.
+            keys = self.keys(REREAD).map_err(unavailable)?;
+        }
         let digest = sha256_hex(key);
         let k = keys
-            .iter()
+            .values()
+            .map(|(k, _)| k)
             // Digests of the presented key are compared, never the key: a
             // timing difference could only reveal a prefix of the digest of
             // the attacker's own input.
@@ -253,7 +369,7 @@ mod tests {
     #[test]
     fn keys_are_stored_hashed_expire_rotate_and_revoke() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ApiKeyStore::new(&dir.path().join("keys.json"));
+        let store = ApiKeyStore::open(&StorageConfig::local(dir.path())).unwrap();
         let (key, rec) = store
             .create(
                 "ci",
@@ -263,7 +379,7 @@ mod tests {
                 Duration::days(30),
             )
             .unwrap();
-        let text = std::fs::read_to_string(store.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(path(&rec.id, 1))).unwrap();
         assert!(!text.contains(&key[PREFIX.len() + 13..]), "secret stored");
         let now = Utc::now();
         let p = store.verify(&key, now).unwrap();
@@ -294,5 +410,44 @@ mod tests {
         assert!(store
             .create("x", "acme", None, &[Role::Viewer], Duration::days(1))
             .is_err());
+        // The history is kept: issued, then revoked.
+        assert!(dir.path().join(path(&new_rec.id, 2)).exists());
+    }
+
+    #[test]
+    fn another_process_sees_new_keys_at_once_and_revocations_within_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StorageConfig::local(dir.path());
+        let (admin, replica) = (
+            ApiKeyStore::open(&cfg).unwrap(),
+            ApiKeyStore::open(&cfg).unwrap(),
+        );
+        let (_, first) = admin
+            .create("a", "acme", None, &[Role::Finance], Duration::days(1))
+            .unwrap();
+        let _ = replica.list().unwrap();
+        let (key, rec) = admin
+            .create("b", "acme", None, &[Role::Finance], Duration::days(1))
+            .unwrap();
+        // Unknown to the replica: it reads the keys again (at most once per
+        // REREAD), so the new key works within that.
+        let start = Instant::now();
+        while let Err(e) = replica.verify(&key, Utc::now()) {
+            assert_eq!(e, "unknown API key");
+            assert!(start.elapsed() <= REREAD + std::time::Duration::from_millis(500));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        admin.revoke(&rec.id).unwrap();
+        admin.revoke(&first.id).unwrap();
+        // Within the bound the replica may still accept it; after, never.
+        let start = Instant::now();
+        while replica.verify(&key, Utc::now()).is_ok() {
+            assert!(start.elapsed() <= REFRESH + std::time::Duration::from_secs(1));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert!(replica
+            .verify(&key, Utc::now())
+            .unwrap_err()
+            .contains("revoked"));
     }
 }

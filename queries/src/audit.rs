@@ -150,6 +150,11 @@ pub struct QueryAudit {
 }
 
 impl QueryAudit {
+    /// The redactor of the SQL text, if any.
+    pub fn redactor(&self) -> Option<&Arc<Redactor>> {
+        self.redactor.as_ref()
+    }
+
     /// Writes into `storage`; without a redactor the text is not kept (the
     /// hash is).
     pub fn new(storage: Storage, redactor: Option<Arc<Redactor>>) -> Self {

@@ -30,7 +30,9 @@ pub struct AuthConfig {
     /// Clock skew tolerated on `exp` and `nbf`, in seconds: a token is
     /// accepted from `nbf - leeway` until `exp + leeway`.
     pub leeway_seconds: u64,
-    /// The API key file; default `<data_dir>/api_keys.json`.
+    /// The API key file of earlier versions (default
+    /// `<data_dir>/api_keys.json`): if it exists at start, its keys are moved
+    /// into the storage and it is renamed `<name>.imported`.
     pub api_keys_file: Option<PathBuf>,
 }
 
@@ -107,7 +109,7 @@ impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
             .field("jwt_keys", &self.keys.len())
-            .field("api_keys", &self.api_keys.path())
+            .field("api_keys", &self.api_keys.description())
             .finish()
     }
 }
@@ -139,8 +141,8 @@ fn load_keys(path: &PathBuf) -> Result<Vec<(Option<String>, DecodingKey)>, Error
 }
 
 impl Authenticator {
-    /// Loads the keys named in `config`; API keys from `api_keys_file`.
-    pub fn new(config: &AuthConfig, api_keys_file: PathBuf) -> Result<Self, Error> {
+    /// Loads the JWT keys named in `config`; API keys from `api_keys`.
+    pub fn new(config: &AuthConfig, api_keys: ApiKeyStore) -> Result<Self, Error> {
         let mut keys = Vec::new();
         for p in &config.jwt_keys {
             keys.extend(load_keys(p)?);
@@ -168,7 +170,7 @@ impl Authenticator {
         Ok(Self {
             keys,
             validation,
-            api_keys: ApiKeyStore::new(&api_keys_file),
+            api_keys,
         })
     }
 
@@ -310,7 +312,8 @@ mod tests {
             leeway_seconds: 30,
             api_keys_file: None,
         };
-        Authenticator::new(&config, dir.path().join("keys.json")).unwrap()
+        let store = ApiKeyStore::open(&tollgate_ingest::StorageConfig::local(dir.path())).unwrap();
+        Authenticator::new(&config, store).unwrap()
     }
 
     #[test]

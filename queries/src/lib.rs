@@ -63,6 +63,24 @@ pub enum Error {
     Encode(String),
 }
 
+/// `verify` of everything in the storage: the raw tables' commit chains,
+/// the rollups, the closed statements (the ledger's check), the sealed
+/// tenant keys (opened when `master` is given) and the alert claims. What
+/// `tollgate verify` and `GET /v1/verify` run.
+pub async fn verify_all(
+    storage: &tollgate_ingest::storage::Storage,
+    master: Option<&tollgate_redactor::keys::MasterKey>,
+) -> Result<tollgate_ingest::storage::VerifyReport, Error> {
+    let mut report = tollgate_ledger::verify(storage).await?;
+    tollgate_redactor::keys::verify(storage, master, &mut report)
+        .await
+        .map_err(|e| Error::Storage(e.to_string()))?;
+    tollgate_alerts::store::verify(storage, &mut report)
+        .await
+        .map_err(|e| Error::Storage(e.to_string()))?;
+    Ok(report)
+}
+
 /// `[server]`: the HTTP API of `tollgate serve`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]

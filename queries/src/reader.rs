@@ -91,6 +91,12 @@ impl Reader {
         self
     }
 
+    /// The master key the tenant keys are sealed under, if this reader
+    /// redacts (for `/v1/verify`).
+    pub fn master_key(&self) -> Option<&tollgate_redactor::keys::MasterKey> {
+        self.audit.redactor().map(|r| r.keys().master())
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ReaderConfig {
         &self.config
@@ -221,7 +227,9 @@ impl Reader {
         let tz = tz.unwrap_or(&self.config.ledger.timezone);
         let period = Period::month(month, tz).map_err(|e| QueryError::Invalid(e.to_string()))?;
         let ctx = self.open(principal).await?;
-        let closed = report::ClosedBook::new(&self.config.storage.data_dir);
+        let closed = report::ClosedBook::load(ctx.storage())
+            .await
+            .map_err(ledger_err)?;
         let mut c = report::statement(&ctx, &closed, &period, self.currency())
             .await
             .map_err(ledger_err)?;

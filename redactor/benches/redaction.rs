@@ -93,7 +93,8 @@ fn main() {
         keys: BTreeMap::from([("bench".to_string(), SecretString::from(KEY.to_string()))]),
         ..RedactionConfig::default()
     };
-    let redactor = Redactor::new(&config, dir.path()).unwrap();
+    let redactor =
+        Redactor::new(&config, &tollgate_ingest::StorageConfig::local(dir.path())).unwrap();
     let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/peer_redact.py");
     let taskset = Command::new("taskset").arg("--version").output().is_ok();
     let fields = 20_000;

@@ -12,9 +12,20 @@ use crate::kind::Kind;
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedactionConfig {
-    /// The key store file (owner-only permissions); relative paths are under
+    /// The local key file of earlier versions; relative paths are under
     /// `storage.data_dir`. Unset means `keys.json` in the data directory.
+    /// If it exists at start, its keys are moved into the storage (sealed)
+    /// and it is renamed `<name>.imported`.
     pub key_store: Option<PathBuf>,
+    /// The master key (64 hex digits) the tenant keys are sealed under in
+    /// the storage; the same on every instance. Prefer `master_key_file` or
+    /// `TOLLGATE__REDACTION__MASTER_KEY`; never printed. Required with
+    /// `storage.url`; with the local storage and none given, one is
+    /// generated into `<data_dir>/master.key`.
+    #[serde(skip_serializing)]
+    pub master_key: Option<SecretString>,
+    /// A file holding the master key (64 hex digits); read at start.
+    pub master_key_file: Option<PathBuf>,
     /// A file holding tenant keys as `tenant = "hex key"` lines (TOML); read
     /// at start, never printed.
     pub keys_file: Option<PathBuf>,
@@ -34,6 +45,8 @@ impl Default for RedactionConfig {
     fn default() -> Self {
         Self {
             key_store: None,
+            master_key: None,
+            master_key_file: None,
             keys_file: None,
             keys: BTreeMap::new(),
             detectors: Kind::ALL.iter().map(|k| k.as_str().to_string()).collect(),

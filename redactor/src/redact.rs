@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -15,6 +14,7 @@ use crate::keys::{KeyStore, TenantKey};
 use crate::kind::Kind;
 use crate::token::{normalise, token};
 use crate::Error;
+use tollgate_ingest::StorageConfig;
 
 /// Findings replaced, by kind name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,17 +74,39 @@ impl Redactor {
         compile(config).map(|_| ())
     }
 
-    /// Builds the redactor from `[redaction]`; the key store defaults to
-    /// `keys.json` under `data_dir`.
-    pub fn new(config: &RedactionConfig, data_dir: &Path) -> Result<Self, Error> {
+    /// Builds the redactor from `[redaction]`, with its key store in
+    /// `storage` (see [`crate::keys`] for the master key). A key file of
+    /// earlier versions (`redaction.key_store`, default `keys.json` in the
+    /// data directory) is moved into the storage first.
+    pub fn new(config: &RedactionConfig, storage: &StorageConfig) -> Result<Self, Error> {
         let (base, per_tenant, policy) = compile(config)?;
-        let store_path = match &config.key_store {
+        let master = crate::keys::master_key(config.master_key.as_ref(), storage)?;
+        let keys = KeyStore::open(storage, master, &config.keys)?;
+        let legacy = match &config.key_store {
             Some(p) if p.is_absolute() => p.clone(),
-            Some(p) => data_dir.join(p),
-            None => data_dir.join("keys.json"),
+            Some(p) => storage.data_dir.join(p),
+            None => storage.data_dir.join("keys.json"),
         };
+        if legacy.is_file() {
+            let (imported, skipped) = keys.import_file(&legacy)?;
+            eprintln!(
+                "moved the tenant keys of {} into {} ({} tenant(s)){}",
+                legacy.display(),
+                keys.description(),
+                imported.len(),
+                if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; kept the keys already there for {} (their old keys are in {}.imported)",
+                        skipped.join(", "),
+                        legacy.display()
+                    )
+                }
+            );
+        }
         Ok(Self {
-            keys: KeyStore::open(&store_path, &config.keys)?,
+            keys,
             base,
             per_tenant,
             policy,

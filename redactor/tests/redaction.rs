@@ -12,10 +12,11 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use proptest::prelude::*;
 use serde_json::{json, Value};
+use tollgate_ingest::StorageConfig;
 use tollgate_redactor::{Content, Engine, Kind, RedactionConfig, Redactor, KEY_ID_COLUMN};
 
 fn redactor(dir: &Path) -> Redactor {
-    Redactor::new(&RedactionConfig::default(), dir).unwrap()
+    Redactor::new(&RedactionConfig::default(), &StorageConfig::local(dir)).unwrap()
 }
 
 #[derive(Default, Debug)]
@@ -355,7 +356,10 @@ fn policy_refuses_identifier_fields() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = RedactionConfig::default();
     cfg.policy.tool_call.push("tool".into());
-    let err = Redactor::new(&cfg, dir.path()).err().unwrap().to_string();
+    let err = Redactor::new(&cfg, &StorageConfig::local(dir.path()))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         err.contains("\"tool\"") && err.contains("never redacted"),
         "{err}"
@@ -364,7 +368,7 @@ fn policy_refuses_identifier_fields() {
         detectors: vec!["emails".into()],
         ..RedactionConfig::default()
     };
-    assert!(Redactor::new(&cfg, dir.path())
+    assert!(Redactor::new(&cfg, &StorageConfig::local(dir.path()))
         .err()
         .unwrap()
         .to_string()

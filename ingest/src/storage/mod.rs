@@ -15,6 +15,7 @@
 //! sequence number), then published by moving its files into `tables/`.
 //! [`Storage::recover`] finishes or discards what a crash left half-done.
 
+pub mod blocking;
 mod commit;
 mod dedupe;
 mod tables;

@@ -109,6 +109,28 @@ impl Problem {
             message: message.into(),
         }
     }
+
+    /// A broken hash link: the object at `next` records `recorded` as the
+    /// SHA-256 of the one before it, at `before`, whose bytes hash to
+    /// `actual`. Named on `before`, the likelier edit; `what` names the
+    /// objects ("statement", "key").
+    pub fn broken_link(
+        kind: &'static str,
+        what: &str,
+        before: &str,
+        actual: &str,
+        next: &str,
+        recorded: Option<&str>,
+    ) -> Self {
+        Self::new(
+            kind,
+            before,
+            format!(
+                "has SHA-256 {actual} but the next {what}, {next}, records {}: this one's bytes or the next one's link were altered",
+                recorded.unwrap_or("none")
+            ),
+        )
+    }
 }
 
 pub(super) async fn run(s: &Storage) -> Result<VerifyReport, StorageError> {

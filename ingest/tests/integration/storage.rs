@@ -359,87 +359,14 @@ async fn dedupe_index_rebuilds_from_storage_and_catches_up() {
     assert_eq!(short.refresh(&s).await.unwrap(), 0);
 }
 
-/// A moto S3 server on 127.0.0.1 (stopped on drop), or `None` (with a loud
-/// message) outside CI when moto is not installed.
-struct Moto {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto() -> Option<Moto> {
-    let have = std::process::Command::new("python3")
-        .args(["-c", "import moto.server"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install moto[server] (see .ci/run)"
-        );
-        eprintln!("SKIPPED: pip install 'moto[server]' to run the S3 storage test");
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sys; from moto.server import main; main(sys.argv[1:])",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    let start = std::time::Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(30),
-            "moto did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    Some(Moto {
-        child,
-        endpoint: format!("http://{addr}"),
-    })
-}
-
-/// Creates a bucket with a plain S3 `PUT /bucket` (moto checks no signature).
-fn create_bucket(endpoint: &str, bucket: &str) {
-    use std::io::{Read, Write};
-    let addr = endpoint.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-}
-
 /// The same code path on an S3 URL: commits, create-if-absent fencing
 /// (S3 conditional put), verify, the dedupe index and Parquet read back.
 #[tokio::test]
 async fn an_s3_url_takes_the_same_path() {
-    let Some(moto) = moto() else { return };
-    create_bucket(&moto.endpoint, "tollgate-audit");
+    let Some(moto) = tollgate_fixtures::moto::start() else {
+        return;
+    };
+    moto.create_bucket("tollgate-audit");
     let dir = tempfile::tempdir().unwrap();
     let s3 = |writer: &str| {
         let mut cfg = StorageConfig {
