@@ -55,6 +55,17 @@ impl BlockingStorage {
         })
     }
 
+    /// Runs `f` against the storage on the thread without waiting for it
+    /// (false when the thread has stopped).
+    pub fn spawn<F, Fut>(&self, f: F) -> bool
+    where
+        F: FnOnce(Arc<Storage>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let job: Job = Box::new(move |s| Box::pin(f(s)));
+        self.tx.lock().is_ok_and(|tx| tx.send(job).is_ok())
+    }
+
     /// Runs `f` against the storage on the thread and waits for its result;
     /// `gone` is the error when the thread has stopped.
     pub fn call<T, E, F, Fut>(&self, gone: impl Fn() -> E, f: F) -> Result<T, E>

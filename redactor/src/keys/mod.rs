@@ -9,8 +9,11 @@
 //! of them use it.
 //!
 //! Each instance caches a tenant's keys for [`REFRESH`]: a rotation or a
-//! shredding done by another instance reaches it within that time. Keys
-//! given in the configuration take precedence and are never stored.
+//! shredding done by another instance reaches it within that time (plus
+//! one read of the storage). Redaction never waits for the storage except
+//! for a tenant's first key: an expired cache entry is used while it is
+//! read again in the background. Keys given in the configuration take
+//! precedence and are never stored.
 //!
 //! The master key comes from `redaction.master_key` (or its `_file`, or
 //! `TOLLGATE__REDACTION__MASTER_KEY`). When the storage is an object store
@@ -90,7 +93,11 @@ pub struct KeyStore {
     io: BlockingStorage,
     master: MasterKey,
     configured: HashMap<String, TenantKey>,
-    cache: RwLock<HashMap<String, Cached>>,
+    cache: Arc<RwLock<HashMap<String, Cached>>>,
+    /// How long cached keys are used: [`REFRESH`] unless set.
+    refresh: Duration,
+    /// Tenants whose keys are being read again in the background.
+    refreshing: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -324,8 +331,16 @@ impl KeyStore {
             io: BlockingStorage::open(storage, "keys").map_err(store_err)?,
             master,
             configured,
-            cache: RwLock::new(HashMap::new()),
+            cache: Arc::new(RwLock::new(HashMap::new())),
+            refreshing: Arc::default(),
+            refresh: REFRESH,
         })
+    }
+
+    /// Uses cached keys for `refresh` instead of [`REFRESH`].
+    pub fn refresh_every(mut self, refresh: Duration) -> Self {
+        self.refresh = refresh;
+        self
     }
 
     /// Where the keys are, for messages.
@@ -338,10 +353,51 @@ impl KeyStore {
         &self.master
     }
 
-    fn cached(&self, tenant: &str) -> Option<Arc<Vec<Stored>>> {
+    /// The cached keys of `tenant`, and whether they are younger than
+    /// [`REFRESH`].
+    fn cached(&self, tenant: &str) -> Option<(Arc<Vec<Stored>>, bool)> {
         let cache = self.cache.read().ok()?;
         let (at, keys) = cache.get(tenant)?;
-        (at.elapsed() < REFRESH).then(|| keys.clone())
+        Some((keys.clone(), at.elapsed() < self.refresh))
+    }
+
+    /// Reads `tenant`'s keys again on the storage thread, replacing the
+    /// cache entry when done (dropping it when the tenant was shredded);
+    /// one read per tenant at a time. On a storage error the old entry
+    /// stays and the next use tries again.
+    fn refresh_in_background(&self, tenant: &str) {
+        let Ok(mut busy) = self.refreshing.lock() else {
+            return;
+        };
+        if !busy.insert(tenant.to_string()) {
+            return;
+        }
+        drop(busy);
+        let (master, t) = (self.master.clone(), tenant.to_string());
+        let (cache, refreshing) = (self.cache.clone(), self.refreshing.clone());
+        let sent = self.io.spawn(move |s| async move {
+            match load(&s, &master, &t).await {
+                Ok(keys) if keys.is_empty() => {
+                    if let Ok(mut c) = cache.write() {
+                        c.remove(&t);
+                    }
+                }
+                Ok(keys) => {
+                    if let Ok(mut c) = cache.write() {
+                        c.insert(t.clone(), (Instant::now(), Arc::new(keys)));
+                    }
+                }
+                Err(e) => tracing::warn!(tenant = %t, error = %e, "reading the tenant's keys again failed; using the cached ones"),
+            }
+            if let Ok(mut r) = refreshing.lock() {
+                r.remove(&t);
+            }
+        });
+        if !sent {
+            if let Ok(mut r) = self.refreshing.lock() {
+                r.remove(tenant);
+            }
+        }
     }
 
     fn forget(&self, tenant: &str) {
@@ -378,7 +434,12 @@ impl KeyStore {
             return Ok(k.clone());
         }
         let keys = match self.cached(tenant) {
-            Some(k) if !k.is_empty() => k,
+            Some((k, fresh)) if !k.is_empty() => {
+                if !fresh {
+                    self.refresh_in_background(tenant);
+                }
+                k
+            }
             _ => self.fetch(tenant, true)?,
         };
         keys.last()
@@ -393,7 +454,11 @@ impl KeyStore {
             return Ok(k.clone());
         }
         let find = |keys: &[Stored]| keys.iter().find(|s| s.key.id == id).map(|s| s.key.clone());
-        if let Some(k) = self.cached(tenant).and_then(|keys| find(&keys)) {
+        if let Some(k) = self
+            .cached(tenant)
+            .filter(|(_, fresh)| *fresh)
+            .and_then(|(keys, _)| find(&keys))
+        {
             return Ok(k);
         }
         find(&self.fetch(tenant, false)?)
@@ -592,6 +657,37 @@ mod tests {
             stores[0].list().unwrap(),
             [("initech".to_string(), vec![keys[0].id.clone()])]
         );
+    }
+
+    #[test]
+    fn another_instance_picks_up_a_rotation_after_the_refresh_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let master = master_key(None, &local(dir.path())).unwrap();
+        let open = || KeyStore::open(&local(dir.path()), master.clone(), &BTreeMap::new()).unwrap();
+        let reader = open().refresh_every(Duration::from_millis(200));
+        let old = reader.key_for("acme").unwrap();
+        let new_id = open().rotate("acme").unwrap();
+        assert_eq!(reader.key_for("acme").unwrap().id, old.id, "cached");
+        let start = Instant::now();
+        while reader.key_for("acme").unwrap().id != new_id {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the rotation never arrived"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Shredded elsewhere: the cached keys are dropped, and a new key made.
+        open().shred("acme").unwrap();
+        let start = Instant::now();
+        while [old.id.as_str(), new_id.as_str()]
+            .contains(&reader.key_for("acme").unwrap().id.as_str())
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the shredding never arrived"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     #[test]
