@@ -9,13 +9,16 @@
 //! new key with the same scope and letting the old one expire after an
 //! overlap.
 //!
-//! Each process keeps the keys it read for [`REFRESH`]. A key unknown to it
-//! makes it read them again (at most once per [`REREAD`]), so a new key
-//! works on every replica within a second; a revocation or rotation
-//! reaches every replica within [`REFRESH`].
+//! Each process keeps the keys it read for [`REFRESH`], then uses them while
+//! it reads them again in the background. A key unknown to it makes it
+//! read them at once (at most once per [`REREAD`]), so a new key works on
+//! every replica within a second; a revocation or rotation reaches every
+//! replica within [`REFRESH`] plus one read. State objects are read once
+//! (they are never rewritten).
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -24,6 +27,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tollgate_ingest::storage::blocking::BlockingStorage;
+use tollgate_ingest::storage::Storage;
 use tollgate_ingest::StorageConfig;
 
 use crate::principal::{Credential, Principal, Role};
@@ -80,11 +84,18 @@ struct File {
 /// Every key's newest state with its sequence number, by id.
 type Keys = BTreeMap<String, (ApiKey, u64)>;
 
+/// The keys as last read, and when.
+type Cache = Option<(Instant, Arc<Keys>)>;
+
 /// The keys in the storage, cached for [`REFRESH`].
 #[derive(Debug)]
 pub struct ApiKeyStore {
     io: BlockingStorage,
-    cache: Mutex<Option<(Instant, Arc<Keys>)>>,
+    cache: Arc<Mutex<Cache>>,
+    /// Every state object read so far, by path (they are never rewritten).
+    seen: Arc<Mutex<BTreeMap<String, (ApiKey, u64)>>>,
+    /// A read in the background is under way.
+    refreshing: Arc<AtomicBool>,
 }
 
 fn sha256_hex(s: &str) -> String {
@@ -104,12 +115,50 @@ fn path(id: &str, sequence: u64) -> String {
     format!("{DIR}{id}/{sequence:06}.json")
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Every key's newest state: lists the objects, reads those not in `seen`.
+async fn read_keys(
+    s: &Storage,
+    seen: &Mutex<BTreeMap<String, (ApiKey, u64)>>,
+) -> Result<Keys, Error> {
+    let paths = s.list_files(DIR).await.map_err(err)?;
+    for p in &paths {
+        if lock(seen).contains_key(p) {
+            continue;
+        }
+        let bytes = s.read(p).await.map_err(err)?;
+        let k: ApiKey = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::ApiKeys(format!("{p} is not an API key record: {e}")))?;
+        let seq = p
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(|n| n.parse::<u64>().ok())
+            .filter(|n| path(&k.id, *n) == *p)
+            .ok_or_else(|| Error::ApiKeys(format!("{p} is not where key {}'s records go", k.id)))?;
+        lock(seen).insert(p.clone(), (k, seq));
+    }
+    let seen = lock(seen);
+    let mut keys = Keys::new();
+    for (k, seq) in paths.iter().filter_map(|p| seen.get(p)) {
+        if keys.get(&k.id).is_none_or(|(_, s)| s < seq) {
+            keys.insert(k.id.clone(), (k.clone(), *seq));
+        }
+    }
+    Ok(keys)
+}
+
 impl ApiKeyStore {
     /// The keys in `storage`.
     pub fn open(storage: &StorageConfig) -> Result<Self, Error> {
         Ok(Self {
             io: BlockingStorage::open(storage, "apikeys").map_err(err)?,
-            cache: Mutex::new(None),
+            cache: Arc::default(),
+            seen: Arc::default(),
+            refreshing: Arc::default(),
         })
     }
 
@@ -118,48 +167,53 @@ impl ApiKeyStore {
         format!("{}/{DIR}", self.io.description.trim_end_matches('/'))
     }
 
-    /// Reads every key's newest state from the storage.
+    /// Reads every key's newest state from the storage, and caches it.
     fn load(&self) -> Result<Arc<Keys>, Error> {
-        let keys = self.io.call(gone, |s| async move {
-            let mut keys = Keys::new();
-            for p in s.list_files(DIR).await.map_err(err)? {
-                let bytes = s.read(&p).await.map_err(err)?;
-                let k: ApiKey = serde_json::from_slice(&bytes)
-                    .map_err(|e| Error::ApiKeys(format!("{p} is not an API key record: {e}")))?;
-                let seq = p
-                    .rsplit('/')
-                    .next()
-                    .and_then(|n| n.strip_suffix(".json"))
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .filter(|n| path(&k.id, *n) == p)
-                    .ok_or_else(|| {
-                        Error::ApiKeys(format!("{p} is not where key {}'s records go", k.id))
-                    })?;
-                if keys.get(&k.id).is_none_or(|(_, s)| *s < seq) {
-                    keys.insert(k.id.clone(), (k, seq));
-                }
-            }
-            Ok(keys)
-        })?;
-        let keys = Arc::new(keys);
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((Instant::now(), keys.clone()));
+        let seen = self.seen.clone();
+        let keys = Arc::new(
+            self.io
+                .call(gone, |s| async move { read_keys(&s, &seen).await })?,
+        );
+        *lock(&self.cache) = Some((Instant::now(), keys.clone()));
         Ok(keys)
     }
 
-    /// The keys, from the cache when younger than `max_age`.
-    fn keys(&self, max_age: std::time::Duration) -> Result<Arc<Keys>, Error> {
-        if let Some((at, keys)) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            if at.elapsed() < max_age {
-                return Ok(keys.clone());
-            }
+    /// Reads the keys again on the storage thread (one read at a time); the
+    /// cache is replaced when done, or kept on an error.
+    fn refresh_in_background(&self) {
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
         }
-        self.load()
+        let (seen, cache, refreshing) = (
+            self.seen.clone(),
+            self.cache.clone(),
+            self.refreshing.clone(),
+        );
+        let sent = self.io.spawn(move |s| async move {
+            match read_keys(&s, &seen).await {
+                Ok(keys) => *lock(&cache) = Some((Instant::now(), Arc::new(keys))),
+                Err(e) => tracing::warn!(error = %e, "reading the API keys again failed; using the cached ones"),
+            }
+            refreshing.store(false, Ordering::Release);
+        });
+        if !sent {
+            self.refreshing.store(false, Ordering::Release);
+        }
+    }
+
+    /// The keys: from the cache when younger than `max_age`; an older cache
+    /// is used while they are read again in the background (so a request
+    /// never waits for the storage once the keys were read).
+    fn keys(&self, max_age: std::time::Duration) -> Result<Arc<Keys>, Error> {
+        let cached = lock(&self.cache).clone();
+        match cached {
+            Some((at, keys)) if at.elapsed() < max_age => Ok(keys),
+            Some((_, keys)) => {
+                self.refresh_in_background();
+                Ok(keys)
+            }
+            None => self.load(),
+        }
     }
 
     /// Every stored key (its newest state), read afresh.
@@ -176,7 +230,7 @@ impl ApiKeyStore {
         let created = self.io.call(gone, move |s| async move {
             s.create(&p, bytes).await.map_err(err)
         })?;
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *lock(&self.cache) = None;
         Ok(created)
     }
 
@@ -329,9 +383,11 @@ impl ApiKeyStore {
             .ok_or("malformed API key (expected tgk_<id>_<secret>)")?;
         let unavailable = |e: Error| format!("API keys unavailable: {e}");
         let mut keys = self.keys(REFRESH).map_err(unavailable)?;
-        if !keys.contains_key(id) {
-            // Issued since this process read them, maybe through another replica.
-            keys = self.keys(REREAD).map_err(unavailable)?;
+        let age = lock(&self.cache).as_ref().map(|(at, _)| at.elapsed());
+        if !keys.contains_key(id) && age.is_none_or(|a| a >= REREAD) {
+            // Issued since this process read them, maybe through another
+            // replica: read them now (at most once per REREAD).
+            keys = self.load().map_err(unavailable)?;
         }
         let digest = sha256_hex(key);
         let k = keys
