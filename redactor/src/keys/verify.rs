@@ -118,3 +118,99 @@ pub async fn verify(
     report.derived.push(chain);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use tollgate_ingest::StorageConfig;
+
+    use super::super::{key_path, master_key, KeyStore};
+    use super::*;
+
+    async fn problems(dir: &std::path::Path, master: Option<&MasterKey>) -> Vec<(String, String)> {
+        let storage = Storage::open(&StorageConfig::local(dir), "verify").unwrap();
+        let mut report = VerifyReport::default();
+        verify(&storage, master, &mut report).await.unwrap();
+        report
+            .problems
+            .iter()
+            .map(|p| (p.kind.to_string(), p.path.clone()))
+            .collect()
+    }
+
+    fn has(p: &[(String, String)], kind: &str, path: &str) -> bool {
+        p.iter().any(|(k, q)| k == kind && q == path)
+    }
+
+    #[test]
+    fn tampered_sealed_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StorageConfig::local(dir.path());
+        let master = master_key(None, &cfg).unwrap();
+        let store = KeyStore::open(&cfg, master.clone(), &BTreeMap::new()).unwrap();
+        store.key_for("acme").unwrap();
+        store.rotate("acme").unwrap();
+        store.rotate("acme").unwrap();
+        store.key_for("globex").unwrap();
+        drop(store);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        assert!(rt.block_on(problems(dir.path(), Some(&master))).is_empty());
+        let file = |p: &str| dir.path().join(p);
+        let (one, two, three) = (
+            key_path("acme", 1),
+            key_path("acme", 2),
+            key_path("acme", 3),
+        );
+
+        // Edited sealed bytes (the newest key, which nothing links to):
+        // it does not open.
+        let original = std::fs::read_to_string(file(&three)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&original).unwrap();
+        let sealed = v["sealed"].as_str().unwrap();
+        let flipped = format!(
+            "{}{}",
+            if sealed.starts_with('0') { "1" } else { "0" },
+            &sealed[1..]
+        );
+        std::fs::write(file(&three), original.replace(sealed, &flipped)).unwrap();
+        let p = rt.block_on(problems(dir.path(), Some(&master)));
+        assert!(has(&p, "key_does_not_open", &three), "{p:?}");
+        // Without the master key only the chain is checked.
+        assert!(rt.block_on(problems(dir.path(), None)).is_empty());
+        std::fs::write(file(&three), &original).unwrap();
+
+        // Relabelled: another id on the same sealed key.
+        let text = std::fs::read_to_string(file(&two)).unwrap();
+        let id = serde_json::from_str::<serde_json::Value>(&text).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        std::fs::write(file(&two), text.replace(&id, "k20260101-0000")).unwrap();
+        let p = rt.block_on(problems(dir.path(), Some(&master)));
+        assert!(has(&p, "key_does_not_open", &two), "{p:?}");
+        assert!(has(&p, "broken_key_chain", &two), "{p:?}");
+        std::fs::write(file(&two), &text).unwrap();
+
+        // Deleted: the gap is named.
+        std::fs::remove_file(file(&two)).unwrap();
+        let p = rt.block_on(problems(dir.path(), Some(&master)));
+        assert!(has(&p, "key_gap", &three), "{p:?}");
+        std::fs::write(file(&two), &text).unwrap();
+
+        // Moved to another tenant: misplaced, and it does not open there.
+        let globex2 = key_path("globex", 2);
+        std::fs::copy(file(&one), file(&globex2)).unwrap();
+        let p = rt.block_on(problems(dir.path(), Some(&master)));
+        assert!(has(&p, "misplaced_key", &globex2), "{p:?}");
+        std::fs::remove_file(file(&globex2)).unwrap();
+
+        // A stray object.
+        std::fs::write(dir.path().join("keys/readme.txt"), "x").unwrap();
+        let p = rt.block_on(problems(dir.path(), Some(&master)));
+        assert!(has(&p, "stray_key_object", "keys/readme.txt"), "{p:?}");
+    }
+}
