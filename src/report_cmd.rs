@@ -21,8 +21,9 @@ fn storage(config: &Config, common: &ReportCommon) -> Result<StorageConfig> {
     config.storage_for(common.data_dir.as_deref())
 }
 
-/// Opens the ledger over `store`, reading the rollups (brought up to date
-/// first) unless `--no-rollups` or `ledger.rollups = false`.
+/// Opens the ledger over `store`, reading the rollups (and, rolled up in
+/// memory, the commit records they do not cover yet; nothing is written)
+/// unless `--no-rollups` or `ledger.rollups = false`.
 pub(crate) async fn open_ledger(
     config: &Config,
     store: &StorageConfig,
@@ -33,17 +34,22 @@ pub(crate) async fn open_ledger(
     if no_rollups || !config.ledger.rollups {
         return Ok(ctx);
     }
-    let r = ctx.use_rollups().await?;
-    match &r.manifest {
-        Some(m) if !r.current => eprintln!(
-            "note: the rollups (version {}) were priced with another price book; reading the raw tables (run `tollgate ledger rebuild` to reprice them)",
-            m.version
+    use tollgate_ledger::rollup::Unusable;
+    match ctx.read_snapshot().await? {
+        Err(Unusable::OtherPriceBook(v)) => eprintln!(
+            "note: the rollups (version {v}) were priced with another price book; reading the raw tables (run `tollgate ledger rebuild` to reprice them)"
         ),
-        Some(m) if r.records > 0 => eprintln!(
-            "rollups: version {}, rolled up {} new commit records ({} events)",
-            m.version, r.records, r.events
+        Err(Unusable::OldFormat(v)) => eprintln!(
+            "note: the rollups (version {v}) were written before rollup files were hashed; reading the raw tables (run `tollgate ledger rebuild`)"
         ),
-        _ => {}
+        Err(Unusable::None) => eprintln!(
+            "note: no rollups yet (tollgate run builds them, or tollgate ledger refresh); reading the raw tables"
+        ),
+        Ok(s) if s.tail_records > 0 => eprintln!(
+            "rollups: version {}, and {} newer commit records ({} events) from the raw tables (tollgate run rolls them up)",
+            s.manifest.version, s.tail_records, s.tail_events
+        ),
+        Ok(_) => {}
     }
     Ok(ctx)
 }

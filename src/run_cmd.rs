@@ -451,6 +451,53 @@ impl Pipeline {
     }
 }
 
+/// Starts the rollups' maintenance when no alert evaluator does it (`run
+/// --no-alerts`): a refresh after commits (at most one per
+/// `AFTER_COMMIT_GAP`), every minute, and a last one when told to stop.
+/// Reports and the API only read the rollups; this is their writer.
+async fn spawn_rollups(
+    config: &crate::config::Config,
+    commits: Arc<tokio::sync::Notify>,
+) -> Result<(
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Sender<()>,
+)> {
+    const AFTER_COMMIT_GAP: Duration = Duration::from_secs(10);
+    const EVERY: Duration = Duration::from_secs(60);
+    let book = tollgate_ledger::PriceBook::new(config.pricing.clone())?;
+    let mut ctx = tollgate_ledger::LedgerContext::open(&config.storage, &book).await?;
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let mut last = Instant::now() - EVERY;
+        loop {
+            let stopping = tokio::select! {
+                _ = &mut stop_rx => true,
+                _ = commits.notified() => false,
+                _ = tokio::time::sleep(EVERY.saturating_sub(last.elapsed())) => false,
+            };
+            if !stopping && last.elapsed() < AFTER_COMMIT_GAP {
+                tokio::time::sleep(AFTER_COMMIT_GAP - last.elapsed()).await;
+            }
+            last = Instant::now();
+            match ctx.use_rollups().await {
+                Ok(r) if r.records > 0 => info!(
+                    records = r.records,
+                    events = r.events,
+                    "rollups brought up to date"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(error = %e, "refreshing the rollups failed; retrying after the next commit")
+                }
+            }
+            if stopping {
+                break;
+            }
+        }
+    });
+    Ok((task, stop_tx))
+}
+
 /// Starts the alert evaluator: a cycle after each commit (at most one per
 /// `AFTER_COMMIT_GAP`) and every `alerts.evaluate_every`, and a last one
 /// when told to stop.
@@ -469,6 +516,8 @@ async fn spawn_alerts(
         ingest_metrics.also_render(move || m.render());
     }
     let (ev, mut ctx) = crate::alerts_cmd::evaluator(config, &config.storage, metrics).await?;
+    // The rollups' writer: each cycle brings them up to date first.
+    let ev = ev.maintaining_rollups();
     say!(
         "tollgate run: alerts evaluated after commits and every {}; emails go to {}",
         humantime::format_duration(config.alerts.evaluate_every),
@@ -609,6 +658,13 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
         } else {
             Some(spawn_alerts(&config, commits.clone(), &p.metrics).await?)
         };
+        // Without an evaluator (which brings them up to date each cycle),
+        // this process still maintains the rollups readers use.
+        let rollups = if args.no_alerts && config.ledger.rollups {
+            Some(spawn_rollups(&config, commits.clone()).await?)
+        } else {
+            None
+        };
         let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut ticker = tokio::time::interval(config.ingest.batch_latency.min(Duration::from_millis(500)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -652,6 +708,12 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
             let _ = stop.send(());
             if let Err(e) = task.await {
                 warn!(error = %e, "the alert evaluator stopped abnormally");
+            }
+        }
+        if let Some((task, stop)) = rollups {
+            let _ = stop.send(());
+            if let Err(e) = task.await {
+                warn!(error = %e, "the rollups' refresh stopped abnormally");
             }
         }
         say!(

@@ -95,7 +95,9 @@ impl Api {
         let teams = self.teams.read().map(|t| t.clone()).unwrap_or_default();
         let mut ctx = self.ctx.lock().await;
         if self.ledger.rollups {
-            ctx.use_rollups().await.map_err(|e| e.to_string())?;
+            // Read only: `tollgate run` maintains the rollups.
+            // Without usable rollups the raw tables are read.
+            let _ = ctx.read_snapshot().await.map_err(|e| e.to_string())?;
         }
         let (_, lines) = report::quota(
             &ctx,

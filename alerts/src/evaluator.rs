@@ -24,6 +24,9 @@ pub struct Evaluator {
     transport: Transport,
     templates: Templates,
     metrics: AlertMetrics,
+    /// Whether a cycle brings the rollups up to date (the evaluator inside
+    /// `tollgate run`) or only reads them.
+    maintains_rollups: bool,
 }
 
 /// What a cycle did.
@@ -62,7 +65,16 @@ impl Evaluator {
             transport,
             templates,
             metrics,
+            maintains_rollups: false,
         })
+    }
+
+    /// Makes each cycle bring the rollups up to date first (for the
+    /// evaluator inside `tollgate run`, the rollups' writer); otherwise a
+    /// cycle reads them and the records they do not cover yet.
+    pub fn maintaining_rollups(mut self) -> Self {
+        self.maintains_rollups = true;
+        self
     }
 
     /// Replaces the teams directory (after a config reload).
@@ -95,7 +107,12 @@ impl Evaluator {
         at: DateTime<Utc>,
     ) -> Result<Cycle, Error> {
         if self.ledger.rollups {
-            ctx.use_rollups().await?;
+            if self.maintains_rollups {
+                ctx.use_rollups().await?;
+            } else {
+                // Without usable rollups the raw tables are read.
+                let _ = ctx.read_snapshot().await?;
+            }
         }
         let (period, quotas) =
             report::quota(ctx, &self.teams, at, &self.ledger.timezone, &self.currency).await?;

@@ -113,6 +113,9 @@ pub struct LedgerContext {
     /// The rollups the reports read, when [`LedgerContext::use_rollups`]
     /// found them current.
     rollups: Option<Manifest>,
+    /// Facets of the commit records the rollups do not cover yet (read-only
+    /// readers: [`LedgerContext::read_snapshot`]).
+    tail: Option<arrow::array::RecordBatch>,
 }
 
 /// A session with the settings every ledger session uses.
@@ -276,6 +279,7 @@ impl LedgerContext {
             base,
             book: book.clone(),
             rollups: None,
+            tail: None,
         })
     }
 
@@ -286,14 +290,35 @@ impl LedgerContext {
     pub async fn use_rollups(&mut self) -> Result<Refresh, Error> {
         let r = rollup::refresh(self).await?;
         self.rollups = r.manifest.clone().filter(|_| r.current);
+        self.tail = None;
         Ok(r)
     }
 
-    /// Reads `manifest`'s rollups (made current by another context's
-    /// [`use_rollups`](Self::use_rollups)) without refreshing them: for
+    /// Reads `snapshot`'s rollups and tail (taken by another context's
+    /// [`read_snapshot`](Self::read_snapshot)) without refreshing them: for
     /// sessions that must not write, such as a principal's scoped session.
-    pub fn read_rollups(&mut self, manifest: Option<Manifest>) {
-        self.rollups = manifest;
+    /// `None` reads the raw tables.
+    pub fn read_rollups(&mut self, snapshot: Option<rollup::Snapshot>) {
+        (self.rollups, self.tail) = match snapshot {
+            Some(s) => (Some(s.manifest), s.tail),
+            None => (None, None),
+        };
+    }
+
+    /// Reads the newest rollups without writing anything: the records they
+    /// do not cover yet are rolled up in memory and added to what reports
+    /// read. Returns the snapshot, or why the raw tables are read instead.
+    pub async fn read_snapshot(
+        &mut self,
+    ) -> Result<Result<rollup::Snapshot, rollup::Unusable>, Error> {
+        let s = rollup::snapshot(self).await?;
+        self.read_rollups(s.as_ref().ok().cloned());
+        Ok(s)
+    }
+
+    /// The facets of the records the rollups do not cover yet, if any.
+    pub fn rollup_tail(&self) -> Option<&arrow::array::RecordBatch> {
+        self.tail.as_ref()
     }
 
     /// The session, for ad-hoc SQL over the tables and views.

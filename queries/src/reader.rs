@@ -59,7 +59,7 @@ pub struct ReaderConfig {
 pub struct Reader {
     config: ReaderConfig,
     book: PriceBook,
-    /// Unscoped, only to bring the rollups up to date before a read.
+    /// Unscoped, only to read the rollups' snapshot before a read.
     refresher: Mutex<Option<LedgerContext>>,
     audit: QueryAudit,
     scan_wall: bool,
@@ -117,8 +117,10 @@ impl Reader {
         principal.scope(&self.config.shared_teams)
     }
 
-    /// The rollups as of now (refreshed by the service, not the principal).
-    async fn rollups(&self) -> Result<Option<tollgate_ledger::rollup::Manifest>, Error> {
+    /// The rollups as of now, read without writing (`tollgate run`
+    /// maintains them), with the records they do not cover yet rolled up in
+    /// memory.
+    async fn rollups(&self) -> Result<Option<tollgate_ledger::rollup::Snapshot>, Error> {
         if !self.config.ledger.rollups {
             return Ok(None);
         }
@@ -129,8 +131,7 @@ impl Reader {
         let Some(ctx) = guard.as_mut() else {
             return Ok(None);
         };
-        let r = ctx.use_rollups().await?;
-        Ok(ctx.rollups().cloned().filter(|_| r.current))
+        Ok(ctx.read_snapshot().await?.ok())
     }
 
     /// A session that reads only `principal`'s rows.

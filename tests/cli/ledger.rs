@@ -478,8 +478,8 @@ fn closing_freezes_a_month_and_books_late_events_in_the_next(dir: &Path, book: &
         .round_dp(2);
     assert!(late > Decimal::ZERO);
 
-    // The late commit record is rolled up (by `run`'s alert evaluator when
-    // it stopped, or else by the next report).
+    // The late commit record is rolled up by `run` (its alert evaluator's
+    // last cycle when it stopped); reports only read.
     let _ = json(&november);
     let status = json(&["ledger", "status", "--json"]);
     assert_eq!(status["manifest"]["covered"]["late/0"], 1, "{status}");

@@ -6,6 +6,7 @@
 //! rest), and the parts summed.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, TimestampMicrosecondType};
@@ -393,11 +394,23 @@ async fn from_rollups(
     )?;
     let mut names: Vec<Expr> = dims.iter().map(|d| lit(d.name())).collect();
     names.push(lit(TEAM));
-    let df = ctx
-        .session()
-        .table("facet_rollup_files")
-        .await
-        .map_err(q)?
+    let mut rows = ctx.session().table("facet_rollup_files").await.map_err(q)?;
+    if let Some(tail) = ctx.rollup_tail() {
+        // The records the rollups do not cover yet, rolled up in memory:
+        // registered like the files, so a scoped session's wall applies.
+        let mem = datafusion::datasource::MemTable::try_new(
+            crate::rollup::schema(),
+            vec![vec![tail.clone()]],
+        )
+        .map_err(q)?;
+        let _ = ctx.session().deregister_table("facet_rollup_tail");
+        ctx.session()
+            .register_table("facet_rollup_tail", Arc::new(mem))
+            .map_err(q)?;
+        let tail = ctx.session().table("facet_rollup_tail").await.map_err(q)?;
+        rows = rows.union(tail).map_err(q)?;
+    }
+    let df = rows
         .filter(
             col("dimension")
                 .in_list(names, false)

@@ -82,6 +82,35 @@ pub(super) async fn roll_up(
     version: u64,
     tag: &str,
 ) -> Result<(Vec<RollupFile>, u64), Error> {
+    let (rows, events) = aggregate(ctx, records).await?;
+    let files = write_days(ctx, rows, version, tag).await?;
+    Ok((files, events))
+}
+
+/// The hourly facets of `records` as one batch in the rollups' schema,
+/// written nowhere (`None` without rows), and the events they hold: what a
+/// reader adds to the rollups for the records they do not cover yet.
+pub(super) async fn tail(
+    ctx: &LedgerContext,
+    records: &[CommitRecord],
+) -> Result<(Option<RecordBatch>, u64), Error> {
+    if records.is_empty() {
+        return Ok((None, 0));
+    }
+    let (rows, events) = aggregate(ctx, records).await?;
+    if rows.is_empty() {
+        return Ok((None, events));
+    }
+    let rows: Vec<(RowKey, Acc)> = rows.into_iter().collect();
+    Ok((Some(to_batch(&rows)?), events))
+}
+
+/// The hourly facets of the cost-carrying files of `records`, and the
+/// number of raw events they hold.
+async fn aggregate(
+    ctx: &LedgerContext,
+    records: &[CommitRecord],
+) -> Result<(BTreeMap<RowKey, Acc>, u64), Error> {
     let s = session(ctx);
     let urls = |table: &str| -> Vec<String> {
         records
@@ -158,8 +187,7 @@ pub(super) async fn roll_up(
             }
         }
     }
-    let files = write_days(ctx, rows, version, tag).await?;
-    Ok((files, events))
+    Ok((rows, events))
 }
 
 /// Writes rows (sorted by hour first) as one file per UTC day.

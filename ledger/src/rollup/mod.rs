@@ -312,6 +312,54 @@ pub async fn refresh(ctx: &LedgerContext) -> Result<Refresh, Error> {
     ))
 }
 
+/// The rollups as a reader uses them, writing nothing: the newest manifest
+/// and, computed in memory from the raw files, the facets of the commit
+/// records it does not cover yet (the tail). Only `tollgate run` (after its
+/// commits) and `tollgate ledger refresh | rebuild` write rollups.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The newest manifest.
+    pub manifest: Manifest,
+    /// The tail's facets, in the rollups' schema.
+    pub tail: Option<arrow::array::RecordBatch>,
+    /// Commit records in the tail.
+    pub tail_records: usize,
+    /// Raw events in the tail.
+    pub tail_events: u64,
+}
+
+/// Why a reader reads the raw tables instead of the rollups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unusable {
+    /// No rollups were built yet.
+    None,
+    /// Written before files were hashed: `tollgate ledger rebuild`.
+    OldFormat(u64),
+    /// Priced with another price book: `tollgate ledger rebuild`.
+    OtherPriceBook(u64),
+}
+
+/// The [`Snapshot`] of the newest rollups, or why there is none to use.
+pub async fn snapshot(ctx: &LedgerContext) -> Result<Result<Snapshot, Unusable>, Error> {
+    let Some((manifest, _)) = head(ctx).await? else {
+        return Ok(Err(Unusable::None));
+    };
+    if manifest.format < FORMAT {
+        return Ok(Err(Unusable::OldFormat(manifest.version)));
+    }
+    if manifest.price_book != price_book_sha(ctx.book()) {
+        return Ok(Err(Unusable::OtherPriceBook(manifest.version)));
+    }
+    let records = pending(ctx, &manifest.covered).await?;
+    let (tail, tail_events) = build::tail(ctx, &records).await?;
+    Ok(Ok(Snapshot {
+        manifest,
+        tail,
+        tail_records: records.len(),
+        tail_events,
+    }))
+}
+
 /// Recomputes every rollup from the raw tables (every commit record's
 /// files), priced with the current price book, and publishes it as the
 /// next version; the previous version's files are deleted by the next

@@ -184,6 +184,58 @@ async fn incremental_rollups_compaction_and_rebuild_match_the_raw_tables() {
     assert!(ctx.rollups().is_none(), "stale rollups must not be read");
 }
 
+/// A reader writes nothing: it reads the newest rollups and rolls up the
+/// commit records they do not cover yet in memory, with the same figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_add_the_records_not_yet_rolled_up_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StorageConfig::local(dir.path());
+    let storage = Storage::open(&config, "test").unwrap();
+    let book = tollgate_fixtures::demo_price_book().unwrap();
+    let all = events();
+    let mut offset = 0i64;
+    let mut reader = LedgerContext::open(&config, &book).await.unwrap();
+    assert_eq!(
+        reader.read_snapshot().await.unwrap().unwrap_err(),
+        rollup::Unusable::None,
+        "nothing built yet: the raw tables are read"
+    );
+
+    // The writer rolls up the first of three commits; two follow.
+    commit_share(&storage, &all, 0, 3, &mut offset).await;
+    let mut writer = LedgerContext::open(&config, &book).await.unwrap();
+    assert!(writer.use_rollups().await.unwrap().current);
+    commit_share(&storage, &all, 1, 3, &mut offset).await;
+    commit_share(&storage, &all, 2, 3, &mut offset).await;
+    let before = storage.list_files("ledger/").await.unwrap();
+
+    let s = reader.read_snapshot().await.unwrap().unwrap();
+    assert_eq!((s.manifest.version, s.tail_records), (1, 2));
+    assert!(s.tail.is_some() && s.tail_events > 0);
+    let read = reports(&reader, &book).await;
+    let raw = LedgerContext::open(&config, &book).await.unwrap();
+    same(
+        &read,
+        &reports(&raw, &book).await,
+        "rollups and the tail in memory",
+    );
+    assert_eq!(
+        storage.list_files("ledger/").await.unwrap(),
+        before,
+        "a reader wrote to the storage"
+    );
+
+    // Once the writer catches up, the tail is empty and the figures stay.
+    assert_eq!(writer.use_rollups().await.unwrap().records, 2);
+    let s = reader.read_snapshot().await.unwrap().unwrap();
+    assert_eq!((s.manifest.version, s.tail_records), (2, 0));
+    same(
+        &reports(&reader, &book).await,
+        &read,
+        "after the writer caught up",
+    );
+}
+
 fn costed(e: &tollgate_ingest::event::Event) -> bool {
     match &e.body {
         tollgate_ingest::event::EventBody::GpuUsage(_) => true,
