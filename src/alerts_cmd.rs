@@ -39,11 +39,32 @@ pub(crate) async fn evaluator(
         config.teams.clone(),
         config.ledger.clone(),
         book.currency(),
-        AlertStore::open(store, tollgate_alerts::store::PREFIX)?,
+        alert_store(store).await?,
         outbox,
         metrics,
     )?;
     Ok((ev, ctx))
+}
+
+/// The alert state in `store`, after moving in the local state folder of
+/// earlier versions (`<data_dir>/alerts/`) if there is one.
+async fn alert_store(store: &StorageConfig) -> Result<AlertStore> {
+    let st = AlertStore::open(store, tollgate_alerts::store::PREFIX)?;
+    let old = store.data_dir.join("alerts").join("claimed");
+    if store.url.is_none() {
+        let hashed = st.upgrade_in_place().await?;
+        if hashed > 0 {
+            say!("brought {hashed} alert claim(s) of an earlier version to this layout");
+        }
+    } else if old.is_dir() {
+        let moved = st.import_dir(&store.data_dir.join("alerts")).await?;
+        say!(
+            "moved {moved} alert claim(s) of {} into {}",
+            store.data_dir.join("alerts").display(),
+            st.description()
+        );
+    }
+    Ok(st)
 }
 
 /// One line per raised alert and a delivery summary.

@@ -355,6 +355,101 @@ impl AlertStore {
             .map(|_| ())
     }
 
+    /// Moves the alert state of earlier versions (a local folder with
+    /// `claimed/`, `sent/`, `failed/`, `audited/`) into the storage, so an
+    /// alert claimed before the upgrade is not sent again, and renames the
+    /// folder `<name>.imported`. Returns the claims moved.
+    pub async fn import_dir(&self, dir: &std::path::Path) -> Result<usize, Error> {
+        let io = |p: &std::path::Path, e: std::io::Error| Error::State {
+            path: p.display().to_string(),
+            message: e.to_string(),
+        };
+        let files = |sub: &str| -> Vec<std::path::PathBuf> {
+            std::fs::read_dir(dir.join(sub))
+                .map(|r| r.filter_map(Result::ok).map(|e| e.path()).collect())
+                .unwrap_or_default()
+        };
+        let mut moved = 0;
+        for p in files("claimed") {
+            if p.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let bytes = std::fs::read(&p).map_err(|e| io(&p, e))?;
+            let c: Claimed =
+                serde_json::from_slice(&bytes).map_err(json_err(&p.display().to_string()))?;
+            if self.claim(&c).await? {
+                moved += 1;
+            }
+        }
+        for outcome in ["sent", "failed"] {
+            for p in files(outcome) {
+                let Some(id) = p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(".json"))
+                else {
+                    continue;
+                };
+                let bytes = std::fs::read(&p).map_err(|e| io(&p, e))?;
+                self.create(&self.path(outcome, id), bytes).await?;
+            }
+        }
+        for p in files("audited") {
+            if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
+                self.mark_audited(name.strip_suffix(".json").unwrap_or(name))
+                    .await?;
+            }
+        }
+        let mut done = dir.as_os_str().to_owned();
+        done.push(".imported");
+        std::fs::rename(dir, &done).map_err(|e| io(dir, e))?;
+        Ok(moved)
+    }
+
+    /// Brings state written by earlier versions in this same place (the
+    /// local storage, whose root is the data directory) to this layout:
+    /// claims get their content SHA-256, audit marks their `.json`, and the
+    /// old lock and temporary files go. Returns the claims hashed.
+    pub async fn upgrade_in_place(&self) -> Result<usize, Error> {
+        let lock = format!("{}evaluator.lock", self.prefix);
+        if !self.exists(&lock).await? {
+            return Ok(0);
+        }
+        let all = self
+            .storage
+            .list_files(&self.prefix)
+            .await
+            .map_err(state_err(&self.prefix))?;
+        let mut hashed = 0;
+        for p in &all {
+            let rest = p.strip_prefix(&self.prefix).unwrap_or(p);
+            let (dir, name) = rest.split_once('/').unwrap_or(("", rest));
+            match dir {
+                "claimed" | "sent" | "failed" | "retry" if !name.ends_with(".json") => {
+                    self.storage.delete(p).await.map_err(state_err(p))?;
+                }
+                "claimed" => {
+                    let bytes = self.storage.read(p).await.map_err(state_err(p))?;
+                    let mut c: Claimed = serde_json::from_slice(&bytes).map_err(json_err(p))?;
+                    if c.content_sha256.is_empty() {
+                        c.content_sha256 = c.content_hash()?;
+                        let mut bytes = serde_json::to_vec_pretty(&c).map_err(json_err(p))?;
+                        bytes.push(b'\n');
+                        self.storage.write(p, bytes).await.map_err(state_err(p))?;
+                        hashed += 1;
+                    }
+                }
+                "audited" if !name.ends_with(".json") => {
+                    self.mark_audited(name).await?;
+                    self.storage.delete(p).await.map_err(state_err(p))?;
+                }
+                _ => {}
+            }
+        }
+        self.storage.delete(&lock).await.map_err(state_err(&lock))?;
+        Ok(hashed)
+    }
+
     /// (claimed, sent, failed) counts.
     pub async fn counts(&self) -> Result<(usize, usize, usize), Error> {
         Ok((
@@ -584,6 +679,57 @@ mod tests {
         assert!(
             p.contains(&("stray_alert_object".into(), "alerts/notes.txt".into())),
             "{p:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn state_of_earlier_versions_is_upgraded_or_moved_in() {
+        // The old layout, as the local storage held it.
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("alerts");
+        for sub in ["claimed", "sent", "audited"] {
+            std::fs::create_dir_all(old.join(sub)).unwrap();
+        }
+        let c = claimed("search");
+        let id = c.alert.id.clone();
+        let mut v = serde_json::to_value(&c).unwrap();
+        v.as_object_mut().unwrap().remove("content_sha256");
+        std::fs::write(old.join(format!("claimed/{id}.json")), v.to_string()).unwrap();
+        std::fs::write(old.join("claimed/x.json.tmp4242"), "{").unwrap();
+        std::fs::write(
+            old.join(format!("sent/{id}.json")),
+            r#"{"at":"2026-11-20T00:00:00Z","detail":"250"}"#,
+        )
+        .unwrap();
+        std::fs::write(old.join(format!("audited/{id}")), "").unwrap();
+        std::fs::write(old.join("evaluator.lock"), "").unwrap();
+
+        // In place (local storage): verify passes afterwards, nothing pending.
+        let here = AlertStore::open(&StorageConfig::local(dir.path()), PREFIX).unwrap();
+        assert_eq!(here.upgrade_in_place().await.unwrap(), 1);
+        assert!(
+            problems(dir.path()).await.is_empty(),
+            "{:?}",
+            problems(dir.path()).await
+        );
+        assert!(here.pending().await.unwrap().is_empty());
+        assert!(here.is_audited(&id).await.unwrap());
+        assert!(!here.claim(&c).await.unwrap(), "still claimed");
+
+        // Moved into another storage (an object store in production).
+        let other = tempfile::tempdir().unwrap();
+        let there = AlertStore::open(&StorageConfig::local(other.path()), PREFIX).unwrap();
+        assert_eq!(there.import_dir(&old).await.unwrap(), 1);
+        assert!(!old.exists());
+        assert!(
+            !there.claim(&c).await.unwrap(),
+            "claimed before the upgrade: not sent again"
+        );
+        assert!(there.pending().await.unwrap().is_empty());
+        assert!(
+            problems(other.path()).await.is_empty(),
+            "{:?}",
+            problems(other.path()).await
         );
     }
 }
