@@ -844,7 +844,7 @@ async fn tables(api: &Api, p: &Principal) -> Result<Value, QueryError> {
     let names = TABLES
         .iter()
         .filter(|(n, s, _)| {
-            *n != "facet_rollup_files" && (*s != TableScope::TenantOnly || p.org_wide())
+            !n.starts_with("facet_rollup_") && (*s != TableScope::TenantOnly || p.org_wide())
         })
         .map(|(n, s, d)| {
             (

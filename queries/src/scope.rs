@@ -66,6 +66,11 @@ pub const TABLES: &[(&str, TableScope, &str)] = &[
         TableScope::TenantTeam,
         "hourly rollups (read by the reports)",
     ),
+    (
+        "facet_rollup_tail",
+        TableScope::TenantTeam,
+        "hourly facets of the commit records the rollups do not cover yet (read by the reports)",
+    ),
     ("gpu_rates", TableScope::Public, "price book: GPU rates"),
     ("token_rates", TableScope::Public, "price book: token rates"),
     (
