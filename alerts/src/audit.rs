@@ -1,6 +1,7 @@
-//! The `alerts` table: every alert raised, one Parquet file per alert under
-//! `audit/alerts/dt=YYYY-MM-DD/<id>.parquet` in the storage (next to `tables/`),
-//! for auditors. Addresses are not stored (the count of recipients is).
+//! The `alerts` table: every alert raised, one row per alert, for auditors.
+//! Addresses are not stored (the count of recipients is). An audit table:
+//! files under `audit/alerts/dt=YYYY-MM-DD/`, committed by the chain
+//! `audit/_commits/alerts/` (see `tollgate_ingest::storage::audit_log`).
 
 use std::sync::Arc;
 
@@ -8,15 +9,23 @@ use arrow::array::{
     ArrayRef, Decimal128Array, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use parquet::arrow::ArrowWriter;
 use rust_decimal::Decimal;
-use tollgate_ingest::storage::Storage;
+use tollgate_ingest::storage::audit_log::AuditLog;
+use tollgate_ingest::storage::{instance_name, Storage};
 
 use crate::store::Claimed;
 use crate::Error;
 
 /// Where the table's files are, under the storage root.
 pub const DIR: &str = "audit/alerts";
+
+/// The table's name (and its chain's, under `audit/_commits/`).
+pub const TABLE: &str = "alerts";
+
+/// The table in `storage`.
+pub fn log(storage: Storage) -> AuditLog {
+    AuditLog::new(storage, TABLE, DIR, schema(), &instance_name("alerts"))
+}
 
 /// Scale of the money columns.
 const SCALE: i8 = 6;
@@ -43,6 +52,7 @@ pub fn schema() -> SchemaRef {
         Field::new("drivers_json", DataType::Utf8, false),
         Field::new("recipients", DataType::Int32, false),
         Field::new("claimed_at", ts, false),
+        Field::new("dt", DataType::Utf8, false),
     ]))
 }
 
@@ -60,18 +70,11 @@ fn money(v: Option<Decimal>) -> ArrayRef {
     )
 }
 
-/// The table file of an alert.
-pub fn path(c: &Claimed) -> String {
-    format!(
-        "{DIR}/dt={}/{}.parquet",
-        c.alert.at.date_naive(),
-        c.alert.id
-    )
-}
-
-/// Writes the alert's row.
-pub async fn write(storage: &Storage, c: &Claimed) -> Result<(), Error> {
+/// Writes the alert's row (in the partition of the alert's time) and
+/// returns once it is committed.
+pub async fn write(log: &AuditLog, c: &Claimed) -> Result<(), Error> {
     let a = &c.alert;
+    let dt = a.at.date_naive();
     let s = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v.to_string()])) };
     let ts = |t: chrono::DateTime<chrono::Utc>| -> ArrayRef {
         Arc::new(TimestampMicrosecondArray::from(vec![t.timestamp_micros()]).with_timezone("UTC"))
@@ -94,15 +97,12 @@ pub async fn write(storage: &Storage, c: &Claimed) -> Result<(), Error> {
         s(&serde_json::to_string(&a.drivers).unwrap_or_default()),
         Arc::new(Int32Array::from(vec![c.recipients.len() as i32])),
         ts(c.claimed_at),
+        s(&dt.to_string()),
     ];
     let err = |e: &dyn std::fmt::Display| Error::State {
-        path: path(c),
+        path: format!("{DIR}/dt={dt} (alert {})", a.id),
         message: e.to_string(),
     };
     let batch = RecordBatch::try_new(schema(), columns).map_err(|e| err(&e))?;
-    let mut buf = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut buf, schema(), None).map_err(|e| err(&e))?;
-    w.write(&batch).map_err(|e| err(&e))?;
-    w.close().map_err(|e| err(&e))?;
-    storage.write(&path(c), buf).await.map_err(|e| err(&e))
+    log.append(dt, batch).await.map_err(|e| err(&e))
 }

@@ -168,7 +168,7 @@ impl Evaluator {
                 raised.push(claimed.alert);
             }
         }
-        self.audit(ctx).await?;
+        self.audit(&raised).await?;
         let delivered = deliver(&self.store, &self.transport, &self.cfg, &self.metrics).await?;
         Ok(Cycle {
             at,
@@ -178,11 +178,18 @@ impl Evaluator {
         })
     }
 
-    /// Writes the audit row of every claimed alert that has none yet.
-    async fn audit(&self, ctx: &LedgerContext) -> Result<(), Error> {
+    /// Writes the audit row of each alert this cycle claimed, and of any
+    /// claim older than [`LEASE`](crate::store::LEASE) still without one
+    /// (its claimer stopped before writing it); another instance's fresh
+    /// claim is left to that instance, so no alert has two rows.
+    async fn audit(&self, raised: &[Alert]) -> Result<(), Error> {
+        let stale = Utc::now()
+            - chrono::Duration::from_std(crate::store::LEASE)
+                .unwrap_or_else(|_| chrono::Duration::minutes(10));
         for c in self.store.claimed().await? {
-            if !self.store.is_audited(&c.alert.id).await? {
-                audit::write(ctx.storage(), &c).await?;
+            let mine = raised.iter().any(|a| a.id == c.alert.id);
+            if (mine || c.claimed_at < stale) && !self.store.is_audited(&c.alert.id).await? {
+                audit::write(self.store.audit_log(), &c).await?;
                 self.store.mark_audited(&c.alert.id).await?;
             }
         }

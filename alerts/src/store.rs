@@ -122,6 +122,8 @@ pub struct AlertStore {
     prefix: String,
     /// Claims are never rewritten: each is read once.
     claims: Mutex<HashMap<String, Claimed>>,
+    /// The `alerts` audit table.
+    audit: tollgate_ingest::storage::audit_log::AuditLog,
 }
 
 impl AlertStore {
@@ -131,7 +133,15 @@ impl AlertStore {
             storage: Storage::open(storage, "alerts").map_err(state_err(prefix))?,
             prefix: prefix.to_string(),
             claims: Mutex::new(HashMap::new()),
+            audit: crate::audit::log(
+                Storage::open(storage, "alerts").map_err(state_err(crate::audit::DIR))?,
+            ),
         })
+    }
+
+    /// The `alerts` audit table.
+    pub fn audit_log(&self) -> &tollgate_ingest::storage::audit_log::AuditLog {
+        &self.audit
     }
 
     /// Where the state is, for messages.

@@ -62,5 +62,30 @@ if [ -d ledger/statements ]; then
     expected=$((expected + 1))
   done
 fi
+# 7. The audit tables (query_log, alerts): each chain's records numbered
+#    from 1 without a gap, each naming the SHA-256 of the one before it; the
+#    files a chain leaves in its table (added and not removed since) with
+#    the SHA-256 it lists; no file under audit/ that no record names.
+if [ -d audit/_commits ]; then
+  for chain in audit/_commits/*/; do
+    prev=0000000000000000000000000000000000000000000000000000000000000000
+    expected=1
+    for r in $(ls "$chain" | sort); do
+      r="$chain$r"
+      [ "$(jq -r .seq "$r")" = "$expected" ] || { echo "AUDIT SEQUENCE GAP at $r"; status=1; }
+      [ "$(jq -r .prev_sha256 "$r")" = "$prev" ] || { echo "BROKEN AUDIT LINK at $r"; status=1; }
+      prev=$(sha256sum "$r" | cut -d' ' -f1)
+      expected=$((expected + 1))
+    done
+    jq -s -r '(reduce (.[] | .removed[].path) as $p ({}; .[$p] = true)) as $gone
+      | .[] | .added[] | select($gone[.path] | not) | "\(.sha256)  \(.path)"' "$chain"*.json \
+      | sha256sum --check --quiet || status=1
+  done
+fi
+if [ -d audit ]; then
+  comm -13 <(cat audit/_commits/*/*.json 2>/dev/null | jq -r '(.added[], .removed[]) | .path' | sort -u) \
+    <(find audit -path audit/_commits -prune -o -type f -print | sort) \
+    | sed 's/^/AUDIT FILE NO RECORD NAMES: /' | grep . && status=1
+fi
 [ $status = 0 ] && echo "audit OK"
 exit $status

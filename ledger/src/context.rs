@@ -161,7 +161,7 @@ pub(crate) async fn register_pricing_and_views(
 
 /// Registers `files` (URLs of Parquet files of one schema) as table `name`;
 /// no files gives an empty table.
-pub(crate) fn register_files(
+pub fn register_files(
     ctx: &SessionContext,
     name: &str,
     schema: SchemaRef,

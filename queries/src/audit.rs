@@ -1,7 +1,9 @@
 //! The query audit: every `/v1` request and every CLI query (who, when, the
 //! SQL text with PII redacted and its SHA-256, rows returned, outcome) as the
-//! `query_log` table, one Parquet file per entry under
-//! `audit/queries/dt=YYYY-MM-DD/` in the storage. A request that runs
+//! `query_log` table: an audit table (files under `audit/queries/dt=YYYY-MM-DD/`
+//! committed by the chain `audit/_commits/query_log/`, entries of
+//! concurrent requests committed together; see
+//! `tollgate_ingest::storage::audit_log`). A request that runs
 //! (authenticated and permitted) has two entries with the same `query_id`:
 //! outcome `started`, written before it runs, and its outcome, written
 //! before the response is sent. Requests answered without running
@@ -13,11 +15,11 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
-use parquet::arrow::ArrowWriter;
 use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tollgate_ingest::storage::Storage;
+use tollgate_ingest::storage::audit_log::AuditLog;
+use tollgate_ingest::storage::{instance_name, Storage};
 use tollgate_redactor::Redactor;
 
 use crate::principal::Principal;
@@ -26,7 +28,10 @@ use crate::Error;
 /// Where the table's files are, under the storage root.
 pub const DIR: &str = "audit/queries";
 
-/// The `query_log` table's schema (without the `dt` partition column).
+/// The table's name (and its chain's, under `audit/_commits/`).
+pub const TABLE: &str = "query_log";
+
+/// The `query_log` table's schema; `dt` is the entry's UTC day.
 pub fn schema() -> SchemaRef {
     let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
     Arc::new(Schema::new(vec![
@@ -44,13 +49,14 @@ pub fn schema() -> SchemaRef {
         Field::new("outcome", DataType::Utf8, false),
         Field::new("error", DataType::Utf8, true),
         Field::new("duration_ms", DataType::Int64, false),
+        Field::new("dt", DataType::Utf8, false),
     ]))
 }
 
 /// One audited request.
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
-    /// Unique id (also the file name).
+    /// Unique id.
     pub query_id: String,
     /// When it arrived.
     pub time: DateTime<Utc>,
@@ -132,6 +138,7 @@ impl Entry {
                 s(&self.outcome),
                 o(&self.error),
                 i(self.duration_ms),
+                s(&self.time.date_naive().to_string()),
             ],
         )
         .map_err(|e| Error::Audit(e.to_string()))
@@ -145,7 +152,7 @@ pub fn sha256_hex(text: &str) -> String {
 
 /// Writes [`Entry`]s, redacting the SQL text with the tenant's key.
 pub struct QueryAudit {
-    storage: Storage,
+    log: AuditLog,
     redactor: Option<Arc<Redactor>>,
 }
 
@@ -158,7 +165,15 @@ impl QueryAudit {
     /// Writes into `storage`; without a redactor the text is not kept (the
     /// hash is).
     pub fn new(storage: Storage, redactor: Option<Arc<Redactor>>) -> Self {
-        Self { storage, redactor }
+        Self {
+            log: AuditLog::new(storage, TABLE, DIR, schema(), &instance_name("queries")),
+            redactor,
+        }
+    }
+
+    /// The `query_log` table.
+    pub fn log(&self) -> &AuditLog {
+        &self.log
     }
 
     /// Sets `entry`'s text (redacted) and hash from `text` as sent.
@@ -186,30 +201,19 @@ impl QueryAudit {
         let mut e = entry.clone();
         e.outcome = "started".into();
         e.error = None;
-        self.write_file(&e, ".started").await
+        self.write_file(&e, "started").await
     }
 
-    /// Stores `entry` (create-if-absent; the id is unique).
+    /// Stores `entry`, the request's outcome; returns once it is committed.
     pub async fn write(&self, entry: &Entry) -> Result<(), Error> {
-        self.write_file(entry, "").await
+        self.write_file(entry, "outcome").await
     }
 
-    async fn write_file(&self, entry: &Entry, suffix: &str) -> Result<(), Error> {
+    async fn write_file(&self, entry: &Entry, what: &str) -> Result<(), Error> {
         let batch = entry.batch()?;
-        let mut buf = Vec::new();
-        let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), None)
-            .map_err(|e| Error::Audit(e.to_string()))?;
-        w.write(&batch).map_err(|e| Error::Audit(e.to_string()))?;
-        w.close().map_err(|e| Error::Audit(e.to_string()))?;
-        let path = format!(
-            "{DIR}/dt={}/{}{suffix}.parquet",
-            entry.time.format("%Y-%m-%d"),
-            entry.query_id
-        );
-        self.storage
-            .create(&path, buf)
+        self.log
+            .append(entry.time.date_naive(), batch)
             .await
-            .map_err(|e| Error::Audit(format!("{path}: {e}")))?;
-        Ok(())
+            .map_err(|e| Error::Audit(format!("query {} ({what}): {e}", entry.query_id)))
     }
 }

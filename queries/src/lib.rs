@@ -65,7 +65,8 @@ pub enum Error {
 
 /// `verify` of everything in the storage: the raw tables' commit chains,
 /// the rollups, the closed statements (the ledger's check), the sealed
-/// tenant keys (opened when `master` is given) and the alert claims. What
+/// tenant keys (opened when `master` is given), the alert claims and the
+/// audit tables (`alerts`, `query_log`). What
 /// `tollgate verify` and `GET /v1/verify` run.
 pub async fn verify_all(
     storage: &tollgate_ingest::storage::Storage,
@@ -78,6 +79,14 @@ pub async fn verify_all(
     tollgate_alerts::store::verify(storage, &mut report)
         .await
         .map_err(|e| Error::Storage(e.to_string()))?;
+    for (table, dir) in [
+        (tollgate_alerts::audit::TABLE, tollgate_alerts::audit::DIR),
+        (audit::TABLE, audit::DIR),
+    ] {
+        tollgate_ingest::storage::audit_log::verify(storage, table, dir, &mut report)
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))?;
+    }
     Ok(report)
 }
 

@@ -11,10 +11,8 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::ListingOptions;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -62,6 +60,8 @@ pub struct Reader {
     /// Unscoped, only to read the rollups' snapshot before a read.
     refresher: Mutex<Option<LedgerContext>>,
     audit: QueryAudit,
+    /// The `alerts` audit table (read here; the evaluator writes it).
+    alerts: tokio::sync::OnceCell<tollgate_ingest::storage::audit_log::AuditLog>,
     scan_wall: bool,
     /// Ad-hoc queries running at once, at most one per core.
     running: Arc<tokio::sync::Semaphore>,
@@ -75,6 +75,7 @@ impl Reader {
             book,
             refresher: Mutex::new(None),
             audit,
+            alerts: tokio::sync::OnceCell::new(),
             scan_wall: true,
             running: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -147,15 +148,19 @@ impl Reader {
         let mut ctx = LedgerContext::open_with(&self.config.storage, &self.book, setup).await?;
         crate::bounded::install(ctx.session());
         ctx.read_rollups(rollups);
-        for (name, dir, schema) in [
-            (
-                "alerts",
-                tollgate_alerts::audit::DIR,
-                tollgate_alerts::audit::schema(),
-            ),
-            ("query_log", crate::audit::DIR, crate::audit::schema()),
+        let alerts = self
+            .alerts
+            .get_or_try_init(|| async {
+                tollgate_ingest::storage::Storage::open(&self.config.storage, "serve")
+                    .map(tollgate_alerts::audit::log)
+                    .map_err(|e| Error::Storage(e.to_string()))
+            })
+            .await?;
+        for (log, schema) in [
+            (alerts, tollgate_alerts::audit::schema()),
+            (self.audit.log(), crate::audit::schema()),
         ] {
-            register_audit_table(&ctx, &self.config.storage, name, dir, schema).await?;
+            register_audit_table(&ctx, log, schema).await?;
         }
         ctx.session()
             .add_analyzer_rule(Arc::new(TenantScope::new(scope)));
@@ -483,30 +488,22 @@ fn rows_table<T: Serialize>(rows: &[T]) -> Result<QueryResult, QueryError> {
 }
 
 /// Registers an audit table (`<dir>/dt=.../*.parquet`) in `ctx`.
+/// Registers the files `log`'s chain lists (and nothing else under its
+/// folder) as its table.
 async fn register_audit_table(
     ctx: &LedgerContext,
-    storage: &StorageConfig,
-    name: &str,
-    dir: &str,
+    log: &tollgate_ingest::storage::audit_log::AuditLog,
     schema: SchemaRef,
 ) -> Result<(), Error> {
-    if storage.url.is_none() {
-        let d = storage.data_dir.join(dir);
-        std::fs::create_dir_all(&d).map_err(|e| Error::Storage(format!("{}: {e}", d.display())))?;
-    }
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet")
-        .with_table_partition_cols(vec![("dt".to_string(), DataType::Utf8)]);
-    ctx.session()
-        .register_listing_table(
-            name,
-            format!("{}/", ctx.url(dir)),
-            options,
-            Some(schema),
-            None,
-        )
+    let files: Vec<String> = log
+        .files()
         .await
-        .map_err(|e| Error::Storage(format!("registering {name}: {e}")))
+        .map_err(|e| Error::Storage(format!("reading the {} chain: {e}", log.table())))?
+        .iter()
+        .map(|p| ctx.url(p))
+        .collect();
+    tollgate_ledger::context::register_files(ctx.session(), log.table(), schema, &files)
+        .map_err(|e| Error::Storage(format!("registering {}: {e}", log.table())))
 }
 
 #[cfg(test)]

@@ -54,6 +54,24 @@ struct Tables {
 }
 
 /// Every record batch of one Parquet file.
+/// The files of audit table `table` that its commit chain lists now (what
+/// readers read; files a compaction removed may still be on disk).
+fn audit_files(data: &Path, table: &str) -> Vec<std::path::PathBuf> {
+    let mut records = walk(&data.join("audit/_commits").join(table));
+    records.sort();
+    let mut live = std::collections::BTreeSet::new();
+    for r in records {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&r).unwrap()).unwrap();
+        for f in v["removed"].as_array().unwrap() {
+            live.remove(f["path"].as_str().unwrap());
+        }
+        for f in v["added"].as_array().unwrap() {
+            live.insert(f["path"].as_str().unwrap().to_string());
+        }
+    }
+    live.into_iter().map(|p| data.join(p)).collect()
+}
+
 fn batches(f: &Path) -> Vec<arrow::array::RecordBatch> {
     parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
         std::fs::File::open(f).unwrap(),
@@ -738,6 +756,80 @@ fn the_documented_audit_script_agrees_with_verify() {
         "{}",
         text(&v.stdout)
     );
+    std::fs::write(&first, original).unwrap();
+
+    // The query audit: three audited queries, then a record deleted and a
+    // file's byte changed; the script and verify name both.
+    let config = "tollgate-data/demo/tollgate.demo.toml";
+    let key = tollgate(
+        dir.path(),
+        &[
+            "--config", config, "apikey", "create", "--name", "audit", "--org", "acme", "--role",
+            "auditor",
+        ],
+    );
+    assert!(key.status.success(), "{}", text(&key.stderr));
+    std::fs::write(dir.path().join("audit.token"), text(&key.stdout).trim()).unwrap();
+    for _ in 0..3 {
+        let q = tollgate(
+            dir.path(),
+            &[
+                "--config",
+                config,
+                "sql",
+                "--token",
+                "audit.token",
+                "SELECT count(*) FROM query_log",
+            ],
+        );
+        assert!(q.status.success(), "{}", text(&q.stderr));
+    }
+    let ok = audit();
+    assert!(
+        ok.status.success(),
+        "{}{}",
+        text(&ok.stdout),
+        text(&ok.stderr)
+    );
+    let chain = root.join("audit/_commits/query_log");
+    let second = chain.join(format!("{:020}.json", 2));
+    let record = std::fs::read(&second).unwrap();
+    std::fs::remove_file(&second).unwrap();
+    let said = text(&audit().stdout);
+    assert!(
+        said.contains("AUDIT SEQUENCE GAP at audit/_commits/query_log/"),
+        "{said}"
+    );
+    let v = tollgate(dir.path(), &["verify"]);
+    assert_eq!(v.status.code(), Some(1));
+    assert!(
+        text(&v.stdout).contains("(sequence_gap)"),
+        "{}",
+        text(&v.stdout)
+    );
+    std::fs::write(&second, record).unwrap();
+    let victim = audit_files(&root, "query_log")[0].clone();
+    let original = std::fs::read(&victim).unwrap();
+    let mut bytes = original.clone();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&victim, bytes).unwrap();
+    let rel = victim
+        .strip_prefix(&root)
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    let said = text(&audit().stdout);
+    assert!(said.contains(&format!("{rel}: FAILED")), "{said}");
+    let v = tollgate(dir.path(), &["verify"]);
+    assert!(
+        text(&v.stdout).contains(&format!("PROBLEM {rel}"))
+            && text(&v.stdout).contains("hash_mismatch"),
+        "{}",
+        text(&v.stdout)
+    );
+    std::fs::write(&victim, original).unwrap();
+    assert!(audit().status.success());
 }
 
 /// The test broker's address, or `None` (with a loud message) outside CI;

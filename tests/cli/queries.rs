@@ -17,7 +17,7 @@ use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
 use super::pipeline::free_port;
-use super::{batches, text, tollgate, walk};
+use super::{audit_files, batches, text, tollgate, walk};
 
 const ORGS: [(&str, [&str; 3]); 2] = [
     ("acme", ["ml-research", "search", "support-bots"]),
@@ -903,7 +903,7 @@ fn isolation_suite_two_orgs_three_teams_every_role_endpoint_and_sql_shape() {
     // One pass over the audit files: the entries, and no raw PII in them.
     let mut audit: Vec<(String, String, String)> = Vec::new();
     let mut redacted = 0;
-    for f in walk(&data.join("audit/queries")) {
+    for f in audit_files(&data, "query_log") {
         for b in batches(&f) {
             let (h, sub, out) = (
                 strings(&b, "sql_sha256"),
@@ -1364,7 +1364,7 @@ fn audit_completeness(addr: &str, people: &[Who], dir: &Path, data: &Path) {
     let who = people.iter().find(|w| w.role == "contributor").unwrap();
     let entries = || {
         let mut out: Vec<(String, String, String, String)> = Vec::new();
-        for f in walk(&data.join("audit/queries")) {
+        for f in audit_files(data, "query_log") {
             for b in batches(&f) {
                 let [q, o, e, r] =
                     ["query_id", "outcome", "endpoint", "error"].map(|c| strings(&b, c));

@@ -15,6 +15,7 @@
 //! sequence number), then published by moving its files into `tables/`.
 //! [`Storage::recover`] finishes or discards what a crash left half-done.
 
+pub mod audit_log;
 pub mod blocking;
 mod commit;
 mod dedupe;
@@ -43,6 +44,22 @@ pub use tables::{
 pub use verify::{ChainSummary, DerivedChain, Problem, VerifyReport};
 
 use crate::config::StorageConfig;
+
+/// A name for this instance in what it writes: `role@host-pid` (the
+/// host name is the pod's under Kubernetes).
+pub fn instance_name(role: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let host = host.trim().replace(['/', '\\'], "_");
+    let host = if host.is_empty() {
+        "host"
+    } else {
+        host.as_str()
+    };
+    format!("{role}@{host}-{}", std::process::id())
+}
 
 /// Table names.
 pub const TABLES: [&str; 4] = ["events", "tool_calls", "gpu_usage", "dead_letters"];

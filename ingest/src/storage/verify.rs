@@ -285,7 +285,7 @@ pub(super) async fn run(s: &Storage) -> Result<VerifyReport, StorageError> {
     Ok(report)
 }
 
-async fn check_file(
+pub(super) async fn check_file(
     s: &Storage,
     record: &str,
     f: &super::CommittedFile,

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+mod audit_log;
 mod decoder_props;
 mod docs_examples;
 mod kafka_roundtrip;

@@ -1,0 +1,85 @@
+//! An audit table's Parquet files: named under `dt=` partitions, read back
+//! in the table's schema (files of earlier versions lack the `dt` column,
+//! which their path gives), and described for a record.
+
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, ArrayRef, RecordBatch, StringArray};
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use chrono::{NaiveDate, Utc};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rand::TryRngCore;
+
+use crate::storage::{sha256_hex, CommittedFile};
+
+/// The `dt` partition a path is under (`.../dt=2026-11-24/...`).
+pub fn dt_of(path: &str) -> Option<NaiveDate> {
+    path.split('/')
+        .find_map(|p| p.strip_prefix("dt="))
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+}
+
+/// A new file's path under `dir` for partition `dt`: the time and a random
+/// part, so no two writers pick the same name.
+pub fn new_path(dir: &str, dt: NaiveDate) -> String {
+    let mut id = [0u8; 6];
+    if rand::rngs::OsRng.try_fill_bytes(&mut id).is_err() {
+        // No OS randomness: the time and the process id still tell writers apart.
+        id[..4].copy_from_slice(&std::process::id().to_be_bytes());
+    }
+    format!(
+        "{dir}/dt={dt}/{}-{}.parquet",
+        Utc::now().timestamp_micros(),
+        hex_lower(&id)
+    )
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// How a record lists a file of `table` at `path`.
+pub fn describe(table: &str, path: &str, bytes: &[u8], rows: u64) -> CommittedFile {
+    CommittedFile {
+        path: path.to_string(),
+        table: table.to_string(),
+        rows,
+        bytes: bytes.len() as u64,
+        sha256: sha256_hex(bytes),
+    }
+}
+
+/// The rows of a Parquet file in `schema`: columns by name (cast where an
+/// earlier version wrote another type), `dt` from the path when the file
+/// has none, nulls for other missing nullable columns.
+pub fn read(bytes: Bytes, schema: &SchemaRef, path: &str) -> Result<Vec<RecordBatch>, String> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.build())
+        .map_err(|e| format!("{path}: not a Parquet file: {e}"))?;
+    let dt = dt_of(path).map(|d| d.to_string());
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| format!("{path}: {e}"))?;
+        let n = batch.num_rows();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+        for field in schema.fields() {
+            let column = match batch.column_by_name(field.name()) {
+                Some(c) if c.data_type() == field.data_type() => c.clone(),
+                Some(c) => arrow::compute::cast(c, field.data_type())
+                    .map_err(|e| format!("{path}: column {}: {e}", field.name()))?,
+                None if field.name() == "dt" => match &dt {
+                    Some(d) => Arc::new(StringArray::from(vec![d.as_str(); n])) as ArrayRef,
+                    None => return Err(format!("{path}: no dt column and no dt= in the path")),
+                },
+                None if field.is_nullable() => new_null_array(field.data_type(), n),
+                None => return Err(format!("{path}: no column {}", field.name())),
+            };
+            columns.push(column);
+        }
+        out.push(
+            RecordBatch::try_new(schema.clone(), columns).map_err(|e| format!("{path}: {e}"))?,
+        );
+    }
+    Ok(out)
+}
