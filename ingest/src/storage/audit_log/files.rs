@@ -20,8 +20,12 @@ pub fn dt_of(path: &str) -> Option<NaiveDate> {
         .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
 }
 
-/// A new file's path under `dir` for partition `dt`: the time and a random
-/// part, so no two writers pick the same name.
+/// What the name of every file written by a chained writer starts with
+/// (files of earlier versions, one per entry, never do).
+pub const PREFIX: &str = "c-";
+
+/// A new file's path under `dir` for partition `dt`: [`PREFIX`], the time
+/// and a random part, so no two writers pick the same name.
 pub fn new_path(dir: &str, dt: NaiveDate) -> String {
     let mut id = [0u8; 6];
     if rand::rngs::OsRng.try_fill_bytes(&mut id).is_err() {
@@ -29,7 +33,7 @@ pub fn new_path(dir: &str, dt: NaiveDate) -> String {
         id[..4].copy_from_slice(&std::process::id().to_be_bytes());
     }
     format!(
-        "{dir}/dt={dt}/{}-{}.parquet",
+        "{dir}/dt={dt}/{PREFIX}{}-{}.parquet",
         Utc::now().timestamp_micros(),
         hex_lower(&id)
     )
@@ -82,4 +86,15 @@ pub fn read(bytes: Bytes, schema: &SchemaRef, path: &str) -> Result<Vec<RecordBa
         );
     }
     Ok(out)
+}
+
+/// Whether `path` is a file of an earlier version (not written by a chained
+/// writer): only those are adopted, never another instance's file that is
+/// waiting for its record.
+pub fn is_legacy(path: &str) -> bool {
+    path.ends_with(".parquet")
+        && !path
+            .rsplit('/')
+            .next()
+            .is_some_and(|name| name.starts_with(PREFIX))
 }

@@ -315,7 +315,7 @@ impl AuditLog {
             .list(&format!("{}/", self.inner.dir))
             .await?
             .into_iter()
-            .filter(|p| p.ends_with(".parquet"))
+            .filter(|p| files::is_legacy(p))
             .collect();
         if old.is_empty() {
             return Ok(());
@@ -486,6 +486,19 @@ mod tests {
             record::seq_of("query_log", "audit/_commits/query_log/42.json"),
             None
         );
+    }
+
+    #[test]
+    fn only_files_of_earlier_versions_are_adopted() {
+        let new = files::new_path(
+            "audit/queries",
+            NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
+        );
+        assert!(!files::is_legacy(&new), "{new}");
+        assert!(files::is_legacy(
+            "audit/queries/dt=2026-11-24/1764000000000000-0123456789abcdef.started.parquet"
+        ));
+        assert!(!files::is_legacy("audit/queries/dt=2026-11-24/notes.txt"));
     }
 
     #[test]
