@@ -59,6 +59,13 @@ pub fn run(loaded: Loaded, args: VerifyArgs) -> Result<ExitCode> {
                 );
                 continue;
             }
+            if d.name == "api keys" {
+                println!(
+                    "  api keys: {} key(s), {} state(s), each later state only revoking or shortening",
+                    d.files, d.links
+                );
+                continue;
+            }
             if d.name == "alert claims" {
                 println!(
                     "  alert claims: {} claim(s), {} with the id and content SHA-256 they record",

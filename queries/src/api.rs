@@ -793,7 +793,7 @@ async fn dispatch(
             Ok(Answer::json(&json!({
                 "ok": ok,
                 "checked_at": Utc::now(),
-                "scope": "the whole audit log: every commit chain and file of every organisation, each against its recorded hash, and the rollups' manifest chain and files, the closed statements' chain, the sealed tenant keys, the alert claims and the audit tables' (query_log, alerts) chains and files",
+                "scope": "the whole audit log: every commit chain and file of every organisation, each against its recorded hash, and the rollups' manifest chain and files, the closed statements' chain, the sealed tenant keys, the alert claims, the API keys' states and the audit tables' (query_log, alerts) chains and files",
                 "detail": if ok {
                     "every committed file matches its recorded hash and every commit record its chain"
                 } else {

@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod apikeys;
+pub mod apikeys_verify;
 pub mod audit;
 pub mod auth;
 pub mod bounded;
@@ -65,8 +66,8 @@ pub enum Error {
 
 /// `verify` of everything in the storage: the raw tables' commit chains,
 /// the rollups, the closed statements (the ledger's check), the sealed
-/// tenant keys (opened when `master` is given), the alert claims and the
-/// audit tables (`alerts`, `query_log`). What
+/// tenant keys (opened when `master` is given), the alert claims, the API
+/// keys and the audit tables (`alerts`, `query_log`). What
 /// `tollgate verify` and `GET /v1/verify` run.
 pub async fn verify_all(
     storage: &tollgate_ingest::storage::Storage,
@@ -77,6 +78,9 @@ pub async fn verify_all(
         .await
         .map_err(|e| Error::Storage(e.to_string()))?;
     tollgate_alerts::store::verify(storage, &mut report)
+        .await
+        .map_err(|e| Error::Storage(e.to_string()))?;
+    apikeys_verify::verify(storage, &mut report)
         .await
         .map_err(|e| Error::Storage(e.to_string()))?;
     for (table, dir) in [
