@@ -21,6 +21,11 @@ pub struct CommittedFile {
     pub bytes: u64,
     /// SHA-256 of the file's bytes, lower-case hex.
     pub sha256: String,
+    /// Audit tables only: SHA-256 of the file's rows in a canonical form
+    /// (each value as Arrow displays it, length-prefixed, row by row), so a
+    /// compaction's output can be checked against the files it replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_sha256: Option<String>,
 }
 
 /// One commit record.

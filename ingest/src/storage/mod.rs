@@ -520,6 +520,7 @@ impl Storage {
             rows: rows as u64,
             bytes: bytes.len() as u64,
             sha256: sha256_hex(&bytes),
+            rows_sha256: None,
         };
         self.store
             .put(&self.path(&staged), PutPayload::from(bytes))

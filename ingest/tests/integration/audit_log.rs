@@ -361,3 +361,52 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// A forged compaction: the day's files replaced by one file with as many
+/// rows, one of them changed, under a correctly linked `compact` record.
+#[tokio::test]
+async fn a_compaction_that_changes_a_row_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), "a");
+    for i in 0..3 {
+        log.append(day(), entry(&format!("q{i}"), day()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(log.compact(day()).await.unwrap(), 3);
+    assert!(verify(dir.path()).await.ok());
+    let recs = records(dir.path());
+    let mut forged = recs.last().unwrap().clone();
+    let out = forged.added[0].path.clone();
+    // Rewrite the output with "q1" changed to "qX", and restate its hash
+    // and row digest as a forger would.
+    let batch = RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(StringArray::from(vec!["q0", "qX", "q2"])),
+            Arc::new(StringArray::from(vec![Some("n"); 3])),
+            Arc::new(StringArray::from(vec![day().to_string(); 3])),
+        ],
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut buf, schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    std::fs::write(dir.path().join(&out), &buf).unwrap();
+    forged.added[0].sha256 = tollgate_ingest::storage::sha256_hex(&buf);
+    forged.added[0].bytes = buf.len() as u64;
+    let honest = verify(dir.path()).await;
+    assert!(!honest.ok());
+    // With the record restated too (it is the newest, so no link breaks).
+    let seq = forged.seq;
+    forged.added[0].rows_sha256 = None;
+    std::fs::write(dir.path().join(record_path(TABLE, seq)), forged.to_bytes()).unwrap();
+    let found = kinds(&verify(dir.path()).await);
+    assert!(
+        found
+            .iter()
+            .any(|(k, p)| *k == "bad_compaction" && *p == record_path(TABLE, seq)),
+        "{found:?}"
+    );
+}

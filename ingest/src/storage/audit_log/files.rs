@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, ArrayRef, RecordBatch, StringArray};
+use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use chrono::{NaiveDate, Utc};
@@ -51,7 +51,60 @@ pub fn describe(table: &str, path: &str, bytes: &[u8], rows: u64) -> CommittedFi
         rows,
         bytes: bytes.len() as u64,
         sha256: sha256_hex(bytes),
+        rows_sha256: None,
     }
+}
+
+/// The canonical digests of the rows of `batches`, cut into consecutive
+/// segments of `sizes` rows (one digest per segment; rows past the last
+/// segment are not hashed: the row counts are checked apart). Each value
+/// is hashed as Arrow displays it, length-prefixed, a null as a marker, so
+/// the digest does not depend on how a file encodes its columns.
+pub fn segment_digests(batches: &[RecordBatch], sizes: &[u64]) -> Result<Vec<String>, String> {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    use sha2::{Digest, Sha256};
+    let options = FormatOptions::default();
+    let mut out = Vec::with_capacity(sizes.len());
+    let mut hasher = Sha256::new();
+    let mut left = sizes.first().copied().unwrap_or(0);
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        for row in 0..batch.num_rows() {
+            while left == 0 && out.len() < sizes.len() {
+                out.push(hex_lower(&hasher.finalize_reset()));
+                left = sizes.get(out.len()).copied().unwrap_or(0);
+            }
+            if out.len() == sizes.len() {
+                return Ok(out);
+            }
+            for (column, f) in batch.columns().iter().zip(&formatters) {
+                if column.is_null(row) {
+                    hasher.update([0u8]);
+                } else {
+                    let v = f.value(row).to_string();
+                    hasher.update([1u8]);
+                    hasher.update((v.len() as u64).to_le_bytes());
+                    hasher.update(v.as_bytes());
+                }
+            }
+            left -= 1;
+        }
+    }
+    while out.len() < sizes.len() {
+        out.push(hex_lower(&hasher.finalize_reset()));
+    }
+    Ok(out)
+}
+
+/// The canonical digest of all the rows of `batches`.
+pub fn rows_digest(batches: &[RecordBatch]) -> Result<String, String> {
+    let total: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    Ok(segment_digests(batches, &[total])?.remove(0))
 }
 
 /// The rows of a Parquet file in `schema`: columns by name (cast where an

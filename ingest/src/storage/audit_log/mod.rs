@@ -67,6 +67,10 @@ struct Chain {
     head: Option<(u64, String)>,
     /// The table's files now.
     live: BTreeMap<String, CommittedFile>,
+    /// Of those, files written by a compaction or an adoption: never
+    /// compacted again, so each stays checkable against the files it
+    /// replaced (their row digests are in their records).
+    outputs: std::collections::HashSet<String>,
     /// Files removed by a record, with the record's time, not deleted yet
     /// by this instance.
     removed: Vec<(String, DateTime<Utc>)>,
@@ -202,7 +206,13 @@ impl AuditLog {
             chain.loaded = true;
         }
         loop {
-            let next = chain.head.as_ref().map_or(1, |(seq, _)| seq + 1);
+            let Some(next) = chain
+                .head
+                .as_ref()
+                .map_or(Some(1), |(seq, _)| seq.checked_add(1))
+            else {
+                return Ok(());
+            };
             let path = record_path(table, next);
             match s.get(&path).await {
                 Ok(bytes) => apply(chain, &path, &bytes)?,
@@ -229,7 +239,15 @@ impl AuditLog {
             let (seq, prev) = chain
                 .head
                 .as_ref()
-                .map_or((1, GENESIS.to_string()), |(s, h)| (s + 1, h.clone()));
+                .map_or((1, GENESIS.to_string()), |(s, h)| {
+                    (s.saturating_add(1), h.clone())
+                });
+            if chain.head.as_ref().is_some_and(|(s, _)| *s == u64::MAX) {
+                return Err(audit_err(
+                    &self.inner.table,
+                    "the chain's newest record has the highest sequence number; see tollgate verify",
+                ));
+            }
             record.seq = seq;
             record.prev_sha256 = prev;
             record.committed_at = Utc::now();
@@ -273,7 +291,8 @@ impl AuditLog {
                 .map_err(|e| audit_err(table, e))?;
             let bytes = parquet_bytes(table, &batch)?;
             let path = files::new_path(&self.inner.dir, dt);
-            let file = files::describe(table, &path, &bytes, batch.num_rows() as u64);
+            let mut file = files::describe(table, &path, &bytes, batch.num_rows() as u64);
+            file.rows_sha256 = Some(files::rows_digest(&[batch]).map_err(|e| audit_err(table, e))?);
             self.inner.storage.write(&path, bytes).await?;
             added.push(file);
         }
@@ -361,7 +380,7 @@ impl AuditLog {
     fn maybe_compact(&self, chain: &Chain) {
         let mut small: BTreeMap<NaiveDate, usize> = BTreeMap::new();
         for f in chain.live.values() {
-            if f.rows < SMALL_ROWS {
+            if f.rows < SMALL_ROWS && !chain.outputs.contains(&f.path) {
                 if let Some(dt) = dt_of(&f.path) {
                     *small.entry(dt).or_default() += 1;
                 }
@@ -402,7 +421,11 @@ impl AuditLog {
             chain
                 .live
                 .values()
-                .filter(|f| f.rows < SMALL_ROWS && dt_of(&f.path) == Some(dt))
+                .filter(|f| {
+                    f.rows < SMALL_ROWS
+                        && dt_of(&f.path) == Some(dt)
+                        && !chain.outputs.contains(&f.path)
+                })
                 .map(|f| f.path.clone())
                 .collect()
         };
@@ -459,11 +482,17 @@ fn apply(chain: &mut Chain, path: &str, bytes: &[u8]) -> Result<(), StorageError
     let recent = Utc::now() - chrono::Duration::days(1);
     for f in &record.removed {
         chain.live.remove(&f.path);
+        chain.outputs.remove(&f.path);
         if record.committed_at > recent {
-            chain.removed.push((f.path.clone(), record.committed_at));
+            // Deleted KEEP_REMOVED after this instance learnt of it (its
+            // own clock, not the writer's).
+            chain.removed.push((f.path.clone(), Utc::now()));
         }
     }
     for f in record.added {
+        if record.kind != Kind::Append {
+            chain.outputs.insert(f.path.clone());
+        }
         chain.live.insert(f.path.clone(), f);
     }
     chain.head = Some((record.seq, sha256_hex(bytes)));

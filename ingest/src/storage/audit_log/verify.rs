@@ -40,7 +40,7 @@ pub async fn verify(
     let mut prev: Option<(u64, String, String)> = None;
     let mut links = 0u64;
     for (seq, path) in &seqs {
-        let expected = prev.as_ref().map_or(1, |(s, _, _)| s + 1);
+        let expected = prev.as_ref().map_or(1, |(s, _, _)| s.saturating_add(1));
         if *seq != expected {
             report.problems.push(Problem::new(
                 "sequence_gap",
@@ -103,6 +103,9 @@ pub async fn verify(
                 .push(Problem::new("broken_link", path, message));
         }
         check_record(&record, path, &live, &known, report);
+        if record.kind == Kind::Compact {
+            check_compacted_rows(s, &record, path, &live, report).await;
+        }
         for f in &record.removed {
             live.remove(&f.path);
             known.insert(f.path.clone(), path.clone());
@@ -133,14 +136,15 @@ pub async fn verify(
         .into_iter()
         .filter(|p| !known.contains_key(p))
         .collect();
-    let mut next = prev.as_ref().map_or(1, |(s, _, _)| s + 1);
+    let mut next = prev.as_ref().map_or(1, |(s, _, _)| s.saturating_add(1));
     while !unlisted.is_empty() {
         let path = record_path(table, next);
         let Ok(bytes) = s.get(&path).await else { break };
         if let Ok(r) = serde_json::from_slice::<AuditRecord>(&bytes) {
             unlisted.retain(|p| !r.added.iter().any(|f| &f.path == p));
         }
-        next += 1;
+        let Some(n) = next.checked_add(1) else { break };
+        next = n;
     }
     for rel in unlisted {
         report.problems.push(Problem::new(
@@ -158,6 +162,63 @@ pub async fn verify(
         bytes: bytes_checked,
     });
     Ok(())
+}
+
+/// A compaction's output holds, segment by segment in the order of
+/// `removed`, exactly the rows of the files it replaced (their row digests
+/// as their own records state them), and the digest its record states.
+async fn check_compacted_rows(
+    s: &Storage,
+    record: &AuditRecord,
+    path: &str,
+    live: &BTreeMap<String, (CommittedFile, String)>,
+    report: &mut VerifyReport,
+) {
+    let [out] = record.added.as_slice() else {
+        return; // named by check_record's row count when it matters
+    };
+    let Ok(bytes) = s.get(&out.path).await else {
+        return; // missing_file names it
+    };
+    let batches: Result<Vec<_>, String> =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .and_then(|b| b.build())
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string()));
+    let Ok(batches) = batches else {
+        return; // not_parquet names it
+    };
+    let mut bad = |message: String| {
+        report
+            .problems
+            .push(Problem::new("bad_compaction", path, message))
+    };
+    let sizes: Vec<u64> = record.removed.iter().map(|f| f.rows).collect();
+    let (Ok(parts), Ok(all)) = (
+        super::files::segment_digests(&batches, &sizes),
+        super::files::rows_digest(&batches),
+    ) else {
+        bad(format!("{}: its rows cannot be read", out.path));
+        return;
+    };
+    if out.rows_sha256.as_deref() != Some(all.as_str()) {
+        bad(format!(
+            "states row digest {} for {}, whose rows digest to {all}",
+            out.rows_sha256.as_deref().unwrap_or("none"),
+            out.path
+        ));
+    }
+    for (f, part) in record.removed.iter().zip(parts) {
+        let stated = live.get(&f.path).and_then(|(l, _)| l.rows_sha256.clone());
+        if let Some(stated) = stated {
+            if stated != part {
+                bad(format!(
+                    "{} does not hold the rows of {} (row digest {part}, its record states {stated}): rows were changed in the compaction",
+                    out.path, f.path
+                ));
+            }
+        }
+    }
 }
 
 /// What a record may do given the files live before it.
