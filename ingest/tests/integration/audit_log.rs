@@ -209,16 +209,19 @@ async fn files_of_an_earlier_version_are_adopted_by_the_first_commit() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, buf).unwrap();
     }
+    // And one that is not Parquet at all: left out, never blocking commits.
+    let bad = format!("{DIR}/dt=2026-03-08/broken.parquet");
+    std::fs::write(dir.path().join(&bad), b"not parquet").unwrap();
     // Before any commit, verify names them: nothing lists them yet.
-    assert_eq!(verify(dir.path()).await.problems.len(), 2);
+    assert_eq!(verify(dir.path()).await.problems.len(), 3);
     let log = open(dir.path(), "a");
     log.append(day(), entry("new", day())).await.unwrap();
     assert_eq!(ids(&log).await, ["new", "old1", "old2"]);
     let recs = records(dir.path());
     assert_eq!(recs[0].kind, Kind::Adopt);
     assert_eq!(recs[0].removed.len(), 2);
-    let report = verify(dir.path()).await;
-    assert!(report.ok(), "{:?}", report.problems);
+    let found = kinds(&verify(dir.path()).await);
+    assert_eq!(found, vec![("orphan_file", bad)]);
 }
 
 /// Edit, delete, reorder and insert, each on a fresh copy of one chain.

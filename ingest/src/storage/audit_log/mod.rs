@@ -340,7 +340,12 @@ impl AuditLog {
             return Ok(());
         }
         tracing::info!(table = %table, files = old.len(), "adopting audit files of an earlier version into the commit chain");
-        let (parts, removed) = self.read_files(&old).await?;
+        // A file that cannot be read is left out (and stays an orphan):
+        // one bad old file must not stop every later commit.
+        let (parts, removed) = self.read_files(&old, true).await?;
+        if removed.is_empty() {
+            return Ok(());
+        }
         let added = self.write_files(parts).await?;
         let record = self.record(Kind::Adopt, added.clone(), removed);
         if !self
@@ -358,16 +363,29 @@ impl AuditLog {
     async fn read_files(
         &self,
         paths: &[String],
+        skip_unreadable: bool,
     ) -> Result<(BTreeMap<NaiveDate, Vec<RecordBatch>>, Vec<CommittedFile>), StorageError> {
         let table = &self.inner.table;
         let mut parts: BTreeMap<NaiveDate, Vec<RecordBatch>> = BTreeMap::new();
         let mut described = Vec::new();
         for path in paths {
-            let dt = dt_of(path)
-                .ok_or_else(|| audit_err(table, format!("{path}: not under a dt= partition")))?;
-            let bytes = self.inner.storage.get(path).await?;
-            let batches = files::read(bytes.clone(), &self.inner.schema, path)
-                .map_err(|e| audit_err(table, e))?;
+            let read = async {
+                let dt = dt_of(path).ok_or_else(|| {
+                    audit_err(table, format!("{path}: not under a dt= partition"))
+                })?;
+                let bytes = self.inner.storage.get(path).await?;
+                let batches = files::read(bytes.clone(), &self.inner.schema, path)
+                    .map_err(|e| audit_err(table, e))?;
+                Ok::<_, StorageError>((dt, bytes, batches))
+            };
+            let (dt, bytes, batches) = match read.await {
+                Ok(r) => r,
+                Err(e) if skip_unreadable => {
+                    tracing::warn!(table = %table, path = %path, error = %e, "an audit file of an earlier version cannot be read; it is left where it is (verify names it)");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
             described.push(files::describe(table, path, &bytes, rows));
             parts.entry(dt).or_default().extend(batches);
@@ -432,7 +450,7 @@ impl AuditLog {
         if inputs.len() < 2 {
             return Ok(0);
         }
-        let (parts, removed) = self.read_files(&inputs).await?;
+        let (parts, removed) = self.read_files(&inputs, false).await?;
         let added = self.write_files(parts).await?;
         let record = self.record(Kind::Compact, added.clone(), removed.clone());
         let mut chain = self.inner.chain.lock().await;
