@@ -80,7 +80,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex_lower(&Sha256::digest(bytes))
 }
 
-fn hex_lower(b: &[u8]) -> String {
+/// Lower-case hex of `b`.
+pub(super) fn hex_lower(b: &[u8]) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(b.len() * 2);
     for x in b {

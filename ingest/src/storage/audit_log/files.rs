@@ -11,6 +11,7 @@ use chrono::{NaiveDate, Utc};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rand::TryRngCore;
 
+use crate::storage::commit::hex_lower;
 use crate::storage::{sha256_hex, CommittedFile};
 
 /// The `dt` partition a path is under (`.../dt=2026-11-24/...`).
@@ -37,10 +38,6 @@ pub fn new_path(dir: &str, dt: NaiveDate) -> String {
         Utc::now().timestamp_micros(),
         hex_lower(&id)
     )
-}
-
-fn hex_lower(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// How a record lists a file of `table` at `path`.
