@@ -106,6 +106,9 @@ pub(crate) fn describe(c: &Cycle) -> String {
     s
 }
 
+/// Most evaluations one `alerts replay` runs: a year of 5-minute steps.
+const MAX_REPLAY_CYCLES: i64 = 106_000;
+
 fn parse_step(s: &str) -> Result<Duration> {
     humantime::parse_duration(s)
         .with_context(|| format!("--every {s}: expected a duration such as 1h or 30m"))
@@ -216,19 +219,29 @@ pub fn run(loaded: Loaded, cmd: AlertsCommand) -> Result<ExitCode> {
                 if args.to < args.from {
                     bail!("--to is before --from");
                 }
-                let step = chrono::Duration::from_std(step)?;
-                if step <= chrono::Duration::zero() {
-                    bail!("--every must be positive");
+                let step = chrono::Duration::from_std(step)
+                    .ok()
+                    .filter(|s| *s >= chrono::Duration::seconds(1))
+                    .context("--every must be at least 1s (and at most a few thousand years)")?;
+                let span = (args.to - args.from).num_milliseconds();
+                let planned = span / step.num_milliseconds() + 1;
+                if planned > MAX_REPLAY_CYCLES {
+                    bail!(
+                        "--every {} from {} to {} would be about {planned} evaluations; the limit is {MAX_REPLAY_CYCLES}: choose a longer step or a shorter range",
+                        args.every,
+                        args.from.to_rfc3339(),
+                        args.to.to_rfc3339(),
+                    );
                 }
-                let mut at = args.from;
+                let mut at = Some(args.from);
                 let mut cycles = 0;
                 let mut raised = 0;
-                while at <= args.to {
-                    let c = ev.cycle(&mut ctx, at).await?;
+                while let Some(t) = at.filter(|t| *t <= args.to) {
+                    let c = ev.cycle(&mut ctx, t).await?;
                     print!("{}", describe(&c));
                     raised += c.raised.len();
                     cycles += 1;
-                    at += step;
+                    at = t.checked_add_signed(step);
                 }
                 say!(
                     "alerts: {cycles} evaluations from {} to {}; {raised} new alerts; emails go to {}",

@@ -407,7 +407,7 @@ pub struct ChargebackArgs {
 #[derive(Debug, Args)]
 pub struct QuotaArgs {
     /// Evaluation time, RFC 3339 [default: now].
-    #[arg(long)]
+    #[arg(long, value_parser = moment, value_name = "TIME")]
     pub at: Option<chrono::DateTime<chrono::Utc>>,
     /// Where to read, and the format.
     #[command(flatten)]
@@ -418,7 +418,7 @@ pub struct QuotaArgs {
 #[derive(Debug, Args)]
 pub struct AnomalyArgs {
     /// Evaluation time t, RFC 3339: the window is (t - 24 h, t] [default: now].
-    #[arg(long)]
+    #[arg(long, value_parser = moment, value_name = "TIME")]
     pub at: Option<chrono::DateTime<chrono::Utc>>,
     /// Where to read, and the format.
     #[command(flatten)]
@@ -540,7 +540,7 @@ pub struct WorkloadArgs {
     #[arg(long, default_value_t = 2000)]
     pub events_per_day: u32,
     /// First day (UTC) [default: so that the last day is yesterday].
-    #[arg(long, value_name = "YYYY-MM-DD")]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = day)]
     pub start: Option<NaiveDate>,
     /// Share of bad events, 0 to 0.5.
     #[arg(long, default_value_t = 0.01)]
@@ -606,7 +606,7 @@ pub struct ValidateArgs {
     #[arg(default_value = "-")]
     pub input: PathBuf,
     /// Check the skew window against this time instead of now (RFC 3339).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", value_parser = moment)]
     pub received_at: Option<DateTime<Utc>>,
     /// One JSON object per line instead of text.
     #[arg(long)]
@@ -673,7 +673,7 @@ pub struct AlertsRunArgs {
     #[arg(long)]
     pub once: bool,
     /// With --once: the evaluation time, RFC 3339 [default: now].
-    #[arg(long)]
+    #[arg(long, value_parser = moment, value_name = "TIME")]
     pub at: Option<chrono::DateTime<chrono::Utc>>,
     /// Serve GET /v1/quota/{team}, POST /v1/admission, POST /admin/reload
     /// and /metrics on this address, such as 127.0.0.1:8091.
@@ -688,10 +688,10 @@ pub struct AlertsRunArgs {
 #[derive(Debug, Args)]
 pub struct AlertsReplayArgs {
     /// First evaluation time, RFC 3339.
-    #[arg(long)]
+    #[arg(long, value_parser = moment, value_name = "TIME")]
     pub from: chrono::DateTime<chrono::Utc>,
     /// Last evaluation time, RFC 3339.
-    #[arg(long)]
+    #[arg(long, value_parser = moment, value_name = "TIME")]
     pub to: chrono::DateTime<chrono::Utc>,
     /// Step between evaluations.
     #[arg(long, default_value = "1h")]
@@ -719,7 +719,7 @@ pub struct QuotaCheckArgs {
     #[arg(long)]
     pub tenant: Option<String>,
     /// Evaluation time, RFC 3339 [default: now].
-    #[arg(long)]
+    #[arg(long, value_parser = moment, value_name = "TIME")]
     pub at: Option<chrono::DateTime<chrono::Utc>>,
     /// Treat a team outside the teams directory as allowed instead of an error.
     #[arg(long)]
@@ -727,4 +727,40 @@ pub struct QuotaCheckArgs {
     /// Data directory [default: storage.url, else storage.data_dir].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+}
+
+/// Years a time or day given on the command line may fall in: wide enough
+/// for any real use, narrow enough that no date sum can overflow.
+const YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
+
+/// Parses an RFC 3339 time (a `--at`, `--from`, `--to`) between 1970 and 9999.
+pub fn moment(s: &str) -> Result<DateTime<Utc>, String> {
+    use chrono::Datelike;
+    let t = DateTime::parse_from_rfc3339(s)
+        .map_err(|e| format!("expected an RFC 3339 time such as 2026-11-03T14:00:00Z ({e})"))?
+        .with_timezone(&Utc);
+    if !YEARS.contains(&t.year()) {
+        return Err(format!(
+            "the year must be {} to {}",
+            YEARS.start(),
+            YEARS.end()
+        ));
+    }
+    Ok(t)
+}
+
+/// Parses a day (`YYYY-MM-DD`) between 1970 and 9999.
+pub fn day(s: &str) -> Result<NaiveDate, String> {
+    use chrono::Datelike;
+    let d: NaiveDate = s
+        .parse()
+        .map_err(|e| format!("expected a day such as 2026-11-03 ({e})"))?;
+    if !YEARS.contains(&d.year()) {
+        return Err(format!(
+            "the year must be {} to {}",
+            YEARS.start(),
+            YEARS.end()
+        ));
+    }
+    Ok(d)
 }

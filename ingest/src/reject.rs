@@ -64,6 +64,14 @@ pub enum ReasonCode {
     UnsupportedContentType,
     /// `data_base64` (binary data) was sent; Tollgate events are JSON.
     BinaryData,
+    /// The bytes start with a byte-order mark.
+    ByteOrderMark,
+    /// Arrays and objects are nested deeper than the parser allows.
+    TooDeep,
+    /// An identifier holds an invisible or bidirectional-control character.
+    InvisibleCharacters,
+    /// An identifier holds PII (an e-mail address, a phone number).
+    PiiInIdentifier,
 }
 
 impl ReasonCode {
@@ -96,6 +104,10 @@ impl ReasonCode {
         Self::InvalidExtensionName,
         Self::UnsupportedContentType,
         Self::BinaryData,
+        Self::ByteOrderMark,
+        Self::TooDeep,
+        Self::InvisibleCharacters,
+        Self::PiiInIdentifier,
     ];
 
     /// The stable snake_case name.
@@ -128,6 +140,10 @@ impl ReasonCode {
             Self::InvalidExtensionName => "invalid_extension_name",
             Self::UnsupportedContentType => "unsupported_content_type",
             Self::BinaryData => "binary_data",
+            Self::ByteOrderMark => "byte_order_mark",
+            Self::TooDeep => "too_deep",
+            Self::InvisibleCharacters => "invisible_characters",
+            Self::PiiInIdentifier => "pii_in_identifier",
         }
     }
 }

@@ -37,6 +37,14 @@ pub fn validate(teams: &[TeamConfig]) -> Result<(), Error> {
         if t.tenant.trim().is_empty() || t.name.trim().is_empty() {
             return Err(Error::Teams("every team needs a tenant and a name".into()));
         }
+        for (what, name) in [("tenant", &t.tenant), ("name", &t.name)] {
+            let canonical = tollgate_ingest::event::canonical_tag(name);
+            if &canonical != name {
+                return Err(Error::Teams(format!(
+                    "{who}: {what} must be written as events store it (NFKC, trimmed, lower case), {canonical:?}, or no event can match it"
+                )));
+            }
+        }
         if !seen.insert((t.tenant.as_str(), t.name.as_str())) {
             return Err(Error::Teams(format!("{who} is listed twice")));
         }

@@ -157,6 +157,29 @@ impl Redactor {
         ))
     }
 
+    /// Redacts a refused record's payload, which may not be JSON at all.
+    /// Valid JSON has its strings redacted after parsing (so escapes such
+    /// as `\u0040` are read as the characters they stand for) and is
+    /// written back compactly; anything else is read with its JSON escapes
+    /// resolved before it is scanned, so that an escape cannot hide an
+    /// address either.
+    pub fn redact_payload(
+        &self,
+        tenant: &str,
+        payload: &[u8],
+    ) -> Result<(String, EventRedaction), Error> {
+        if let Ok(mut value) = serde_json::from_slice::<Value>(payload) {
+            let outcome = self.redact_json(tenant, &mut value)?;
+            if let Ok(text) = serde_json::to_string(&value) {
+                return Ok((text, outcome));
+            }
+        }
+        let text = String::from_utf8_lossy(payload);
+        let text = unescape_json(&text);
+        let (out, outcome) = self.redact_text(tenant, &text)?;
+        Ok((out.into_owned(), outcome))
+    }
+
     /// Redacts every string (values and keys) of a JSON value in place, and
     /// numbers that are PII as a whole (a card number sent as a number
     /// becomes its token, a string). The JSON stays valid.
@@ -188,6 +211,15 @@ impl Redactor {
                     if let Cow::Owned(s) = redact_with(engine, &key, text, &mut counts) {
                         *text = s;
                     }
+                }
+            }
+        }
+        // Extension attributes are free-form: their string values always
+        // pass through the detectors (a `traceparent` has nothing to find).
+        for value in event.envelope.extensions.values_mut() {
+            if let Value::String(text) = value {
+                if let Cow::Owned(s) = redact_with(engine, &key, text, &mut counts) {
+                    *text = s;
                 }
             }
         }
@@ -306,6 +338,71 @@ pub(crate) fn redact_with<'t>(
         }
     }
     Cow::Owned(current)
+}
+
+/// `text` with its JSON string escapes resolved (`\u0040` to `@`, `\/` to
+/// `/`, surrogate pairs joined; a lone surrogate becomes U+FFFD). Anything
+/// that is not an escape is kept as it is.
+pub(crate) fn unescape_json(text: &str) -> Cow<'_, str> {
+    if !text.contains('\\') {
+        return Cow::Borrowed(text);
+    }
+    fn hex4(s: &str) -> Option<u32> {
+        let h = s.get(..4)?;
+        if h.bytes().all(|b| b.is_ascii_hexdigit()) {
+            u32::from_str_radix(h, 16).ok()
+        } else {
+            None
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let mut chars = after.chars();
+        let (decoded, used) = match chars.next() {
+            Some('u') => match hex4(&after[1..]) {
+                Some(hi @ 0xD800..=0xDBFF) => {
+                    let lo = after
+                        .get(5..7)
+                        .filter(|p| *p == "\\u")
+                        .and_then(|_| hex4(&after[7..]))
+                        .filter(|lo| (0xDC00..=0xDFFF).contains(lo));
+                    match lo {
+                        Some(lo) => (
+                            char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)),
+                            11,
+                        ),
+                        None => (Some('\u{FFFD}'), 5),
+                    }
+                }
+                Some(cp) => (Some(char::from_u32(cp).unwrap_or('\u{FFFD}')), 5),
+                None => (None, 0),
+            },
+            Some('"') => (Some('"'), 1),
+            Some('\\') => (Some('\\'), 1),
+            Some('/') => (Some('/'), 1),
+            Some('b') => (Some('\u{8}'), 1),
+            Some('f') => (Some('\u{c}'), 1),
+            Some('n') => (Some('\n'), 1),
+            Some('r') => (Some('\r'), 1),
+            Some('t') => (Some('\t'), 1),
+            _ => (None, 0),
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &after[used..];
+            }
+            None => {
+                out.push('\\');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
 }
 
 /// One pass: each finding replaced with its token.

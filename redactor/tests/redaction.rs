@@ -389,3 +389,50 @@ fn fuzzer_findings_stay_fixed() {
         assert!(r.engine("acme").find(&once).is_empty(), "{once:?}");
     }
 }
+
+#[test]
+fn refused_payloads_are_redacted_through_json_escapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = redactor(dir.path());
+    // Valid JSON (refused for another reason): parsed, so escapes are read.
+    let valid = br#"{"data":{"note":"mail alice\u0040example.com","x\u0040y.example":1}}"#;
+    let (text, outcome) = r.redact_payload("acme", valid).unwrap();
+    assert!(!text.contains("alice") && !text.contains("x@y"), "{text}");
+    assert_eq!(outcome.counts.0.get("email"), Some(&2), "{text}");
+    // Not JSON: the escapes are resolved before scanning, surrogate pairs too.
+    for broken in [
+        &br#"{"data":{"note":"alice\u0040example.com""#[..],
+        br#"{"data":"alice\u0040example\u002ecom"#,
+        br#"alice\u0040exa\u006dple.com ,,, \/ \ud83d\ude00 \ud800"#,
+    ] {
+        let (text, _) = r.redact_payload("acme", broken).unwrap();
+        assert!(!text.contains("alice"), "{text}");
+    }
+}
+
+#[test]
+fn extension_attributes_are_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = redactor(dir.path());
+    let raw = serde_json::to_vec(&json!({
+        "specversion": "1.0", "id": "e-1", "source": "https://gw.example",
+        "type": "dev.tollgate.tool_call.v1", "time": "2026-11-03T14:00:00Z",
+        "contact": "write to alice@example.com",
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "data": {"tenant": "acme", "team": "search", "user": "usr_1", "environment": "prod",
+                 "mcp_server": "crm", "tool": "lookup", "phase": "start", "call_id": "c-1",
+                 "arguments": {}}
+    }))
+    .unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-03T14:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let mut event = tollgate_ingest::decode(&raw, &Default::default(), at).unwrap();
+    r.redact_event(&mut event).unwrap();
+    let contact = event.envelope.extensions["contact"].as_str().unwrap();
+    assert!(!contact.contains("alice"), "{contact}");
+    assert_eq!(
+        event.envelope.extensions["traceparent"],
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    );
+}

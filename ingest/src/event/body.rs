@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::decode::{check_window, DecodeLimits};
 use super::fields::{ObjectReader, StrKind, MAX_NAME_BYTES, MAX_TEXT_BYTES};
+use super::ident::Canon;
 use super::schema::{EventKind, SchemaVersion};
 use super::{CallStatus, EventBody, GpuUsage, Phase, PricingTier, Tags, ToolCall, WorkloadKind};
 use crate::reject::{ReasonCode, RejectReason};
@@ -89,37 +90,42 @@ pub(crate) fn decode_body(
         (EventKind::GpuUsage, _) => gpu_usage_v1(&mut r, limits, received_at)?,
     };
     let mut extra = Map::new();
-    for (key, value) in r.unread() {
-        if !schema.is_newer_minor() {
+    for (position, key, value) in r.unread() {
+        if schema.is_newer_minor() {
+            extra.insert(key.clone(), value.clone());
+        } else if !value.is_null() {
+            // A null counts as absent, whatever the key. The key itself is
+            // user content (it may be an e-mail address or hold a newline),
+            // so the refusal names it by its position only.
             return Err(RejectReason::new(
                 ReasonCode::UnknownField,
-                format!("data.{key}"),
+                format!("data.<key #{position}>"),
                 format!(
-                    "is not a field of {}; check the spelling, or send it with a newer minor version in type",
+                    "the key at position {position} of data (keys counted in sorted order; this one is {} bytes long) is not a field of {}; check the spelling, or send it with a newer minor version in type",
+                    key.len(),
                     schema.type_string()
                 ),
             ));
         }
-        extra.insert(key.clone(), value.clone());
     }
     Ok((tags, body, extra))
 }
 
 fn tags(r: &mut ObjectReader<'_>, n: &TagNames) -> Result<Tags, RejectReason> {
     Ok(Tags {
-        tenant: r.tag(n.tenant)?,
-        team: r.tag(n.team)?,
-        user: r.tag(n.user)?,
-        environment: r.tag(n.environment)?,
+        tenant: r.tag(n.tenant, Canon::Folded)?,
+        team: r.tag(n.team, Canon::Folded)?,
+        user: r.tag(n.user, Canon::Nfkc)?,
+        environment: r.tag(n.environment, Canon::Folded)?,
     })
 }
 
 fn name(r: &mut ObjectReader<'_>, key: &str) -> Result<String, RejectReason> {
-    r.string(key, StrKind::Name(MAX_NAME_BYTES))
+    r.string(key, StrKind::Ident(MAX_NAME_BYTES, Canon::Nfkc))
 }
 
 fn opt_name(r: &mut ObjectReader<'_>, key: &str) -> Result<Option<String>, RejectReason> {
-    r.opt_string(key, StrKind::Name(MAX_NAME_BYTES))
+    r.opt_string(key, StrKind::Ident(MAX_NAME_BYTES, Canon::Nfkc))
 }
 
 fn tool_call(
@@ -342,7 +348,15 @@ fn gpu_usage_v0(
     // v0 metered total GPU-seconds; v1 meters an interval per GPU. The
     // interval is the GPU-seconds spread over the GPUs, to the millisecond.
     let millis = (gpu_seconds * 1000.0 / f64::from(common.gpu_count)).round() as i64;
-    let end = start + chrono::Duration::milliseconds(millis);
+    let end = chrono::Duration::try_milliseconds(millis)
+        .and_then(|d| start.checked_add_signed(d))
+        .ok_or_else(|| {
+            r.reject(
+                "gpu_seconds",
+                ReasonCode::OutOfRange,
+                "ends the interval after the last representable time",
+            )
+        })?;
     check_interval(r, "gpu_seconds", start, end, limits)?;
     check_window(r, "started_at", start, limits, received_at)?;
     check_window(r, "gpu_seconds", end, limits, received_at)?;

@@ -81,6 +81,13 @@ pub fn decode(
             ),
         ));
     }
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        return Err(RejectReason::new(
+            ReasonCode::ByteOrderMark,
+            "$",
+            "starts with a UTF-8 byte-order mark (EF BB BF); send the JSON without one",
+        ));
+    }
     let text = std::str::from_utf8(bytes).map_err(|e| {
         RejectReason::new(
             ReasonCode::NotUtf8,
@@ -88,30 +95,65 @@ pub fn decode(
             format!("is not UTF-8 (invalid byte at offset {})", e.valid_up_to()),
         )
     })?;
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        RejectReason::new(
-            ReasonCode::InvalidJson,
-            "$",
-            format!(
-                "is not valid JSON: {} at line {} column {}",
-                json_error_kind(&e),
-                e.line(),
-                e.column()
-            ),
-        )
-    })?;
+    let value: Value = serde_json::from_str(text).map_err(|e| json_reason(&e))?;
     decode_value(&value, limits, received_at)
 }
 
-/// What went wrong in JSON parsing, without quoting the input.
-fn json_error_kind(e: &serde_json::Error) -> &'static str {
+/// Why the JSON parser refused the text, naming the problem and where it is
+/// without quoting the input.
+fn json_reason(e: &serde_json::Error) -> RejectReason {
     use serde_json::error::Category;
-    match e.classify() {
-        Category::Eof => "unexpected end of input",
-        Category::Syntax => "syntax error",
-        Category::Data => "unexpected data",
-        Category::Io => "read error",
-    }
+    let message = e.to_string();
+    // serde_json's messages for a parse into a `Value` are fixed sentences
+    // followed by " at line L column C"; only known ones are passed on.
+    let problem = message
+        .rsplit_once(" at line ")
+        .map_or(message.as_str(), |(p, _)| p);
+    let (code, what) = match problem {
+        "recursion limit exceeded" => (
+            ReasonCode::TooDeep,
+            "arrays and objects are nested more than 128 levels deep",
+        ),
+        "number out of range" => (
+            ReasonCode::OutOfRange,
+            "a number is too large to represent (beyond ±1.8e308)",
+        ),
+        "invalid number" => (ReasonCode::InvalidJson, "a number is malformed"),
+        "invalid escape" => (ReasonCode::InvalidJson, "a string has an invalid escape"),
+        "invalid unicode code point" | "lone leading surrogate in hex escape" => (
+            ReasonCode::InvalidJson,
+            "a string has an invalid \\u escape (a lone surrogate or a bad code point)",
+        ),
+        "control character (\\u0000-\\u001F) found while parsing a string" => (
+            ReasonCode::InvalidJson,
+            "a string holds a raw control character; escape it",
+        ),
+        "key must be a string" => (ReasonCode::InvalidJson, "an object key is not a string"),
+        "trailing comma" => (ReasonCode::InvalidJson, "a trailing comma"),
+        "trailing characters" => (
+            ReasonCode::InvalidJson,
+            "more text follows the JSON value (send one event per record or line)",
+        ),
+        "expected value" => (ReasonCode::InvalidJson, "a value was expected"),
+        _ => (
+            ReasonCode::InvalidJson,
+            match e.classify() {
+                Category::Eof => "unexpected end of input",
+                Category::Syntax => "syntax error",
+                Category::Data => "unexpected data",
+                Category::Io => "read error",
+            },
+        ),
+    };
+    RejectReason::new(
+        code,
+        "$",
+        format!(
+            "is not valid JSON: {what} at line {} column {}",
+            e.line(),
+            e.column()
+        ),
+    )
 }
 
 /// Decodes an already-parsed JSON value (see [`decode`]).
@@ -172,7 +214,7 @@ pub(crate) fn decode_value(
     }
 
     let mut extensions = BTreeMap::new();
-    for (name, v) in r.unread() {
+    for (position, name, v) in r.unread() {
         if CONTEXT_ATTRIBUTES.contains(&name.as_str()) {
             continue;
         }
@@ -186,7 +228,7 @@ pub(crate) fn decode_value(
                 ReasonCode::InvalidExtensionName,
                 "$",
                 format!(
-                    "extension attribute names must be 1 to 20 lower-case ASCII letters or digits (CloudEvents 1.0); found one of {} bytes that is not",
+                    "extension attribute names must be 1 to 20 lower-case ASCII letters or digits (CloudEvents 1.0); the key at position {position} (keys counted in sorted order; {} bytes long) is not",
                     name.len()
                 ),
             ));
@@ -198,9 +240,9 @@ pub(crate) fn decode_value(
             other => {
                 return Err(RejectReason::new(
                     ReasonCode::WrongType,
-                    name.clone(),
+                    format!("<key #{position}>"),
                     format!(
-                        "extension attributes must be a string, number or boolean, got {}",
+                        "the extension attribute at position {position} (keys counted in sorted order) must be a string, number or boolean, got {}",
                         type_name(other)
                     ),
                 ))
@@ -276,9 +318,11 @@ pub(crate) fn check_window(
     Ok(())
 }
 
+/// A duration to the millisecond, so that 1 ms over a limit of 5m reads
+/// "5m 1ms", not "5m".
 fn human(d: chrono::Duration) -> String {
-    let secs = d.num_seconds().max(0).unsigned_abs();
-    humantime::format_duration(Duration::from_secs(secs)).to_string()
+    let millis = d.num_milliseconds().max(0).unsigned_abs();
+    humantime::format_duration(Duration::from_millis(millis)).to_string()
 }
 
 #[cfg(test)]
@@ -461,6 +505,185 @@ mod tests {
         let r = decode(&bytes, &limits, now()).unwrap_err();
         assert_eq!(r.code, ReasonCode::TooLarge);
         assert!(r.message.contains(&format!("{} bytes", bytes.len())));
+    }
+
+    #[test]
+    fn whole_numbers_written_as_floats_are_whole() {
+        for (n, want) in [(json!(8.0), 8), (json!(1e2), 100), (json!(2.0e0), 2)] {
+            let mut v = gpu_v1();
+            v["data"]["gpu_count"] = n.clone();
+            let e = decode_json(&v).unwrap_or_else(|r| panic!("{n}: {r}"));
+            let EventBody::GpuUsage(g) = &e.body else {
+                panic!("not gpu")
+            };
+            assert_eq!(u64::from(g.gpu_count), want);
+        }
+        let text = serde_json::to_string(&tool_end_v1())
+            .unwrap()
+            .replace("\"output_tokens\":80", "\"output_tokens\":-0");
+        let e = decode(text.as_bytes(), &DecodeLimits::default(), now()).unwrap();
+        let EventBody::ToolCall(c) = &e.body else {
+            panic!("not a tool call")
+        };
+        assert_eq!(c.output_tokens, Some(0), "-0 is zero");
+        let mut v = gpu_v1();
+        v["data"]["gpu_count"] = json!(8.5);
+        assert_eq!(reason(&v).0, ReasonCode::NotInteger);
+        v["data"]["gpu_count"] = json!(0.0);
+        assert_eq!(reason(&v).2, "data.gpu_count: must be 1..=1024, got 0");
+        v["data"]["gpu_count"] = json!(4155552671.0);
+        let (code, _, text) = reason(&v);
+        assert_eq!(code, ReasonCode::OutOfRange);
+        assert!(!text.contains("4155552671"), "{text}");
+    }
+
+    #[test]
+    fn json_problems_are_named() {
+        let check = |raw: &[u8], code: ReasonCode, words: &str| {
+            let r = decode(raw, &DecodeLimits::default(), now()).unwrap_err();
+            assert_eq!(r.code, code, "{r}");
+            assert!(r.to_string().contains(words), "{r}");
+        };
+        check(
+            br#"{"id": 1e309}"#,
+            ReasonCode::OutOfRange,
+            "too large to represent",
+        );
+        let big = format!(r#"{{"id": {}}}"#, "9".repeat(400));
+        check(big.as_bytes(), ReasonCode::OutOfRange, "too large");
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        check(deep.as_bytes(), ReasonCode::TooDeep, "128 levels");
+        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        bom.extend(serde_json::to_vec(&gpu_v1()).unwrap());
+        check(&bom, ReasonCode::ByteOrderMark, "byte-order mark");
+        check(b"{\"id\": \"a\xFFb\"}", ReasonCode::NotUtf8, "not UTF-8");
+        check(
+            br#"{"id": "a\q"}"#,
+            ReasonCode::InvalidJson,
+            "invalid escape",
+        );
+        check(
+            br#"{"id": "x"} {}"#,
+            ReasonCode::InvalidJson,
+            "more text follows",
+        );
+    }
+
+    #[test]
+    fn null_counts_as_absent() {
+        let mut v = tool_end_v1();
+        v["data"]["phase"] = json!("start");
+        v["data"]["arguments"] = json!({});
+        for k in [
+            "status",
+            "error_class",
+            "latency_ms",
+            "output_tokens",
+            "output_excerpt",
+        ] {
+            v["data"][k] = Value::Null;
+        }
+        v["data"]["model"] = Value::Null;
+        let e = decode_json(&v).unwrap_or_else(|r| panic!("{r}"));
+        let EventBody::ToolCall(c) = &e.body else {
+            panic!("not a tool call")
+        };
+        assert_eq!((c.status, c.model.as_deref()), (None, None));
+    }
+
+    #[test]
+    fn times_over_the_limit_by_a_millisecond_say_so() {
+        let mut v = gpu_v1();
+        v["time"] = json!("2026-11-03T15:05:00.001Z");
+        assert_eq!(
+            reason(&v).2,
+            "time: is 5m 1ms after the time of receipt; the limit is 5m (ingest.max_future)"
+        );
+    }
+
+    #[test]
+    fn identifiers_are_canonical_and_never_pii_or_invisible() {
+        for team in ["Search", " search ", "ｓｅａｒｃｈ", "SEARCH"] {
+            let mut v = gpu_v1();
+            v["data"]["team"] = json!(team);
+            v["data"]["tenant"] = json!("ACME ");
+            let e = decode_json(&v).unwrap_or_else(|r| panic!("{team:?}: {r}"));
+            assert_eq!(
+                (e.tags.tenant.as_str(), e.tags.team.as_str()),
+                ("acme", "search")
+            );
+        }
+        let mut v = gpu_v1();
+        v["data"]["user"] = json!("Usr_1");
+        assert_eq!(
+            decode_json(&v).unwrap().tags.user,
+            "Usr_1",
+            "users keep their case"
+        );
+        for (key, value, code) in [
+            ("team", "\u{200B}", ReasonCode::InvisibleCharacters),
+            ("team", "sea\u{200D}rch", ReasonCode::InvisibleCharacters),
+            ("user", "usr\u{202E}1", ReasonCode::InvisibleCharacters),
+            ("team", "   ", ReasonCode::Empty),
+            ("user", "alice@example.com", ReasonCode::PiiInIdentifier),
+            ("user", "+44 7700 900123", ReasonCode::PiiInIdentifier),
+            (
+                "workload_id",
+                "job for bob@corp.example",
+                ReasonCode::PiiInIdentifier,
+            ),
+        ] {
+            let mut v = gpu_v1();
+            v["data"][key] = json!(value);
+            let (got, field, text) = reason(&v);
+            assert_eq!(got, code, "{key}={value:?}: {text}");
+            assert_eq!(field, format!("data.{key}"));
+            assert!(!text.contains("alice") && !text.contains("7700") && !text.contains("bob"));
+        }
+        let mut v = gpu_v1();
+        v["id"] = json!("\u{FEFF}");
+        assert_eq!(reason(&v).0, ReasonCode::InvisibleCharacters);
+    }
+
+    #[test]
+    fn unknown_keys_are_named_by_position_only() {
+        let mut v = gpu_v1();
+        v["data"]["alice@example.com"] = json!(1);
+        v["data"]["x\ninjected: line"] = json!(2);
+        let (code, field, text) = reason(&v);
+        assert_eq!(code, ReasonCode::UnknownField);
+        assert!(field.starts_with("data.<key #"), "{field}");
+        assert!(!text.contains("alice") && !text.contains('\n'), "{text}");
+        let mut v = gpu_v1();
+        v["bobext"] = json!([1]);
+        let (_, field, text) = reason(&v);
+        assert!(
+            !field.contains("bob") && !text.contains("bob"),
+            "{field} {text}"
+        );
+    }
+
+    #[test]
+    fn a_huge_v0_interval_is_refused_not_a_panic() {
+        let limits = DecodeLimits {
+            max_interval: Duration::from_secs(u64::MAX / 4),
+            max_past: Duration::from_secs(u64::MAX / 4),
+            max_future: Duration::from_secs(u64::MAX / 4),
+            ..DecodeLimits::default()
+        };
+        let v = json!({
+            "specversion": "1.0", "id": "old-1", "source": "https://legacy.example",
+            "type": "dev.tollgate.gpu_usage.v0", "time": "2026-11-03T14:00:00Z",
+            "data": {
+                "org": "acme", "team_id": "search", "user_id": "usr_1", "env": "prod",
+                "job_id": "j-1", "kind": "fine_tune", "gpu": "H100", "gpus": 1,
+                "started_at": "2026-11-03T13:00:00Z", "gpu_seconds": 1e21,
+                "tier": "spot", "host": "gpu-eu-07", "region": "eu-west-1"
+            }
+        });
+        let r = decode(&serde_json::to_vec(&v).unwrap(), &limits, now()).unwrap_err();
+        assert_eq!(r.code, ReasonCode::OutOfRange, "{r}");
+        assert_eq!(r.field, "data.gpu_seconds");
     }
 
     #[test]

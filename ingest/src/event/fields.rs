@@ -1,8 +1,11 @@
 //! Reading typed fields out of a JSON object, with errors that name the path.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::ident::{canonical, is_invisible, pii_in, Canon};
 use crate::reject::{ReasonCode, RejectReason};
 
 /// Longest identifier-like string (tags, names, ids) in bytes.
@@ -15,8 +18,11 @@ pub(crate) const MAX_TEXT_BYTES: usize = 64 * 1024;
 /// What a string field may contain.
 #[derive(Clone, Copy)]
 pub(crate) enum StrKind {
-    /// A name or identifier: non-empty, no control characters.
+    /// An opaque name kept as sent (event `id`, `source`, `type`): non-empty,
+    /// no control or invisible characters, no PII.
     Name(usize),
+    /// An identifier made canonical as `Canon` says, then checked as a name.
+    Ident(usize, Canon),
     /// Free text: may be empty and may hold newlines and tabs.
     Text(usize),
 }
@@ -92,14 +98,63 @@ impl<'a> ObjectReader<'a> {
             .ok_or_else(|| self.reject(key, ReasonCode::MissingField, "is required"))
     }
 
-    fn check_str(&self, key: &str, s: &'a str, kind: StrKind) -> Result<&'a str, RejectReason> {
-        let (max, name) = match kind {
-            StrKind::Name(max) => (max, true),
-            StrKind::Text(max) => (max, false),
+    fn check_str(
+        &self,
+        key: &str,
+        s: &'a str,
+        kind: StrKind,
+    ) -> Result<Cow<'a, str>, RejectReason> {
+        let (max, canon) = match kind {
+            StrKind::Name(max) => (max, Canon::AsSent),
+            StrKind::Ident(max, canon) => (max, canon),
+            StrKind::Text(max) => {
+                self.check_len(key, s, max)?;
+                let bad = |c: char| c.is_control() && !matches!(c, '\n' | '\r' | '\t');
+                if s.chars().any(bad) {
+                    return Err(self.reject(
+                        key,
+                        ReasonCode::ControlCharacters,
+                        "must not contain control characters other than newlines and tabs",
+                    ));
+                }
+                return Ok(Cow::Borrowed(s));
+            }
         };
-        if name && s.trim().is_empty() {
-            return Err(self.reject(key, ReasonCode::Empty, "must not be empty"));
+        // The raw length bounds the work of normalising; the canonical
+        // length is what is stored.
+        self.check_len(key, s, max)?;
+        let s = canonical(s, canon);
+        self.check_len(key, &s, max)?;
+        if s.trim().is_empty() {
+            return Err(self.reject(key, ReasonCode::Empty, "must not be empty or only spaces"));
         }
+        if s.chars().any(char::is_control) {
+            return Err(self.reject(
+                key,
+                ReasonCode::ControlCharacters,
+                "must not contain control characters",
+            ));
+        }
+        if s.chars().any(is_invisible) {
+            return Err(self.reject(
+                key,
+                ReasonCode::InvisibleCharacters,
+                "must not contain invisible or bidirectional-control characters (such as U+200B or U+202E): they make one name look like another",
+            ));
+        }
+        if let Some(what) = pii_in(&s) {
+            return Err(self.reject(
+                key,
+                ReasonCode::PiiInIdentifier,
+                format!(
+                    "holds what looks like {what}; identifiers are stored unredacted, so send a pseudonymous id (such as an internal user id) instead"
+                ),
+            ));
+        }
+        Ok(s)
+    }
+
+    fn check_len(&self, key: &str, s: &str, max: usize) -> Result<(), RejectReason> {
         if s.len() > max {
             return Err(self.reject(
                 key,
@@ -107,15 +162,7 @@ impl<'a> ObjectReader<'a> {
                 format!("must be at most {max} bytes, got {}", s.len()),
             ));
         }
-        let bad = |c: char| c.is_control() && (name || !matches!(c, '\n' | '\r' | '\t'));
-        if s.chars().any(bad) {
-            return Err(self.reject(
-                key,
-                ReasonCode::ControlCharacters,
-                "must not contain control characters",
-            ));
-        }
-        Ok(s)
+        Ok(())
     }
 
     fn as_str(&self, key: &str, v: &'a Value) -> Result<&'a str, RejectReason> {
@@ -132,7 +179,7 @@ impl<'a> ObjectReader<'a> {
     pub(crate) fn string(&mut self, key: &str, kind: StrKind) -> Result<String, RejectReason> {
         let v = self.req(key)?;
         let s = self.as_str(key, v)?;
-        Ok(self.check_str(key, s, kind)?.to_owned())
+        Ok(self.check_str(key, s, kind)?.into_owned())
     }
 
     /// An optional string.
@@ -145,14 +192,14 @@ impl<'a> ObjectReader<'a> {
             None => Ok(None),
             Some(v) => {
                 let s = self.as_str(key, v)?;
-                Ok(Some(self.check_str(key, s, kind)?.to_owned()))
+                Ok(Some(self.check_str(key, s, kind)?.into_owned()))
             }
         }
     }
 
-    /// A required tag (tenant, team, user, environment).
-    pub(crate) fn tag(&mut self, key: &str) -> Result<String, RejectReason> {
-        self.string(key, StrKind::Name(MAX_TAG_BYTES))
+    /// A required tag (tenant, team, user, environment), made canonical as `canon` says.
+    pub(crate) fn tag(&mut self, key: &str, canon: Canon) -> Result<String, RejectReason> {
+        self.string(key, StrKind::Ident(MAX_TAG_BYTES, canon))
     }
 
     /// A required value from a closed set.
@@ -239,20 +286,21 @@ impl<'a> ObjectReader<'a> {
             return Err(self.reject(
                 key,
                 ReasonCode::Negative,
-                format!("must not be negative, got {x}"),
+                format!("must not be negative, got {}", shown(x)),
             ));
         }
         if x > max {
             return Err(self.reject(
                 key,
                 ReasonCode::OutOfRange,
-                format!("must be at most {max}, got {x}"),
+                format!("must be at most {max}, got {}", shown(x)),
             ));
         }
         Ok(Some(x))
     }
 
-    /// An optional whole number in `min..=max`.
+    /// An optional whole number in `min..=max`. A whole number written as a
+    /// float (`8.0`, `1e2`, `-0`) is accepted, as Python and Java write them.
     pub(crate) fn opt_integer(
         &mut self,
         key: &str,
@@ -262,44 +310,41 @@ impl<'a> ObjectReader<'a> {
         let Some(v) = self.opt(key) else {
             return Ok(None);
         };
+        let out_of_range = |got: String| {
+            self.reject(
+                key,
+                ReasonCode::OutOfRange,
+                format!("must be {min}..={max}, got {got}"),
+            )
+        };
         if let Some(n) = v.as_u64() {
             return if n < min || n > max {
-                Err(self.reject(
-                    key,
-                    ReasonCode::OutOfRange,
-                    format!("must be {min}..={max}, got {n}"),
-                ))
+                Err(out_of_range(shown(n as f64)))
             } else {
                 Ok(Some(n))
             };
-        }
-        if let Some(n) = v.as_i64() {
-            return Err(self.reject(
-                key,
-                ReasonCode::Negative,
-                format!("must not be negative, got {n}"),
-            ));
         }
         let x = self.number(key, v)?;
         if x < 0.0 {
             return Err(self.reject(
                 key,
                 ReasonCode::Negative,
-                format!("must not be negative, got {x}"),
+                format!("must not be negative, got {}", shown(x)),
             ));
         }
         if x.fract() != 0.0 {
             return Err(self.reject(
                 key,
                 ReasonCode::NotInteger,
-                format!("must be a whole number, got {x}"),
+                format!("must be a whole number, got {}", shown(x)),
             ));
         }
-        Err(self.reject(
-            key,
-            ReasonCode::OutOfRange,
-            format!("must be {min}..={max}, got {x}"),
-        ))
+        // Whole and not negative (`-0` included); exact below 2^53, and
+        // every limit is far below that.
+        if x < min as f64 || x > max as f64 {
+            return Err(out_of_range(shown(x)));
+        }
+        Ok(Some(x as u64))
     }
 
     /// A required whole number in `min..=max`.
@@ -316,11 +361,27 @@ impl<'a> ObjectReader<'a> {
         self.opt(key).cloned()
     }
 
-    /// The keys that were never read, in the object's order.
-    pub(crate) fn unread(&self) -> impl Iterator<Item = (&'a String, &'a Value)> + '_ {
+    /// The keys that were never read, with their 1-based position in the
+    /// object (for naming a key without quoting it), in the object's order.
+    pub(crate) fn unread(&self) -> impl Iterator<Item = (usize, &'a String, &'a Value)> + '_ {
         self.obj
             .iter()
-            .filter(move |(k, _)| !self.used.contains(&k.as_str()))
+            .enumerate()
+            .filter(move |(_, (k, _))| !self.used.contains(&k.as_str()))
+            .map(|(i, (k, v))| (i + 1, k, v))
+    }
+}
+
+/// A number as a refusal may show it: small numbers as they are; a large
+/// one (which might be a phone or card number sent in the wrong field) only
+/// by its size.
+pub(crate) fn shown(x: f64) -> String {
+    if x.abs() < 1e6 {
+        format!("{x}")
+    } else if x.abs() < 1e300 {
+        format!("a number of {} digits", x.abs().log10().floor() as i64 + 1)
+    } else {
+        "a number too large to represent".to_string()
     }
 }
 

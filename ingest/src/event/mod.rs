@@ -4,6 +4,7 @@
 mod body;
 mod decode;
 mod fields;
+mod ident;
 mod schema;
 mod trace;
 
@@ -20,13 +21,29 @@ pub use trace::trace_id;
 
 /// The tenant a payload names in `data.tenant` (or v0's `data.org`), read
 /// without validating anything else: for filing a refused record under its
-/// tenant's redaction key. `None` when it names none usable.
+/// tenant's redaction key. It is made canonical as a valid event's tenant
+/// is (so `Acme` is filed under `acme`); `None` when it names none usable,
+/// or one the contract would refuse (invisible characters, PII).
 pub fn claimed_tenant(bytes: &[u8]) -> Option<String> {
     let v: Value = serde_json::from_slice(bytes).ok()?;
     let d = v.get("data")?;
     let t = d.get("tenant").or_else(|| d.get("org"))?.as_str()?;
-    (!t.trim().is_empty() && t.len() <= 128 && !t.chars().any(char::is_control))
-        .then(|| t.to_string())
+    if t.len() > 128 {
+        return None;
+    }
+    let t = ident::canonical(t, ident::Canon::Folded);
+    let usable = !t.is_empty()
+        && t.len() <= 128
+        && !t.chars().any(|c| c.is_control() || ident::is_invisible(c))
+        && ident::pii_in(&t).is_none();
+    usable.then(|| t.into_owned())
+}
+
+/// A tenant, team or environment name in the canonical form events store
+/// it in (Unicode NFKC, trimmed, lower case): for checking that names in
+/// the configuration can match events.
+pub fn canonical_tag(name: &str) -> String {
+    ident::canonical(name, ident::Canon::Folded).into_owned()
 }
 
 /// The tenant a refused record is filed under when it names none.
