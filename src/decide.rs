@@ -48,15 +48,14 @@ pub fn decide(
         Err(reason) => {
             // Filed under the tenant the payload names, if it names one.
             let tenant = claimed_tenant(payload).unwrap_or_else(|| UNATTRIBUTED_TENANT.to_string());
-            let text = String::from_utf8_lossy(payload);
-            let (text, outcome) = redactor.redact_text(&tenant, &text)?;
+            let (text, outcome) = redactor.redact_payload(&tenant, payload)?;
             redacted.merge(&outcome.counts);
             Ok(Decided::Dead(DeadLetter {
                 kafka,
                 key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
                 reason,
                 tenant,
-                payload_redacted: text.into_owned(),
+                payload_redacted: text,
                 redaction_key_id: outcome.key_id,
                 payload_bytes: payload.len() as u64,
             }))
@@ -83,6 +82,7 @@ impl Filling {
                 events: Vec::new(),
                 dead_letters: Vec::new(),
                 duplicates: 0,
+                log_start: None,
             },
             keys: HashMap::new(),
         }
@@ -99,8 +99,9 @@ impl Filling {
     }
 
     /// Adds the record at `offset`. A valid event whose (tenant, source, id)
-    /// is stored already (in `index`) or earlier in this batch is counted as
-    /// a duplicate and not stored again. Returns whether it was a duplicate.
+    /// is stored already (in `index`, with any event time) or earlier in
+    /// this batch is counted as a duplicate and not stored again. Returns
+    /// whether it was a duplicate.
     pub fn add(&mut self, offset: i64, decided: Decided, index: &DedupeIndex) -> bool {
         self.batch.last_offset = offset;
         match decided {
@@ -108,7 +109,8 @@ impl Filling {
                 let e = &row.event;
                 let key = event_key(&e.tags.tenant, &e.envelope.source, &e.envelope.id);
                 let time = e.envelope.time;
-                if index.contains(key, time) || self.keys.contains_key(&key) {
+                // By key alone: a resend is a duplicate whatever its `time`.
+                if index.contains(key) || self.keys.contains_key(&key) {
                     self.batch.duplicates += 1;
                     return true;
                 }

@@ -91,6 +91,9 @@ struct RawDeadLetter {
 /// batch being filled.
 struct Part {
     next: Option<i64>,
+    /// The log start found for a partition without a commit record, for
+    /// the chain's first record.
+    log_start: Option<i64>,
     /// The next offset the committed chain expects (0 before any commit).
     committed: i64,
     /// Seeks back in a row that still landed past `next`.
@@ -183,7 +186,30 @@ impl Pipeline {
                     "dedupe index caught up on other writers' commits"
                 );
             }
-            let next = self.storage.resume_offset(&self.topic, p).await?;
+            let (next, log_start) = match self.storage.resume_offset(&self.topic, p).await? {
+                Some(n) => (Some(n), None),
+                None => {
+                    // No chain yet: read from the log start, never from
+                    // wherever the consumer group's offset points (a group
+                    // kept while the storage was emptied or moved would
+                    // otherwise skip offsets that were never stored).
+                    let (low, _) = self
+                        .consumer
+                        .fetch_watermarks(&self.topic, p, Duration::from_secs(10))
+                        .with_context(|| {
+                            format!(
+                                "{}/{p} has no commit record yet; reading its log start (low watermark) from the broker",
+                                self.topic
+                            )
+                        })?;
+                    info!(
+                        partition = p,
+                        log_start = low,
+                        "no commit record yet: storing from the partition's log start"
+                    );
+                    (Some(low), Some(low))
+                }
+            };
             info!(partition = p, resume_at = ?next, "partition assigned");
             self.metrics
                 .committed_offset
@@ -193,6 +219,7 @@ impl Pipeline {
                 p,
                 Part {
                     next,
+                    log_start,
                     committed: next.unwrap_or(0),
                     seeks: 0,
                     batch: None,
@@ -335,9 +362,10 @@ impl Pipeline {
         let Some(part) = self.parts.get_mut(&p) else {
             return Ok(());
         };
-        let Some(filling) = part.batch.take() else {
+        let Some(mut filling) = part.batch.take() else {
             return Ok(());
         };
+        filling.batch.log_start = part.log_start;
         let batch = &filling.batch;
         let raw_dead = std::mem::take(&mut part.raw_dead);
         part.bytes = 0;
@@ -411,6 +439,7 @@ impl Pipeline {
                     .set(record.last_offset + 1);
                 if let Some(part) = self.parts.get_mut(&p) {
                     part.committed = record.last_offset + 1;
+                    part.log_start = None;
                 }
                 self.stored += record.stored;
                 self.dead += record.dead_lettered;
@@ -564,7 +593,7 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
         // instance's write in progress.
         let recovered = storage.recover(Duration::from_secs(600)).await?;
         if recovered != Default::default() {
-            info!(published = recovered.published, discarded = recovered.discarded, "recovered an interrupted write");
+            info!(published = recovered.published, discarded = recovered.discarded, temporary = recovered.temporary, "recovered an interrupted write");
         }
         let redactor = Redactor::new(&config.redaction, &config.storage)?;
         let loading = Instant::now();

@@ -429,6 +429,74 @@ fn two_instances_share_the_partitions_and_one_takes_over_after_a_kill() {
     );
 }
 
+/// A consumer group whose offsets point half-way into partitions that no
+/// commit record covers yet (the storage emptied or moved, the group id
+/// kept): `run` must store from each partition's log start, not from the
+/// group's offset, and say so in the chain's first record.
+#[test]
+fn a_group_offset_ahead_of_an_empty_storage_loses_nothing() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = format!("tollgate-ahead-{}", nonce());
+    cluster.create_topic(&topic, 2, 1).unwrap();
+    cluster.create_topic(&format!("{topic}-dlq"), 1, 1).unwrap();
+    config(dir.path(), &brokers, &topic, "");
+    let w = workload(dir.path(), 2, 1_500, 53);
+    let refs: Vec<&Vec<u8>> = w.lines.iter().collect();
+    let out = tollgate_stdin(dir.path(), &["emit"], ndjson(&refs));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // The group's offsets: half of each partition, as if consumed before.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", format!("g-{topic}"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut offsets = TopicPartitionList::new();
+    for p in 0..2 {
+        let (_, high) = consumer
+            .fetch_watermarks(&topic, p, Duration::from_secs(10))
+            .unwrap();
+        assert!(high > 10, "partition {p} holds {high} records");
+        offsets
+            .add_partition_offset(&topic, p, Offset::Offset(high / 2))
+            .unwrap();
+    }
+    consumer
+        .commit(&offsets, rdkafka::consumer::CommitMode::Sync)
+        .unwrap();
+    drop(consumer);
+
+    let log = dir.path().join("run.log");
+    let mut run = spawn_run(dir.path(), &["--exit-when-idle", "5s"], &log);
+    wait_exit(&mut run, Duration::from_secs(300), &log);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("storing from the partition's log start"),
+        "{logged}"
+    );
+    assert_stored_exactly(dir.path(), &w);
+    for p in 0..2 {
+        let first = dir.path().join(format!(
+            "tollgate-data/commits/{topic}/p{p:05}/{:020}.json",
+            1
+        ));
+        let record: Value = serde_json::from_slice(&std::fs::read(&first).unwrap()).unwrap();
+        assert_eq!(
+            (
+                record["first_offset"].as_i64(),
+                record["log_start"].as_i64()
+            ),
+            (Some(0), Some(0))
+        );
+    }
+}
+
 #[test]
 fn a_thirty_second_broker_outage_is_waited_out() {
     let cluster = MockCluster::new(1).unwrap();

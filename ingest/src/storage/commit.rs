@@ -57,6 +57,12 @@ pub struct CommitRecord {
     /// written before deduplication existed (read as 0).
     #[serde(default)]
     pub duplicates: u64,
+    /// In the first record of a chain: the partition's log start (the
+    /// broker's low watermark) when the writer first read it. The chain
+    /// must begin there; `verify` reports a gap otherwise. Absent in later
+    /// records and in chains of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_start: Option<i64>,
     /// The files, each table's rows for each `dt`.
     pub files: Vec<CommittedFile>,
     /// When the record was written.

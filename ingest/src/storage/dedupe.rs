@@ -3,15 +3,16 @@
 //! (tenant, source, id), hashed to 128 bits; the index holds the keys of the
 //! events stored with an event time inside the window (by default the
 //! decoder's `ingest.max_past`, so that every event the decoder accepts can
-//! be matched against its earlier copy), grouped by UTC day so that whole
-//! days fall out as the window moves. Memory grows with the events of the
-//! window, never with the history.
+//! be matched against its earlier copy), each with the UTC day of its time
+//! so that whole days fall out as the window moves. A resend is a duplicate
+//! whatever `time` it carries: the lookup is by key alone. Memory grows with
+//! the events of the window, never with the history.
 //!
 //! The index is rebuilt from the committed `events` files of the topic at
 //! start, and catches up on records other writers committed whenever
 //! [`DedupeIndex::refresh`] is called (on every partition assignment).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -40,7 +41,10 @@ pub fn event_key(tenant: &str, source: &str, id: &str) -> EventKey {
 #[derive(Debug)]
 pub struct DedupeIndex {
     window: chrono::Duration,
-    days: BTreeMap<NaiveDate, HashSet<EventKey>>,
+    /// Each key with the latest UTC day an event of that key was stored for.
+    keys: HashMap<EventKey, NaiveDate>,
+    /// The horizon of the last eviction (nothing older is held).
+    evicted_to: Option<NaiveDate>,
     /// The last commit record indexed, per partition of the topic.
     indexed: HashMap<i32, u64>,
     topic: String,
@@ -51,7 +55,8 @@ impl DedupeIndex {
     pub fn new(topic: &str, window: Duration) -> Self {
         Self {
             window: chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX),
-            days: BTreeMap::new(),
+            keys: HashMap::new(),
+            evicted_to: None,
             indexed: HashMap::new(),
             topic: topic.to_string(),
         }
@@ -64,35 +69,40 @@ impl DedupeIndex {
             .date_naive()
     }
 
-    /// Whether an event with this key and event time was stored.
-    pub fn contains(&self, key: EventKey, time: DateTime<Utc>) -> bool {
-        self.days
-            .get(&time.date_naive())
-            .is_some_and(|d| d.contains(&key))
+    /// Whether an event with this key was stored (with any event time in
+    /// the window).
+    pub fn contains(&self, key: EventKey) -> bool {
+        self.keys.contains_key(&key)
     }
 
     /// Records a stored event (ignored when its day is outside the window).
     pub fn insert(&mut self, key: EventKey, time: DateTime<Utc>) {
         let day = time.date_naive();
         if day >= self.horizon(Utc::now()) {
-            self.days.entry(day).or_default().insert(key);
+            let held = self.keys.entry(key).or_insert(day);
+            *held = (*held).max(day);
         }
     }
 
-    /// Drops the days that left the window.
+    /// Drops the keys whose day left the window (a pass over the index
+    /// only when the horizon moved to a new day).
     pub fn evict(&mut self, now: DateTime<Utc>) {
         let horizon = self.horizon(now);
-        self.days = self.days.split_off(&horizon);
+        if self.evicted_to.is_some_and(|h| h >= horizon) {
+            return;
+        }
+        self.keys.retain(|_, day| *day >= horizon);
+        self.evicted_to = Some(horizon);
     }
 
     /// Keys held.
     pub fn len(&self) -> usize {
-        self.days.values().map(HashSet::len).sum()
+        self.keys.len()
     }
 
     /// Whether the index holds no key.
     pub fn is_empty(&self) -> bool {
-        self.days.values().all(HashSet::is_empty)
+        self.keys.is_empty()
     }
 
     /// Marks a record this writer committed (its keys were inserted by the
@@ -149,16 +159,29 @@ mod tests {
         let mut idx = DedupeIndex::new("t", Duration::from_secs(2 * 86_400));
         let now = Utc::now();
         let old = now - chrono::Duration::days(5);
-        idx.days.entry(old.date_naive()).or_default().insert(1);
+        idx.keys.insert(1, old.date_naive());
         idx.insert(2, now);
         idx.insert(3, old); // outside the window: ignored
-        assert!(idx.contains(1, old));
-        assert!(idx.contains(2, now));
-        assert!(!idx.contains(3, old));
+        assert!(idx.contains(1));
+        assert!(idx.contains(2));
+        assert!(!idx.contains(3));
         idx.evict(now);
-        assert!(!idx.contains(1, old));
-        assert!(idx.contains(2, now));
+        assert!(!idx.contains(1));
+        assert!(idx.contains(2));
         assert_eq!(idx.len(), 1);
+    }
+
+    #[test]
+    fn a_resend_with_another_time_is_still_a_duplicate() {
+        let mut idx = DedupeIndex::new("t", Duration::from_secs(10 * 86_400));
+        let now = Utc::now();
+        let key = event_key("acme", "https://gw.example", "e-1");
+        idx.insert(key, now - chrono::Duration::days(3));
+        assert!(idx.contains(key), "same id, any time");
+        // A later copy keeps the key for longer.
+        idx.insert(key, now);
+        idx.evict(now + chrono::Duration::days(8));
+        assert!(idx.contains(key));
     }
 
     #[test]

@@ -22,7 +22,7 @@ mod dedupe;
 mod tables;
 mod verify;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
@@ -158,6 +158,9 @@ pub struct PartitionBatch {
     pub dead_letters: Vec<DeadLetter>,
     /// Valid events skipped as duplicates of stored ones.
     pub duplicates: u64,
+    /// The partition's log start the writer found when no record existed
+    /// yet (its first batch only); stated in the chain's first record.
+    pub log_start: Option<i64>,
 }
 
 /// What recovery did.
@@ -165,8 +168,11 @@ pub struct PartitionBatch {
 pub struct Recovery {
     /// Committed files moved from staging into the tables.
     pub published: usize,
-    /// Uncommitted staging files deleted.
+    /// Uncommitted staging files deleted, and staged copies of committed
+    /// files that are not the committed bytes (another writer's, or changed).
     pub discarded: usize,
+    /// Temporary files of interrupted writes deleted (local storage).
+    pub temporary: usize,
 }
 
 /// A chain's last record and the SHA-256 of its bytes.
@@ -180,6 +186,9 @@ pub struct Storage {
     /// The last record of each (topic, partition) this writer knows, with its hash.
     heads: Mutex<HashMap<(String, i32), Option<Head>>>,
     description: String,
+    /// The directory of a storage on the local filesystem (where an
+    /// interrupted write can leave a temporary file the store never lists).
+    local_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -193,6 +202,7 @@ impl Storage {
     /// `memory:///`), else `storage.data_dir` on the local filesystem
     /// (created if missing). `writer` names this instance in commit records.
     pub fn open(config: &StorageConfig, writer: &str) -> Result<Self, StorageError> {
+        let mut local_dir = None;
         let (store, root, description): (Arc<dyn ObjectStore>, Path, String) = match &config.url {
             Some(u) => {
                 let url = url::Url::parse(u)
@@ -215,6 +225,9 @@ impl Storage {
                         "storage.url {u}: {e} (this build reads file://, memory:// and s3:// URLs)"
                     ))
                 })?;
+                if url.scheme() == "file" {
+                    local_dir = url.to_file_path().ok();
+                }
                 (Arc::from(store), root, u.clone())
             }
             None => {
@@ -224,6 +237,7 @@ impl Storage {
                 })?;
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
                     .map_err(store_err(format!("opening {}", dir.display())))?;
+                local_dir = Some(dir.clone());
                 (Arc::new(fs), Path::default(), dir.display().to_string())
             }
         };
@@ -233,6 +247,7 @@ impl Storage {
             writer: writer.to_string(),
             heads: Mutex::new(HashMap::new()),
             description,
+            local_dir,
         })
     }
 
@@ -380,6 +395,7 @@ impl Storage {
             stored: batch.events.len() as u64,
             dead_lettered: batch.dead_letters.len() as u64,
             duplicates: batch.duplicates,
+            log_start: if seq == 1 { batch.log_start } else { None },
             files,
             committed_at: Utc::now(),
             writer: self.writer.clone(),
@@ -705,11 +721,22 @@ impl Storage {
         self.get(path).await
     }
 
-    /// Finishes what a crash left half-done: files of committed records still
-    /// in staging are published; staging files no record lists are deleted
-    /// once older than `grace` (younger ones may belong to another instance
-    /// writing right now).
+    /// Finishes what a crash left half-done, once older than `grace` where
+    /// it may belong to an instance writing right now:
+    ///
+    /// - a staged file whose path a record lists is published only when the
+    ///   record's writer staged it and its SHA-256 is the one the record
+    ///   states; any other staged copy (a killed writer's, for offsets
+    ///   another writer committed since under the same name) is deleted,
+    ///   never moved over the committed file;
+    /// - staged files no record lists are deleted;
+    /// - temporary files of interrupted writes (`name#N`, which a local
+    ///   store never lists) are deleted.
     pub async fn recover(&self, grace: std::time::Duration) -> Result<Recovery, StorageError> {
+        let mut out = Recovery {
+            temporary: self.clean_temporary(grace).await?,
+            ..Recovery::default()
+        };
         let staged: Vec<object_store::ObjectMeta> = self
             .store
             .list(Some(&self.path("staging/")))
@@ -717,19 +744,21 @@ impl Storage {
             .await
             .map_err(store_err("listing staging/"))?;
         if staged.is_empty() {
-            return Ok(Recovery::default());
+            return Ok(out);
         }
-        let mut committed: HashSet<String> = HashSet::new();
+        // Every committed file: the writer that committed it and its hash.
+        let mut committed: HashMap<String, (String, String)> = HashMap::new();
         for (_, records) in self.chains().await? {
             for (_, bytes) in records {
                 if let Ok(r) = serde_json::from_slice::<CommitRecord>(&bytes) {
-                    committed.extend(r.files.into_iter().map(|f| f.path));
+                    for f in r.files {
+                        committed.insert(f.path, (r.writer.clone(), f.sha256));
+                    }
                 }
             }
         }
         let cutoff =
             Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
-        let mut out = Recovery::default();
         for meta in staged {
             let rel = self.rel(&meta.location);
             // staging/<writer>/<path>
@@ -739,10 +768,24 @@ impl Storage {
                 parts.next().unwrap_or_default(),
                 parts.next().unwrap_or_default(),
             );
-            if committed.contains(path) {
+            let ours = match committed.get(path) {
+                Some((by, sha)) if by == writer => {
+                    let bytes = self.get(&rel).await?;
+                    &sha256_hex(&bytes) == sha
+                }
+                _ => false,
+            };
+            if ours {
                 self.publish(writer, path).await?;
                 out.published += 1;
-            } else if meta.last_modified < cutoff {
+            } else if meta.last_modified < cutoff || committed.contains_key(path) {
+                // Not the committed bytes: a stale copy, never published.
+                if committed.contains_key(path) {
+                    tracing::warn!(
+                        staged = %rel,
+                        "a staged copy of a committed file that is not the committed bytes (another writer's, or changed) was deleted"
+                    );
+                }
                 self.store
                     .delete(&meta.location)
                     .await
@@ -754,10 +797,73 @@ impl Storage {
         Ok(out)
     }
 
+    /// Deletes the temporary files interrupted writes left in a local
+    /// storage (`<name>#<digits>`, older than `grace`); 0 for other stores,
+    /// whose writes are atomic.
+    async fn clean_temporary(&self, grace: std::time::Duration) -> Result<usize, StorageError> {
+        let Some(dir) = self.local_dir.clone() else {
+            return Ok(0);
+        };
+        // A local write's temporary file lives for as long as one file
+        // takes to write: a minute is ample, whatever `grace` says.
+        let grace = grace.min(std::time::Duration::from_secs(60));
+        tokio::task::spawn_blocking(move || clean_temporary_files(&dir, grace))
+            .await
+            .map_err(|e| StorageError::Config(format!("cleaning temporary files: {e}")))?
+    }
+
     /// Checks every chain and every file. See [`VerifyReport`].
     pub async fn verify(&self) -> Result<VerifyReport, StorageError> {
         verify::run(self).await
     }
+}
+
+/// Whether a file name is a local store's temporary file: `<name>#<digits>`.
+fn is_temporary(name: &str) -> bool {
+    name.rsplit_once('#')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Walks `dir` and deletes the temporary files older than `grace`.
+fn clean_temporary_files(
+    dir: &std::path::Path,
+    grace: std::time::Duration,
+) -> Result<usize, StorageError> {
+    let mut deleted = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(StorageError::Config(format!(
+                    "listing {}: {e}",
+                    d.display()
+                )))
+            }
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                pending.push(path);
+            } else if is_temporary(&entry.file_name().to_string_lossy()) {
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= grace);
+                if old && std::fs::remove_file(&path).is_ok() {
+                    tracing::info!(file = %path.display(), "deleted the temporary file of an interrupted write");
+                    deleted += 1;
+                }
+            }
+        }
+    }
+    Ok(deleted)
 }
 
 fn encode_err(table: &str, e: impl std::fmt::Display) -> StorageError {

@@ -219,6 +219,26 @@ pub(super) async fn run(s: &Storage) -> Result<VerifyReport, StorageError> {
             } else {
                 summary.first_offset = record.first_offset;
             }
+            if record.seq == 1 {
+                // The chain must begin where the partition's log began when
+                // it was first read: anything before was never stored.
+                let gap = match record.log_start {
+                    Some(start) if record.first_offset != start => Some(format!(
+                        "the chain begins at offset {} but the partition's log started at {start} when it was first read: offsets {start}..{} were never stored",
+                        record.first_offset,
+                        record.first_offset - 1
+                    )),
+                    None if record.first_offset != 0 => Some(format!(
+                        "the chain begins at offset {} and states no log start: offsets 0..{} may never have been stored (a chain of an earlier version that started from the consumer group's offset?)",
+                        record.first_offset,
+                        record.first_offset - 1
+                    )),
+                    _ => None,
+                };
+                if let Some(message) = gap {
+                    report.problems.push(problem("offset_gap", &path, message));
+                }
+            }
             if record.last_offset < record.first_offset
                 || record.records != record.stored + record.dead_lettered + record.duplicates
             {

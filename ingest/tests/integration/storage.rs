@@ -68,6 +68,7 @@ fn batch(partition: i32, first: i64, n: i64) -> PartitionBatch {
         events,
         dead_letters: dead,
         duplicates: 0,
+        log_start: None,
     }
 }
 
@@ -213,6 +214,96 @@ async fn recovery_publishes_committed_and_drops_uncommitted_files() {
     );
 }
 
+#[tokio::test]
+async fn recovery_never_publishes_a_copy_that_is_not_the_committed_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = filled(dir.path()).await;
+    let published = files(dir.path(), "tables/events")[0].clone();
+    let rel = published.strip_prefix(dir.path()).unwrap();
+    let good = std::fs::read(&published).unwrap();
+    // A killed writer staged other bytes under the same name before w1
+    // committed those offsets (its redaction keys changed, say).
+    let other = dir.path().join("staging/killed-7").join(rel);
+    std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+    std::fs::write(&other, b"PAR1 another writer's bytes").unwrap();
+    // And a staged copy under the committing writer's own name whose bytes
+    // are not the ones its record states.
+    let changed = dir.path().join("staging/w1").join(rel);
+    std::fs::create_dir_all(changed.parent().unwrap()).unwrap();
+    std::fs::write(&changed, b"PAR1 changed bytes").unwrap();
+    let r = open(dir.path(), "w2")
+        .recover(std::time::Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!((r.published, r.discarded), (0, 2), "{r:?}");
+    assert_eq!(
+        std::fs::read(&published).unwrap(),
+        good,
+        "the committed file was overwritten"
+    );
+    assert!(!other.exists() && !changed.exists());
+    assert!(s.verify().await.unwrap().ok());
+}
+
+#[tokio::test]
+async fn recovery_deletes_the_temporary_files_of_interrupted_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = filled(dir.path()).await;
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let mut temporary = Vec::new();
+    for rel in [
+        "commits/raw/p00000/00000000000000000004.json#1",
+        "staging/w1/tables/events/dt=2026-11-03/p00000-x.parquet#12",
+    ] {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let f = std::fs::File::create(&p).unwrap();
+        f.set_modified(old).unwrap();
+        temporary.push(p);
+    }
+    // A young one may be a write in progress.
+    let young = dir
+        .path()
+        .join("commits/raw/p00001/00000000000000000002.json#3");
+    std::fs::write(&young, b"").unwrap();
+    let r = s
+        .recover(std::time::Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(r.temporary, 2, "{r:?}");
+    assert!(temporary.iter().all(|p| !p.exists()) && young.exists());
+    assert!(s.verify().await.unwrap().ok());
+}
+
+#[tokio::test]
+async fn a_chain_that_does_not_begin_at_the_log_start_is_a_gap() {
+    for (first, log_start, gap) in [
+        (0, Some(0), false),
+        (40, Some(40), false),
+        (40, Some(0), true),
+        (0, None, false),
+        (40, None, true),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path(), "w1");
+        let mut b = batch(0, first, 20);
+        b.log_start = log_start;
+        let record = s.commit(&b).await.unwrap();
+        assert_eq!(record.log_start, log_start);
+        // Only the first record states it.
+        let mut next = batch(0, first + 20, 20);
+        next.log_start = log_start;
+        assert_eq!(s.commit(&next).await.unwrap().log_start, None);
+        let report = s.verify().await.unwrap();
+        let kinds: Vec<&str> = report.problems.iter().map(|p| p.kind).collect();
+        assert_eq!(
+            kinds == ["offset_gap"],
+            gap,
+            "first {first}, log start {log_start:?}: {kinds:?}"
+        );
+    }
+}
+
 async fn tampered(change: impl FnOnce(&Path)) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let s = filled(dir.path()).await;
@@ -335,11 +426,12 @@ async fn dedupe_index_rebuilds_from_storage_and_catches_up() {
     assert_eq!(added, 270, "distinct (tenant, source, id) stored in raw");
     let stored = batch(0, 0, 100);
     let e = &stored.events[0].event;
-    assert!(idx.contains(
-        event_key(&e.tags.tenant, &e.envelope.source, &e.envelope.id),
-        e.envelope.time
-    ));
-    assert!(!idx.contains(event_key("acme", "s", "other-c1"), e.envelope.time));
+    assert!(idx.contains(event_key(
+        &e.tags.tenant,
+        &e.envelope.source,
+        &e.envelope.id
+    )));
+    assert!(!idx.contains(event_key("acme", "s", "other-c1")));
 
     // A second writer commits more; a refresh reads only the new record.
     let s2 = open(dir.path(), "w2");
@@ -348,10 +440,11 @@ async fn dedupe_index_rebuilds_from_storage_and_catches_up() {
     assert_eq!(idx.refresh(&s).await.unwrap(), 90);
     assert_eq!(idx.refresh(&s).await.unwrap(), 0, "nothing new");
     let e = &next.events[5].event;
-    assert!(idx.contains(
-        event_key(&e.tags.tenant, &e.envelope.source, &e.envelope.id),
-        e.envelope.time
-    ));
+    assert!(idx.contains(event_key(
+        &e.tags.tenant,
+        &e.envelope.source,
+        &e.envelope.id
+    )));
 
     // A one-day window at today's date holds none of these (they are
     // weeks old), whatever is stored.

@@ -46,6 +46,7 @@ pub(crate) async fn commit_share(
         events,
         dead_letters: Vec::new(),
         duplicates: 0,
+        log_start: None,
     };
     storage.commit(&batch).await.unwrap();
 }
