@@ -51,20 +51,18 @@ pub fn run(loaded: Loaded, args: GatewayArgs) -> Result<ExitCode> {
             config.kafka.brokers
         );
         let app = router(gateway.clone());
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let mut term =
-                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                        Ok(t) => t,
-                        Err(_) => return std::future::pending().await,
-                    };
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            })
-            .await
-            .context("serving")?;
+        tollgate_ingest::http_server::serve(listener, app, config.gateway.header_timeout, async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(t) => t,
+                    Err(_) => return std::future::pending().await,
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        })
+        .await;
         let _ = gateway.producer().flush(Duration::from_secs(30));
         say!("tollgate gateway: stopped");
         Ok(ExitCode::SUCCESS)

@@ -16,9 +16,9 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -58,6 +58,13 @@ pub struct GatewayConfig {
     /// How long to wait for the broker's acknowledgement before answering 503.
     #[serde(with = "humantime_serde")]
     pub ack_timeout: Duration,
+    /// How long a client may take to send a request's headers (and how long
+    /// an idle kept-alive connection is held); the connection is closed after.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body; `408` after.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
     /// The rate limit of every tenant without its own.
     pub rate_limit: RateLimit,
     /// Rate limits of named tenants.
@@ -71,6 +78,8 @@ impl Default for GatewayConfig {
             max_body_bytes: 8 * 1024 * 1024,
             max_events_per_request: 5_000,
             ack_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
             rate_limit: RateLimit {
                 per_second: 2_000,
                 burst: 10_000,
@@ -95,6 +104,15 @@ impl GatewayConfig {
         }
         if self.max_events_per_request == 0 {
             return Err("gateway.max_events_per_request must be at least 1".into());
+        }
+        for (name, d) in [
+            ("gateway.header_timeout", self.header_timeout),
+            ("gateway.body_timeout", self.body_timeout),
+            ("gateway.ack_timeout", self.ack_timeout),
+        ] {
+            if d.is_zero() || d > Duration::from_secs(3600) {
+                return Err(format!("{name} must be more than 0 and at most 1h"));
+            }
         }
         Ok(())
     }
@@ -164,6 +182,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     let metrics = gateway.metrics.clone();
     Router::new()
         .route("/v1/events", post(post_events))
+        // The handler bounds the body itself (size from Content-Length
+        // first, then time); this keeps axum's own limit in step.
         .layer(DefaultBodyLimit::max(limit))
         .with_state(gateway)
         .merge(metrics_router(metrics))
@@ -222,8 +242,76 @@ fn refuse(m: &Metrics, reason: &str, n: u64) {
         .inc_by(n);
 }
 
-async fn post_events(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
+/// The body of a request, bounded in size and time: `413` from the
+/// `Content-Length` header before anything is read, `413` when a body
+/// without one grows past the limit, `408` when it is not all there within
+/// `gateway.body_timeout`.
+async fn read_body(gw: &Gateway, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
     let m = &gw.metrics;
+    let limit = gw.config.max_body_bytes;
+    let too_large = |what: String| {
+        refuse(m, "too_large", 1);
+        answer(
+            m,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({"accepted": 0, "error": format!("body: {what}; the limit is {limit} bytes (gateway.max_body_bytes)")}),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().parse::<u64>());
+    match declared {
+        Some(Ok(n)) if n > limit as u64 => {
+            return Err(too_large(format!("Content-Length is {n} bytes")))
+        }
+        Some(Err(_)) => {
+            refuse(m, "bad_request", 1);
+            return Err(answer(
+                m,
+                StatusCode::BAD_REQUEST,
+                json!({"accepted": 0, "error": "Content-Length: not a number of bytes"}),
+            ));
+        }
+        _ => {}
+    }
+    match tokio::time::timeout(gw.config.body_timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => {
+            let over = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            if over {
+                Err(too_large("the body grew past the limit".into()))
+            } else {
+                refuse(m, "bad_request", 1);
+                Err(answer(
+                    m,
+                    StatusCode::BAD_REQUEST,
+                    json!({"accepted": 0, "error": "body: the connection failed while it was read"}),
+                ))
+            }
+        }
+        Err(_) => {
+            refuse(m, "timeout", 1);
+            Err(answer(
+                m,
+                StatusCode::REQUEST_TIMEOUT,
+                json!({"accepted": 0, "error": format!(
+                    "body: not received within {} (gateway.body_timeout)",
+                    humantime::format_duration(gw.config.body_timeout)
+                )}),
+            ))
+        }
+    }
+}
+
+async fn post_events(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    let m = &gw.metrics;
+    let body = match read_body(&gw, &headers, body).await {
+        Ok(b) => b,
+        Err(answer) => return answer,
+    };
     let bad = |message: String| {
         refuse(m, "bad_request", 1);
         answer(

@@ -9,6 +9,8 @@ pub mod event;
 #[cfg(feature = "kafka")]
 pub mod gateway;
 #[cfg(feature = "kafka")]
+pub mod http_server;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod metrics;
 mod reject;

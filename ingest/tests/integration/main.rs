@@ -7,5 +7,7 @@
 mod audit_log;
 mod decoder_props;
 mod docs_examples;
+#[cfg(feature = "kafka")]
+mod gateway;
 mod kafka_roundtrip;
 mod storage;
