@@ -4,6 +4,7 @@
 //! and the batch they are collected in, which drops resent events.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -23,8 +24,18 @@ pub enum Decided {
     Dead(DeadLetter),
 }
 
+/// Time spent deciding records, by stage.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DecideTimes {
+    /// Decoding, validating and upcasting.
+    pub decode: Duration,
+    /// Redacting (valid events and refused payloads).
+    pub redact: Duration,
+}
+
 /// Decides one record. The time of receipt is the record's timestamp (so a
-/// replay decides the same way), or now. Findings are added to `redacted`.
+/// replay decides the same way), or now. Findings are added to `redacted`,
+/// the time taken to `times`.
 pub fn decide(
     redactor: &Redactor,
     limits: &DecodeLimits,
@@ -32,9 +43,28 @@ pub fn decide(
     key: Option<&[u8]>,
     kafka: KafkaCoords,
     redacted: &mut Counts,
+    times: &mut DecideTimes,
 ) -> Result<Decided> {
     let received_at = kafka.timestamp.unwrap_or_else(chrono::Utc::now);
-    match tollgate_ingest::decode(payload, limits, received_at) {
+    let decoding = Instant::now();
+    let decoded = tollgate_ingest::decode(payload, limits, received_at);
+    let redacting = Instant::now();
+    times.decode += redacting - decoding;
+    let decided = redact(redactor, payload, key, kafka, decoded, redacted);
+    times.redact += redacting.elapsed();
+    decided
+}
+
+/// The redaction half of [`decide`].
+fn redact(
+    redactor: &Redactor,
+    payload: &[u8],
+    key: Option<&[u8]>,
+    kafka: KafkaCoords,
+    decoded: Result<tollgate_ingest::Event, tollgate_ingest::RejectReason>,
+    redacted: &mut Counts,
+) -> Result<Decided> {
+    match decoded {
         Ok(mut event) => {
             // Nothing is stored before it passed the redactor.
             let outcome = redactor.redact_event(&mut event)?;

@@ -134,6 +134,7 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
 
     let mut c = Counts::default();
     let mut redacted = tollgate_redactor::Counts::default();
+    let mut decide_times = crate::decide::DecideTimes::default();
     let mut first_mismatch: Option<String> = None;
     // The demo's chain was cleared above, so the index starts empty; it
     // drops resent events exactly as `tollgate run` does.
@@ -175,6 +176,7 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
             Some(r.key.as_bytes()),
             kafka,
             &mut redacted,
+            &mut decide_times,
         )?;
         match &decided {
             Decided::Stored(row) => {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use serde_json::json;
 use tollgate_ingest::event::EventBody;
+use tollgate_ingest::{ReasonCode, RejectReason};
 
 use crate::cli::ValidateArgs;
 use crate::config::Loaded;
@@ -23,25 +24,45 @@ pub fn validate(loaded: Loaded, args: ValidateArgs) -> Result<ExitCode> {
         )
     };
     let mut reader = BufReader::with_capacity(1 << 20, input);
+    // The limit, a CR and an LF.
+    let line_limit = limits.max_event_bytes as u64 + 2;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut lines, mut valid, mut rejected) = (0u64, 0u64, 0u64);
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        let n = reader
+        // A line is read up to the event size limit (and its line end);
+        // the rest of a longer one is skipped, never held in memory.
+        let n = (&mut reader)
+            .take(line_limit)
             .read_until(b'\n', &mut buf)
             .context("reading the input")?;
         if n == 0 {
             break;
         }
         lines += 1;
+        let overlong = n as u64 == line_limit && !buf.ends_with(b"\n");
+        if overlong {
+            skip_line(&mut reader).context("reading the input")?;
+        }
         let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let result = tollgate_ingest::decode(line, &limits, received_at);
+        let result = if overlong {
+            Err(RejectReason::new(
+                ReasonCode::TooLarge,
+                "$",
+                format!(
+                    "the line is longer than {} bytes (ingest.max_event_bytes)",
+                    limits.max_event_bytes
+                ),
+            ))
+        } else {
+            tollgate_ingest::decode(line, &limits, received_at)
+        };
         let written = match &result {
             Ok(e) => {
                 valid += 1;
@@ -57,7 +78,7 @@ pub fn validate(loaded: Loaded, args: ValidateArgs) -> Result<ExitCode> {
                     writeln!(
                         out,
                         "{}",
-                        json!({"line": lines, "ok": true, "kind": kind, "phase": phase, "version": format!("v{}.{}", s.major, s.minor), "upcast": s.major == 0, "kept_fields": e.extra.keys().collect::<Vec<_>>()})
+                        json!({"line": lines, "ok": true, "kind": kind, "phase": phase, "version": format!("v{}.{}", s.major, s.minor), "upcast": s.major == 0, "kept_fields": e.extra.len()})
                     )
                 } else {
                     let mut note = String::new();
@@ -111,4 +132,21 @@ pub fn validate(loaded: Loaded, args: ValidateArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Skips the rest of the current line (through its `\n`, or to the end).
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let (done, used) = {
+            let available = reader.fill_buf()?;
+            match available.iter().position(|&b| b == b'\n') {
+                Some(i) => (true, i + 1),
+                None => (available.is_empty(), available.len()),
+            }
+        };
+        reader.consume(used);
+        if done {
+            return Ok(());
+        }
+    }
 }

@@ -19,14 +19,14 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tollgate_ingest::kafka::ObservedContext;
 use tollgate_ingest::metrics::{Metrics, ReasonLabel};
-use tollgate_ingest::storage::{DedupeIndex, KafkaCoords, Storage, StorageError};
+use tollgate_ingest::storage::{DedupeIndex, KafkaCoords, Storage, StorageError, WriteTimes};
 use tollgate_ingest::{DecodeLimits, IngestConfig};
 use tollgate_redactor::{Counts, Redactor};
 use tracing::{info, warn};
 
 use crate::cli::RunArgs;
 use crate::config::Loaded;
-use crate::decide::{decide, Decided, Filling};
+use crate::decide::{decide, DecideTimes, Decided, Filling};
 
 /// Seeks back in a row that may land past the committed offset before the
 /// records between are taken to be gone.
@@ -60,6 +60,24 @@ async fn high_watermarks(
     .await?
 }
 
+/// The log start (low watermark) of `topic`/`partition`, read without
+/// blocking the pipeline's task.
+async fn log_start(
+    consumer: &Arc<StreamConsumer<ObservedContext>>,
+    topic: &str,
+    partition: i32,
+) -> Result<i64> {
+    let consumer = consumer.clone();
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || -> Result<i64> {
+        let (low, _) = consumer
+            .fetch_watermarks(&topic, partition, Duration::from_secs(10))
+            .with_context(|| format!("reading the log start of {topic}/{partition}"))?;
+        Ok(low)
+    })
+    .await?
+}
+
 /// A record to decide: payload, key, and where it came from.
 type Input<'a> = (&'a [u8], Option<&'a [u8]>, KafkaCoords);
 
@@ -70,14 +88,37 @@ fn decide_all(
     redactor: &Redactor,
     limits: &DecodeLimits,
     inputs: Vec<Input<'_>>,
+    times: &mut DecideTimes,
 ) -> Result<Vec<Decided>> {
     inputs
         .into_iter()
         .map(|(payload, key, kafka)| {
             let mut counts = Counts::default();
-            decide(redactor, limits, payload, key, kafka, &mut counts)
+            decide(redactor, limits, payload, key, kafka, &mut counts, times)
         })
         .collect()
+}
+
+/// Time spent in each stage over the run, for its summary line.
+#[derive(Default)]
+struct StageTotals {
+    decide: DecideTimes,
+    write: WriteTimes,
+}
+
+impl StageTotals {
+    /// `decode 1.2 s, redact ...`: the stages in pipeline order.
+    fn describe(&self) -> String {
+        let s = |d: Duration| format!("{:.1} s", d.as_secs_f64());
+        format!(
+            "decode {}, redact {}, encode {}, hash {}, store {}",
+            s(self.decide.decode),
+            s(self.decide.redact),
+            s(self.write.encode),
+            s(self.write.hash),
+            s(self.write.store)
+        )
+    }
 }
 
 /// A refused record's key and raw bytes, kept until they are on the
@@ -122,6 +163,7 @@ struct Pipeline {
     stored: u64,
     dead: u64,
     duplicates: u64,
+    stages: StageTotals,
 }
 
 impl Pipeline {
@@ -156,7 +198,16 @@ impl Pipeline {
                 )
             })
             .collect();
-        let decided = decide_all(&self.redactor, &self.limits, inputs)?;
+        let mut times = DecideTimes::default();
+        let decided = decide_all(&self.redactor, &self.limits, inputs, &mut times)?;
+        self.stages.decide.decode += times.decode;
+        self.stages.decide.redact += times.redact;
+        self.metrics
+            .stage_seconds("decode")
+            .inc_by(times.decode.as_secs_f64());
+        self.metrics
+            .stage_seconds("redact")
+            .inc_by(times.redact.as_secs_f64());
         for (m, d) in admitted.iter().zip(decided) {
             self.apply(m, d).await?;
         }
@@ -193,21 +244,37 @@ impl Pipeline {
                     // wherever the consumer group's offset points (a group
                     // kept while the storage was emptied or moved would
                     // otherwise skip offsets that were never stored).
-                    let (low, _) = self
-                        .consumer
-                        .fetch_watermarks(&self.topic, p, Duration::from_secs(10))
-                        .with_context(|| {
-                            format!(
-                                "{}/{p} has no commit record yet; reading its log start (low watermark) from the broker",
-                                self.topic
-                            )
-                        })?;
-                    info!(
-                        partition = p,
-                        log_start = low,
-                        "no commit record yet: storing from the partition's log start"
-                    );
-                    (Some(low), Some(low))
+                    match log_start(&self.consumer, &self.topic, p).await {
+                        Ok(low) => {
+                            info!(
+                                partition = p,
+                                log_start = low,
+                                "no commit record yet: storing from the partition's log start"
+                            );
+                            (Some(low), Some(low))
+                        }
+                        Err(e) => {
+                            // The broker is away: leave the partition unset
+                            // and go back to its beginning, so that its
+                            // records come again once the broker answers
+                            // (the rest of this chunk's are skipped).
+                            warn!(
+                                partition = p,
+                                error = %format!("{e:#}"),
+                                "cannot read the log start of a partition without a commit record; its records wait for the broker"
+                            );
+                            if let Err(e) = self.consumer.seek(
+                                &self.topic,
+                                p,
+                                Offset::Beginning,
+                                Duration::from_secs(10),
+                            ) {
+                                warn!(partition = p, error = %e, "seeking back to the beginning failed; the partition resumes when its next record arrives");
+                            }
+                            seeked.insert(p);
+                            return Ok(false);
+                        }
+                    }
                 }
             };
             info!(partition = p, resume_at = ?next, "partition assigned");
@@ -407,7 +474,17 @@ impl Pipeline {
             })?;
         }
         let started = Instant::now();
-        match self.storage.commit(batch).await {
+        let committed = self.storage.commit(batch).await;
+        let times = self.storage.take_write_times();
+        self.stages.write.add(&times);
+        for (stage, d) in [
+            ("encode", times.encode),
+            ("hash", times.hash),
+            ("store", times.store),
+        ] {
+            self.metrics.stage_seconds(stage).inc_by(d.as_secs_f64());
+        }
+        match committed {
             Ok(record) => {
                 let m = &self.metrics;
                 m.commit_latency.observe(started.elapsed().as_secs_f64());
@@ -680,6 +757,7 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
             stored: 0,
             dead: 0,
             duplicates: 0,
+            stages: StageTotals::default(),
             metrics,
         };
         let alerts = if args.no_alerts {
@@ -749,6 +827,7 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
             "tollgate run: stopped; consumed {} = stored {} + dead-lettered {} + duplicates {} in this run",
             p.consumed, p.stored, p.dead, p.duplicates
         );
+        say!("tollgate run: time per stage: {}", p.stages.describe());
         consumer.unsubscribe();
         Ok(ExitCode::SUCCESS)
     })

@@ -32,6 +32,13 @@ pub struct ErrorLabel {
     pub kind: String,
 }
 
+/// A stage of the write path.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabel {
+    /// `decode`, `redact`, `encode`, `hash` or `store`.
+    pub stage: String,
+}
+
 /// An HTTP status code.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
@@ -74,6 +81,8 @@ pub struct Metrics {
     pub dedupe_keys: Gauge<u64, AtomicU64>,
     /// 1 while the last storage probe listed the store, 0 after one failed.
     pub storage_up: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Seconds spent in each stage of the write path.
+    pub stages: Family<StageLabel, Counter<f64, AtomicU64>>,
     /// Another stage's metrics rendered after these (the alert evaluator's
     /// inside `tollgate run`).
     more: std::sync::OnceLock<Box<dyn Fn() -> String + Send + Sync>>,
@@ -107,6 +116,12 @@ impl Metrics {
         let dedupe_keys = Gauge::<u64, AtomicU64>::default();
         let storage_up = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
         storage_up.set(1);
+        let stages = Family::<StageLabel, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "stage_seconds",
+            "Seconds `tollgate run` spent in each stage of the write path (decode, redact, encode, hash, store)",
+            stages.clone(),
+        );
         registry.register(
             "consumed_records",
             "Kafka records read from the raw topic",
@@ -201,6 +216,7 @@ impl Metrics {
             http_events_refused,
             dedupe_keys,
             storage_up,
+            stages,
             more: std::sync::OnceLock::new(),
         }
     }
@@ -241,6 +257,15 @@ impl Metrics {
         } else {
             Err(down.join("; "))
         }
+    }
+
+    /// The seconds counter of one stage of the write path.
+    pub fn stage_seconds(&self, stage: &str) -> Counter<f64, AtomicU64> {
+        self.stages
+            .get_or_create(&StageLabel {
+                stage: stage.to_string(),
+            })
+            .clone()
     }
 
     /// The label of a partition.

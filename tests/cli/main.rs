@@ -450,9 +450,17 @@ fn events_validate_names_each_problem() {
     let dir = tempfile::tempdir().unwrap();
     let good = r#"{"specversion":"1.0","id":"a","source":"s","type":"dev.tollgate.gpu_usage.v1","time":"2026-11-03T14:00:00Z","data":{"tenant":"acme","team":"t","user":"u","environment":"prod","workload_id":"w","workload_kind":"notebook","gpu_model":"L4","gpu_count":1,"interval_start":"2026-11-03T13:00:00Z","interval_end":"2026-11-03T14:00:00Z","pricing_tier":"spot","node":"n","region":"r"}}"#;
     let zero = good.replace("\"gpu_count\":1", "\"gpu_count\":0");
+    // A line far over the event size limit, then hostile keys and values.
+    let huge = format!("{{\"id\":\"{}\"}}", "x".repeat(600_000));
+    let key = good.replace(
+        "\"region\":\"r\"",
+        "\"region\":\"r\",\"alice@example.com\\nline 9: ok\":1",
+    );
+    let user = good.replace("\"user\":\"u\"", "\"user\":\"bob\\u0040corp.example\"");
+    let float = good.replace("\"gpu_count\":1", "\"gpu_count\":8.0");
     std::fs::write(
         dir.path().join("e.ndjson"),
-        format!("{good}\n{zero}\nnot json\n\n"),
+        format!("{good}\n{zero}\nnot json\n\n{huge}\n{key}\n{user}\n{float}\n"),
     )
     .unwrap();
     let out = tollgate(
@@ -480,7 +488,28 @@ fn events_validate_names_each_problem() {
         stdout.contains("line 3: rejected [invalid_json] $: is not valid JSON"),
         "{stdout}"
     );
-    assert!(text(&out.stderr).contains("checked 3 event(s): 1 valid, 2 rejected"));
+    assert!(
+        stdout.contains("line 5: rejected [too_large] $: the line is longer than 262144 bytes"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("line 6: rejected [unknown_field] data.<key #"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("line 7: rejected [pii_in_identifier] data.user:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("line 8: ok gpu_usage"), "{stdout}");
+    assert!(
+        !stdout.contains("alice") && !stdout.contains("bob") && !stdout.contains("line 9"),
+        "user content in the output: {stdout}"
+    );
+    assert!(
+        text(&out.stderr).contains("checked 7 event(s): 2 valid, 5 rejected"),
+        "{}",
+        text(&out.stderr)
+    );
     std::fs::write(dir.path().join("ok.ndjson"), format!("{good}\n")).unwrap();
     let out = tollgate(
         dir.path(),

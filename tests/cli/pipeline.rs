@@ -480,6 +480,15 @@ fn a_group_offset_ahead_of_an_empty_storage_loses_nothing() {
         logged.contains("storing from the partition's log start"),
         "{logged}"
     );
+    // The summary names the time of each stage of the write path.
+    let stages = logged
+        .lines()
+        .find_map(|l| l.split_once("time per stage: "))
+        .map(|(_, r)| r.to_string())
+        .unwrap_or_else(|| panic!("no time per stage: {logged}"));
+    for stage in ["decode ", "redact ", "encode ", "hash ", "store "] {
+        assert!(stages.contains(stage), "{stages}");
+    }
     assert_stored_exactly(dir.path(), &w);
     for p in 0..2 {
         let first = dir.path().join(format!(

@@ -189,6 +189,29 @@ pub struct Storage {
     /// The directory of a storage on the local filesystem (where an
     /// interrupted write can leave a temporary file the store never lists).
     local_dir: Option<std::path::PathBuf>,
+    /// Time spent in each stage of the commits since the last
+    /// [`Storage::take_write_times`].
+    times: std::sync::Mutex<WriteTimes>,
+}
+
+/// Wall-clock time a writer spent in each stage of its commits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteTimes {
+    /// Building the Arrow batches and encoding them as Parquet (zstd).
+    pub encode: std::time::Duration,
+    /// Hashing the encoded files (SHA-256).
+    pub hash: std::time::Duration,
+    /// Writing files and commit records to the store, and publishing.
+    pub store: std::time::Duration,
+}
+
+impl WriteTimes {
+    /// Adds `other` to these.
+    pub fn add(&mut self, other: &WriteTimes) {
+        self.encode += other.encode;
+        self.hash += other.hash;
+        self.store += other.store;
+    }
 }
 
 impl std::fmt::Debug for Storage {
@@ -248,7 +271,27 @@ impl Storage {
             heads: Mutex::new(HashMap::new()),
             description,
             local_dir,
+            times: std::sync::Mutex::default(),
         })
+    }
+
+    /// The time spent in each stage of the commits since the last call,
+    /// and resets it (for metrics and the run's summary).
+    pub fn take_write_times(&self) -> WriteTimes {
+        self.times
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default()
+    }
+
+    fn add_time(
+        &self,
+        stage: fn(&mut WriteTimes) -> &mut std::time::Duration,
+        since: std::time::Instant,
+    ) {
+        if let Ok(mut t) = self.times.lock() {
+            *stage(&mut t) += since.elapsed();
+        }
     }
 
     /// The object store the tables live in (for readers such as the
@@ -406,11 +449,13 @@ impl Storage {
             mode: PutMode::Create,
             ..PutOptions::default()
         };
-        match self
+        let storing = std::time::Instant::now();
+        let put = self
             .store
             .put_opts(&self.path(&rel), PutPayload::from(bytes.clone()), opts)
-            .await
-        {
+            .await;
+        self.add_time(|t| &mut t.store, storing);
+        match put {
             Ok(_) => {}
             Err(object_store::Error::AlreadyExists { .. }) => {
                 self.discard_staged(&record.files).await;
@@ -430,9 +475,11 @@ impl Storage {
             (batch.topic.clone(), batch.partition),
             Some((record.clone(), sha256_hex(&bytes))),
         );
+        let storing = std::time::Instant::now();
         for f in &record.files {
             self.publish(&self.writer, &f.path).await?;
         }
+        self.add_time(|t| &mut t.store, storing);
         Ok(record)
     }
 
@@ -487,6 +534,7 @@ impl Storage {
             "p{:05}-{:020}-{:020}.parquet",
             batch.partition, batch.first_offset, batch.last_offset
         );
+        let encoding = std::time::Instant::now();
         // Arrow batches first, then every file encoded in parallel (Parquet
         // and zstd are the costly part of a commit), then staged in order.
         let mut tables: Vec<(&str, NaiveDate, arrow::array::RecordBatch)> = Vec::new();
@@ -510,6 +558,7 @@ impl Storage {
             tables.push(("dead_letters", *day, dead));
         }
         let encoded = encode_all(&tables)?;
+        self.add_time(|t| &mut t.encode, encoding);
         let mut files = Vec::with_capacity(tables.len());
         for ((table, day, batch), bytes) in tables.iter().zip(encoded) {
             files.push(
@@ -530,18 +579,23 @@ impl Storage {
     ) -> Result<CommittedFile, StorageError> {
         let path = format!("tables/{table}/dt={day}/{name}");
         let staged = Self::staging_path(&self.writer, &path);
+        let hashing = std::time::Instant::now();
+        let sha256 = sha256_hex(&bytes);
+        self.add_time(|t| &mut t.hash, hashing);
         let file = CommittedFile {
             path,
             table: table.to_string(),
             rows: rows as u64,
             bytes: bytes.len() as u64,
-            sha256: sha256_hex(&bytes),
+            sha256,
             rows_sha256: None,
         };
+        let storing = std::time::Instant::now();
         self.store
             .put(&self.path(&staged), PutPayload::from(bytes))
             .await
             .map_err(store_err(format!("staging {staged}")))?;
+        self.add_time(|t| &mut t.store, storing);
         Ok(file)
     }
 
