@@ -186,6 +186,45 @@ impl Config {
             );
         }
         self.gateway.check().map_err(anyhow::Error::msg)?;
+        // Tenant names in the configuration must be spelt as events store
+        // them (NFKC, trimmed, lower case), or they never match an event.
+        let tenants = self
+            .redaction
+            .keys
+            .keys()
+            .map(|t| ("redaction.keys", t.as_str()))
+            .chain(
+                self.redaction
+                    .custom
+                    .iter()
+                    .filter(|c| c.tenant != "*")
+                    .map(|c| ("redaction.custom", c.tenant.as_str())),
+            )
+            .chain(
+                self.gateway
+                    .tenants
+                    .keys()
+                    .map(|t| ("gateway.tenants", t.as_str())),
+            );
+        for (section, tenant) in tenants {
+            let canonical = tollgate_ingest::event::canonical_tag(tenant);
+            if canonical != tenant {
+                bail!(
+                    "{section}: the tenant {tenant:?} must be written as events store it (NFKC, trimmed, lower case), {canonical:?}, or no event can match it"
+                );
+            }
+        }
+        for (name, d) in [
+            ("ingest.batch_latency", self.ingest.batch_latency),
+            ("alerts.evaluate_every", self.alerts.evaluate_every),
+        ] {
+            if d < std::time::Duration::from_millis(10) {
+                bail!(
+                    "{name} must be at least 10ms, got {}",
+                    humantime::format_duration(d)
+                );
+            }
+        }
         tollgate_ledger::report::zone(&self.ledger.timezone).map_err(|_| {
             anyhow::anyhow!(
                 "ledger.timezone {:?}: not an IANA time zone name (such as UTC or Europe/Berlin)",

@@ -80,9 +80,20 @@ fn redact(
             let tenant = claimed_tenant(payload).unwrap_or_else(|| UNATTRIBUTED_TENANT.to_string());
             let (text, outcome) = redactor.redact_payload(&tenant, payload)?;
             redacted.merge(&outcome.counts);
+            // The record key is the producer's choice (some key by user):
+            // it goes through the redactor like the payload.
+            let key = match key {
+                Some(k) => {
+                    let k = String::from_utf8_lossy(k);
+                    let (k, found) = redactor.redact_text(&tenant, &k)?;
+                    redacted.merge(&found.counts);
+                    Some(k.into_owned())
+                }
+                None => None,
+            };
             Ok(Decided::Dead(DeadLetter {
                 kafka,
-                key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
+                key,
                 reason,
                 tenant,
                 payload_redacted: text,

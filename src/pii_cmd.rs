@@ -88,7 +88,7 @@ fn find(
     let mut out = std::io::BufWriter::new(stdout.lock());
     for (table, columns) in [
         ("events", &["payload_json", "extra_json"][..]),
-        ("dead_letters", &["payload_redacted"][..]),
+        ("dead_letters", &["payload_redacted", "record_key"][..]),
     ] {
         for path in rt.block_on(storage.committed_files(table))? {
             let bytes = rt.block_on(storage.read(&path))?;

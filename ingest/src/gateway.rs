@@ -320,6 +320,19 @@ async fn post_events(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: B
             json!({"accepted": 0, "error": message}),
         )
     };
+    let text = body.trim_ascii_start();
+    if text.starts_with(b"\xEF\xBB\xBF") {
+        return bad(
+            "body: starts with a UTF-8 byte-order mark (EF BB BF); send the JSON without one"
+                .into(),
+        );
+    }
+    if let Err(e) = std::str::from_utf8(&body) {
+        return bad(format!(
+            "body: is not UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ));
+    }
     // One event, or an array of them; each kept as the bytes the client sent.
     let is_array = body
         .iter()

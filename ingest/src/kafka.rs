@@ -187,14 +187,20 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<Vec<String>, Error> {
     Ok(created)
 }
 
-/// The team a payload names (`data.team`, or v0's `data.team_id`): the
-/// record key producers use, so that a team's events keep their order and
-/// a resent event lands on the partition of its first copy.
+/// The team a payload names (`data.team`, or v0's `data.team_id`), in the
+/// canonical form events store it in: the record key producers use, so
+/// that a team's events keep their order and a resent event lands on the
+/// partition of its first copy, however the team was spelt (`Search` and
+/// `search` are one team, and the gateway keys by the same form).
 pub fn team_key(payload: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
     let d = v.get("data")?;
     let t = d.get("team").or_else(|| d.get("team_id"))?.as_str()?;
-    (!t.is_empty() && t.len() <= 256).then(|| t.to_string())
+    if t.len() > 256 {
+        return None;
+    }
+    let t = crate::event::canonical_tag(t);
+    (!t.is_empty()).then_some(t)
 }
 
 /// The librdkafka configuration shared by producers and consumers.

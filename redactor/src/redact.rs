@@ -214,14 +214,11 @@ impl Redactor {
                 }
             }
         }
-        // Extension attributes are free-form: their string values always
-        // pass through the detectors (a `traceparent` has nothing to find).
+        // Extension attributes are free-form: their values (strings, and
+        // numbers that are PII as a whole) always pass through the
+        // detectors (a `traceparent` has nothing to find).
         for value in event.envelope.extensions.values_mut() {
-            if let Value::String(text) = value {
-                if let Cow::Owned(s) = redact_with(engine, &key, text, &mut counts) {
-                    *text = s;
-                }
-            }
+            redact_value(engine, &key, value, &mut counts);
         }
         if self.policy.unknown_fields && !event.extra.is_empty() {
             let mut extra = Value::Object(std::mem::take(&mut event.extra));
@@ -322,6 +319,41 @@ const MAX_PASSES: usize = 8;
 /// fixpoint; repeating makes redacting twice equal redacting once. Clean
 /// text costs one scan.
 pub(crate) fn redact_with<'t>(
+    engine: &Engine,
+    key: &TenantKey,
+    text: &'t str,
+    counts: &mut Counts,
+) -> Cow<'t, str> {
+    let redacted = redact_passes(engine, key, text, counts);
+    // Text that holds JSON escapes (a JSON document sent as a string, or
+    // escaped twice) may hide PII behind them: the escapes are resolved,
+    // up to three levels, and if that reveals anything, the resolved text
+    // is what is kept, redacted.
+    if !redacted.contains('\\') {
+        return redacted;
+    }
+    let mut resolved = redacted.clone().into_owned();
+    for _ in 0..MAX_UNESCAPE_LEVELS {
+        let next = match unescape_json(&resolved) {
+            Cow::Borrowed(_) => break,
+            Cow::Owned(n) => n,
+        };
+        let mut found = Counts::default();
+        let cleaned = redact_passes(engine, key, &next, &mut found);
+        if found.total() > 0 {
+            counts.merge(&found);
+            return Cow::Owned(cleaned.into_owned());
+        }
+        resolved = next;
+    }
+    redacted
+}
+
+/// Levels of JSON escaping [`redact_with`] looks through.
+const MAX_UNESCAPE_LEVELS: usize = 3;
+
+/// Redaction passes until nothing more is found.
+fn redact_passes<'t>(
     engine: &Engine,
     key: &TenantKey,
     text: &'t str,
@@ -463,7 +495,14 @@ fn redact_value(engine: &Engine, key: &TenantKey, value: &mut Value, counts: &mu
             }
         }
         Value::Number(n) => {
-            let s = n.to_string();
+            // A whole number written as a float (`4111111111111111.0`,
+            // `4.111111111111111e15`) is read as the integer it is.
+            let s = match n.as_f64() {
+                Some(x) if n.is_f64() && x.fract() == 0.0 && x.abs() < 1e19 => {
+                    format!("{}", x as i128)
+                }
+                _ => n.to_string(),
+            };
             let unsigned = s.trim_start_matches('-');
             if unsigned.bytes().filter(u8::is_ascii_digit).count() >= MIN_NUMBER_DIGITS {
                 let findings = engine.find(unsigned);

@@ -436,3 +436,46 @@ fn extension_attributes_are_redacted() {
         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     );
 }
+
+#[test]
+fn pii_behind_floats_numbers_and_nested_escapes_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = redactor(dir.path());
+    // A card number written as a float, in a refused payload.
+    let (text, _) = r
+        .redact_payload("acme", br#"{"card":4111111111111111.0,"n":2.0}"#)
+        .unwrap();
+    assert!(!text.contains("4111111111111111"), "{text}");
+    assert!(text.contains("\"n\":2.0"), "{text}");
+    // A JSON document sent as a string, its address escaped inside it.
+    let mut v = json!({"arguments": "{\"to\":\"alice\\u0040example.com\"}"});
+    r.redact_json("acme", &mut v).unwrap();
+    assert!(!v.to_string().contains("alice"), "{v}");
+    // Escaped twice, in text that is not JSON.
+    let (text, _) = r
+        .redact_payload("acme", br#"{"note":"alice\\u0040example.com""#)
+        .unwrap();
+    assert!(!text.contains("alice"), "{text}");
+}
+
+#[test]
+fn number_valued_extension_attributes_are_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = redactor(dir.path());
+    let raw = serde_json::to_vec(&json!({
+        "specversion": "1.0", "id": "e-1", "source": "https://gw.example",
+        "type": "dev.tollgate.tool_call.v1", "time": "2026-11-03T14:00:00Z",
+        "card": 4111111111111111u64,
+        "data": {"tenant": "acme", "team": "search", "user": "usr_1", "environment": "prod",
+                 "mcp_server": "crm", "tool": "lookup", "phase": "start", "call_id": "c-1",
+                 "arguments": {}}
+    }))
+    .unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-03T14:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let mut event = tollgate_ingest::decode(&raw, &Default::default(), at).unwrap();
+    r.redact_event(&mut event).unwrap();
+    let card = event.envelope.extensions["card"].to_string();
+    assert!(!card.contains("4111111111111111"), "{card}");
+}

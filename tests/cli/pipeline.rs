@@ -547,7 +547,7 @@ fn a_thirty_second_broker_outage_is_waited_out() {
     while down.elapsed() < Duration::from_secs(30) {
         let (status, _, body) = http(&addr, "GET", "/metrics", b"");
         assert_eq!(status, 200);
-        if body.contains("tollgate_kafka_broker_up 0") {
+        if body.contains("\ntollgate_kafka_broker_up 0\n") {
             seen_down = true;
         }
         std::thread::sleep(Duration::from_secs(1));
@@ -555,7 +555,8 @@ fn a_thirty_second_broker_outage_is_waited_out() {
     assert!(seen_down, "the metrics never showed the broker down");
     assert!(
         run.try_wait().unwrap().is_none(),
-        "run gave up during the outage"
+        "run gave up during the outage: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
     );
     cluster.broker_up(1).unwrap();
     let out = tollgate_stdin(dir.path(), &["emit"], ndjson(&second));
@@ -564,7 +565,8 @@ fn a_thirty_second_broker_outage_is_waited_out() {
     let start = Instant::now();
     loop {
         let (_, _, body) = http(&addr, "GET", "/metrics", b"");
-        if body.contains("tollgate_kafka_broker_up 1") {
+        // The metric's line, not its HELP text ("... broker_up 1 while ...").
+        if body.contains("\ntollgate_kafka_broker_up 1\n") {
             assert!(
                 body.contains("tollgate_kafka_client_errors_total{kind=\"AllBrokersDown\"}"),
                 "{body}"

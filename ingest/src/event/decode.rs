@@ -81,7 +81,15 @@ pub fn decode(
             ),
         ));
     }
-    if bytes.starts_with(b"\xEF\xBB\xBF") {
+    let start = bytes.trim_ascii_start();
+    if start.starts_with(b"\xFF\xFE") || start.starts_with(b"\xFE\xFF") {
+        return Err(RejectReason::new(
+            ReasonCode::NotUtf8,
+            "$",
+            "is UTF-16 (it starts with a UTF-16 byte-order mark); send UTF-8 JSON",
+        ));
+    }
+    if start.starts_with(b"\xEF\xBB\xBF") {
         return Err(RejectReason::new(
             ReasonCode::ByteOrderMark,
             "$",
@@ -535,6 +543,11 @@ mod tests {
         let (code, _, text) = reason(&v);
         assert_eq!(code, ReasonCode::OutOfRange);
         assert!(!text.contains("4155552671"), "{text}");
+        // A phone number with a decimal point in it is not quoted either.
+        v["data"]["gpu_count"] = json!(415.5552671);
+        let (code, _, text) = reason(&v);
+        assert_eq!(code, ReasonCode::NotInteger);
+        assert!(!text.contains("5552671"), "{text}");
     }
 
     #[test]
@@ -557,6 +570,12 @@ mod tests {
         bom.extend(serde_json::to_vec(&gpu_v1()).unwrap());
         check(&bom, ReasonCode::ByteOrderMark, "byte-order mark");
         check(b"{\"id\": \"a\xFFb\"}", ReasonCode::NotUtf8, "not UTF-8");
+        check(b"\xFF\xFE{\x00}\x00", ReasonCode::NotUtf8, "UTF-16");
+        check(
+            b"  \xEF\xBB\xBF{}",
+            ReasonCode::ByteOrderMark,
+            "byte-order mark",
+        );
         check(
             br#"{"id": "a\q"}"#,
             ReasonCode::InvalidJson,

@@ -142,7 +142,9 @@ impl<'a> ObjectReader<'a> {
                 "must not contain invisible or bidirectional-control characters (such as U+200B or U+202E): they make one name look like another",
             ));
         }
-        if let Some(what) = pii_in(&s) {
+        // Opaque names are kept as sent, but checked in NFKC form too, so
+        // that `alice＠example.com` is seen for what it is.
+        if let Some(what) = pii_in(&canonical(&s, Canon::Nfkc)) {
             return Err(self.reject(
                 key,
                 ReasonCode::PiiInIdentifier,
@@ -372,16 +374,25 @@ impl<'a> ObjectReader<'a> {
     }
 }
 
-/// A number as a refusal may show it: small numbers as they are; a large
-/// one (which might be a phone or card number sent in the wrong field) only
-/// by its size.
+/// A number as a refusal may show it: a short one (at most 6 significant
+/// digits, such as `1025`, `-5` or `12.5`) as it is; any other (which might
+/// be a phone or card number sent in the wrong field, even with a decimal
+/// point in it) only by its shape.
 pub(crate) fn shown(x: f64) -> String {
-    if x.abs() < 1e6 {
-        format!("{x}")
-    } else if x.abs() < 1e300 {
+    let text = format!("{x}");
+    let digits = text
+        .trim_start_matches(['-', '0', '.'])
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .count();
+    if digits <= 6 && !text.contains('e') {
+        text
+    } else if !x.is_finite() || x.abs() >= 1e300 {
+        "a number too large to represent".to_string()
+    } else if x.fract() == 0.0 {
         format!("a number of {} digits", x.abs().log10().floor() as i64 + 1)
     } else {
-        "a number too large to represent".to_string()
+        "a number with a fraction".to_string()
     }
 }
 

@@ -51,22 +51,29 @@ pub(crate) fn canonical(s: &str, canon: Canon) -> Cow<'_, str> {
     }
 }
 
-/// Whether `c` is invisible or changes text direction: format characters
-/// (zero-width space and joiners, bidirectional controls and isolates, the
-/// byte-order mark, soft hyphen, tag characters), and the blank letters
+/// Whether `c` is invisible or changes text direction: the format
+/// characters (general category Cf: zero-width space and joiners,
+/// bidirectional controls and isolates, the byte-order mark, soft hyphen,
+/// Arabic and Egyptian format marks, shorthand format controls, tag
+/// characters), the line and paragraph separators, and the blank letters
 /// (Hangul fillers, Braille blank) and variation selectors that render as
 /// nothing. Such a character makes one name look like another.
 pub(crate) fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{0600}'..='\u{0605}'
+        | '\u{06DD}' | '\u{070F}' | '\u{08E2}'
         | '\u{180B}'..='\u{180F}'
         | '\u{200B}'..='\u{200F}'
-        | '\u{202A}'..='\u{202E}'
+        | '\u{2028}'..='\u{202E}'
         | '\u{2060}'..='\u{206F}'
         | '\u{2800}' | '\u{3164}'
         | '\u{FE00}'..='\u{FE0F}'
         | '\u{FEFF}' | '\u{FFA0}'
         | '\u{FFF0}'..='\u{FFFB}'
+        | '\u{110BD}' | '\u{110CD}'
+        | '\u{13430}'..='\u{1343F}'
+        | '\u{1BCA0}'..='\u{1BCA3}'
         | '\u{1D173}'..='\u{1D17A}'
         | '\u{E0000}'..='\u{E0FFF}')
 }
@@ -74,6 +81,8 @@ pub(crate) fn is_invisible(c: char) -> bool {
 /// What kind of PII an identifier holds, if any: `"an e-mail address"` or
 /// `"a phone number"`.
 pub(crate) fn pii_in(s: &str) -> Option<&'static str> {
+    // Ideographic full stops separate domain labels for mail systems too.
+    let s = &s.replace(['\u{3002}', '\u{FF61}'], ".");
     if contains_email(s) {
         Some("an e-mail address")
     } else if is_phone(s) {
@@ -88,7 +97,8 @@ pub(crate) fn pii_in(s: &str) -> Option<&'static str> {
 /// domain of at least two labels whose last is alphabetic (two letters or
 /// more, or an internationalised label).
 fn contains_email(s: &str) -> bool {
-    let local_char = |c: char| c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c);
+    // `"` ends a quoted local part (`"alice"@example.com`).
+    let local_char = |c: char| c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-\"".contains(c);
     let domain_char = |c: char| c.is_alphanumeric() || c == '-' || c == '.';
     s.match_indices('@').any(|(at, _)| {
         let local_ok = s[..at].chars().next_back().is_some_and(local_char);
@@ -101,36 +111,56 @@ fn contains_email(s: &str) -> bool {
         local_ok
             && labels.len() >= 2
             && labels.iter().all(|l| !l.is_empty())
-            && labels
-                .last()
-                .is_some_and(|tld| tld.chars().count() >= 2 && tld.chars().all(char::is_alphabetic))
+            && labels.last().is_some_and(|tld| {
+                (tld.chars().count() >= 2 && tld.chars().all(char::is_alphabetic))
+                    || (tld.len() > 4
+                        && tld.starts_with("xn--")
+                        && tld.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            })
     })
 }
 
-/// Whether the whole of `s` is a phone number: `+` and 7 to 15 digits
-/// (E.164) with the usual separators, or a North American number written
-/// `(555) 123-4567`, `555-123-4567` or `555.123.4567`. A bare run of digits
-/// is not taken for one: numeric user ids look the same.
+/// Whether `s` holds a phone number: anywhere in it, `+` (not right after a
+/// letter or digit) and 7 to 15 digits (E.164) with the usual separators,
+/// as in `tel:+447700900123`; or as the whole value, a North American
+/// number written `(555) 123-4567`, `555-123-4567` or `555.123.4567`, or a
+/// national number starting with 0 written with separators
+/// (`07700 900123`, `0044 7700 900123`, `06 12 34 56 78`). A bare run of
+/// digits is not taken for one: numeric user ids look the same.
 fn is_phone(s: &str) -> bool {
-    let s = s.trim();
-    let separators_only = |t: &str| {
-        t.chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')'))
-    };
-    let digits = s.chars().filter(char::is_ascii_digit).count();
-    if let Some(rest) = s.strip_prefix('+') {
-        return separators_only(rest) && (7..=15).contains(&digits);
+    let separator = |c: char| matches!(c, ' ' | '-' | '.' | '(' | ')');
+    let international = s.char_indices().any(|(i, c)| {
+        if c != '+'
+            || s[..i]
+                .chars()
+                .next_back()
+                .is_some_and(char::is_alphanumeric)
+        {
+            return false;
+        }
+        let run: String = s[i + 1..]
+            .chars()
+            .take_while(|&c| c.is_ascii_digit() || separator(c))
+            .collect();
+        let digits = run.chars().filter(char::is_ascii_digit).count();
+        let next = s[i + 1 + run.len()..].chars().next();
+        run.starts_with(|c: char| c.is_ascii_digit() || c == '(')
+            && (7..=15).contains(&digits)
+            && !next.is_some_and(char::is_alphanumeric)
+    });
+    if international {
+        return true;
     }
-    if !separators_only(s) || !(10..=11).contains(&digits) {
+    let s = s.trim();
+    if !s.chars().all(|c| c.is_ascii_digit() || separator(c)) {
         return false;
     }
-    // Groups of 3, 3 and 4 digits (an optional leading 1), separated.
-    let groups: Vec<&str> = s
-        .split([' ', '-', '.', '(', ')'])
-        .filter(|g| !g.is_empty())
-        .collect();
+    let digits = s.chars().filter(char::is_ascii_digit).count();
+    let groups: Vec<&str> = s.split(separator).filter(|g| !g.is_empty()).collect();
     let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
-    lens == [3, 3, 4] || lens == [1, 3, 3, 4]
+    let nanp = (10..=11).contains(&digits) && (lens == [3, 3, 4] || lens == [1, 3, 3, 4]);
+    let national = s.starts_with('0') && groups.len() >= 2 && (10..=14).contains(&digits);
+    nanp || national
 }
 
 #[cfg(test)]
@@ -189,11 +219,20 @@ mod tests {
             "Alice.Smith+tag@sub.example.co.uk",
             "user:bob@corp.example",
             "jörg@beispiel.de",
+            "alice@example.xn--p1ai",
+            "alice@example\u{3002}com",
+            "\"alice\"@example.com",
             "+44 7700 900123",
             "+1 (415) 555-2671",
             "(415) 555-2671",
             "415-555-2671",
             "1-415-555-2671",
+            "tel:+447700900123",
+            "u_+44 7700 900123",
+            "call +1 415 555 2671",
+            "07700 900123",
+            "0044 7700 900123",
+            "06 12 34 56 78",
         ] {
             assert!(pii_in(v).is_some(), "{v:?}");
         }
@@ -209,6 +248,12 @@ mod tests {
             "a@b.c1",
             "gpu-eu-01",
             "10.0.0.1",
+            "1.2.3.4",
+            "v1+2026.11.03",
+            "a+1234567",
+            "0.5",
+            "2026-11-03",
+            "01-2026",
         ] {
             assert!(pii_in(v).is_none(), "{v:?}");
         }

@@ -2,9 +2,9 @@
 //! tool call's `data.trace_id`, or the CloudEvents distributed-tracing
 //! extension (`traceparent`, W3C form `00-<trace id>-<span id>-<flags>`).
 //! Read from the raw bytes so that a refused record's log line has it too.
-//! Only identifier-shaped values are returned (letters, digits, `-_.:`, at
-//! most 128 characters): a value of any other shape may be user content
-//! and is never logged before redaction.
+//! Only trace-id-shaped values are returned (16 to 64 hexadecimal digits,
+//! with dashes as in a UUID): a value of any other shape (a name, an
+//! address, a phone number) may be user content and is never logged.
 
 use serde_json::Value;
 
@@ -27,10 +27,11 @@ pub fn trace_id(raw: &[u8]) -> Option<String> {
 }
 
 fn identifier(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    let hex = s.bytes().filter(u8::is_ascii_hexdigit).count();
+    (16..=64).contains(&hex)
+        && s.len() <= 80
+        && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+        && !s.starts_with('-')
 }
 
 #[cfg(test)]
@@ -55,6 +56,12 @@ mod tests {
             None
         );
         assert_eq!(trace_id(br#"{"data":{"trace_id":"a b"}}"#), None);
+        assert_eq!(trace_id(br#"{"data":{"trace_id":"john.smith"}}"#), None);
+        assert_eq!(
+            trace_id(br#"{"traceparent":"00-07700900123-x-01","data":{}}"#),
+            None,
+            "a phone number's length is not a trace id's"
+        );
         assert_eq!(trace_id(b"{not json"), None);
         assert_eq!(trace_id(br#"{"data":{}}"#), None);
     }

@@ -811,8 +811,10 @@ impl Storage {
                 }
             }
         }
-        let cutoff =
-            Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        let cutoff = chrono::Duration::from_std(grace)
+            .ok()
+            .and_then(|g| Utc::now().checked_sub_signed(g))
+            .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
         for meta in staged {
             let rel = self.rel(&meta.location);
             // staging/<writer>/<path>
@@ -823,10 +825,13 @@ impl Storage {
                 parts.next().unwrap_or_default(),
             );
             let ours = match committed.get(path) {
-                Some((by, sha)) if by == writer => {
-                    let bytes = self.get(&rel).await?;
-                    &sha256_hex(&bytes) == sha
-                }
+                Some((by, sha)) if by == writer => match self.get(&rel).await {
+                    Ok(bytes) => &sha256_hex(&bytes) == sha,
+                    // Another instance recovering, or the writer itself,
+                    // published it since it was listed.
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => return Err(e),
+                },
                 _ => false,
             };
             if ours {
@@ -840,11 +845,10 @@ impl Storage {
                         "a staged copy of a committed file that is not the committed bytes (another writer's, or changed) was deleted"
                     );
                 }
-                self.store
-                    .delete(&meta.location)
-                    .await
-                    .map_err(store_err(format!("deleting {rel}")))?;
-                out.discarded += 1;
+                match self.store.delete(&meta.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => out.discarded += 1,
+                    Err(e) => return Err(store_err(format!("deleting {rel}"))(e)),
+                }
             }
         }
         self.heads.lock().await.clear();
@@ -861,9 +865,16 @@ impl Storage {
         // A local write's temporary file lives for as long as one file
         // takes to write: a minute is ample, whatever `grace` says.
         let grace = grace.min(std::time::Duration::from_secs(60));
-        tokio::task::spawn_blocking(move || clean_temporary_files(&dir, grace))
-            .await
-            .map_err(|e| StorageError::Config(format!("cleaning temporary files: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            // Only Tollgate's own folders: a data directory may be the root
+            // of a volume holding other things (`lost+found`).
+            ["staging", "commits", "tables", "audit", "ledger", "keys"]
+                .iter()
+                .map(|d| clean_temporary_files(&dir.join(d), grace))
+                .sum::<usize>()
+        })
+        .await
+        .map_err(|e| StorageError::Config(format!("cleaning temporary files: {e}")))
     }
 
     /// Checks every chain and every file. See [`VerifyReport`].
@@ -879,10 +890,7 @@ fn is_temporary(name: &str) -> bool {
 }
 
 /// Walks `dir` and deletes the temporary files older than `grace`.
-fn clean_temporary_files(
-    dir: &std::path::Path,
-    grace: std::time::Duration,
-) -> Result<usize, StorageError> {
+fn clean_temporary_files(dir: &std::path::Path, grace: std::time::Duration) -> usize {
     let mut deleted = 0;
     let mut pending = vec![dir.to_path_buf()];
     while let Some(d) = pending.pop() {
@@ -890,10 +898,9 @@ fn clean_temporary_files(
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
-                return Err(StorageError::Config(format!(
-                    "listing {}: {e}",
-                    d.display()
-                )))
+                // A folder this process may not read holds nothing it wrote.
+                tracing::warn!(folder = %d.display(), error = %e, "not cleaned of temporary files: cannot be listed");
+                continue;
             }
         };
         for entry in entries.flatten() {
@@ -917,7 +924,7 @@ fn clean_temporary_files(
             }
         }
     }
-    Ok(deleted)
+    deleted
 }
 
 fn encode_err(table: &str, e: impl std::fmt::Display) -> StorageError {

@@ -206,7 +206,7 @@ pub(super) async fn run(s: &Storage) -> Result<VerifyReport, StorageError> {
                 ));
             }
             if let Some((p, _)) = &prev {
-                if record.first_offset != p.last_offset + 1 {
+                if Some(record.first_offset) != p.last_offset.checked_add(1) {
                     report.problems.push(problem(
                         "offset_gap",
                         &path,
@@ -223,15 +223,15 @@ pub(super) async fn run(s: &Storage) -> Result<VerifyReport, StorageError> {
                 // The chain must begin where the partition's log began when
                 // it was first read: anything before was never stored.
                 let gap = match record.log_start {
-                    Some(start) if record.first_offset != start => Some(format!(
+                    Some(start) if record.first_offset > start => Some(format!(
                         "the chain begins at offset {} but the partition's log started at {start} when it was first read: offsets {start}..{} were never stored",
                         record.first_offset,
-                        record.first_offset - 1
+                        record.first_offset.saturating_sub(1)
                     )),
-                    None if record.first_offset != 0 => Some(format!(
+                    None if record.first_offset > 0 => Some(format!(
                         "the chain begins at offset {} and states no log start: offsets 0..{} may never have been stored (a chain of an earlier version that started from the consumer group's offset?)",
                         record.first_offset,
-                        record.first_offset - 1
+                        record.first_offset.saturating_sub(1)
                     )),
                     _ => None,
                 };
@@ -240,7 +240,11 @@ pub(super) async fn run(s: &Storage) -> Result<VerifyReport, StorageError> {
                 }
             }
             if record.last_offset < record.first_offset
-                || record.records != record.stored + record.dead_lettered + record.duplicates
+                || Some(record.records)
+                    != record
+                        .stored
+                        .checked_add(record.dead_lettered)
+                        .and_then(|n| n.checked_add(record.duplicates))
             {
                 report.problems.push(problem(
                     "bad_counts",
@@ -282,10 +286,10 @@ pub(super) async fn run(s: &Storage) -> Result<VerifyReport, StorageError> {
             }
             summary.commits += 1;
             summary.last_offset = record.last_offset;
-            summary.consumed += record.records;
-            summary.stored += record.stored;
-            summary.dead_lettered += record.dead_lettered;
-            summary.duplicates += record.duplicates;
+            summary.consumed = summary.consumed.saturating_add(record.records);
+            summary.stored = summary.stored.saturating_add(record.stored);
+            summary.dead_lettered = summary.dead_lettered.saturating_add(record.dead_lettered);
+            summary.duplicates = summary.duplicates.saturating_add(record.duplicates);
             prev = Some((record, sha256_hex(&bytes)));
         }
         if partition >= 0 {

@@ -148,5 +148,5 @@ fn deeply_nested_json_is_refused_not_overflowed() {
         now(),
     )
     .unwrap_err();
-    assert_eq!(r.code, tollgate_ingest::ReasonCode::InvalidJson);
+    assert_eq!(r.code, tollgate_ingest::ReasonCode::TooDeep, "{r}");
 }
