@@ -567,10 +567,6 @@ fn a_thirty_second_broker_outage_is_waited_out() {
         let (_, _, body) = http(&addr, "GET", "/metrics", b"");
         // The metric's line, not its HELP text ("... broker_up 1 while ...").
         if body.contains("\ntollgate_kafka_broker_up 1\n") {
-            assert!(
-                body.contains("tollgate_kafka_client_errors_total{kind=\"AllBrokersDown\"}"),
-                "{body}"
-            );
             break;
         }
         assert!(
@@ -580,9 +576,13 @@ fn a_thirty_second_broker_outage_is_waited_out() {
         std::thread::sleep(Duration::from_millis(500));
     }
     wait_exit(&mut run, Duration::from_secs(300), &log);
+    // The outage is in the log: librdkafka's "all brokers down" when a
+    // client had a connection to lose (not every run: an idle client
+    // reports nothing), else the probe's failure to read the watermarks.
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(
-        logged.contains("all brokers are down"),
+        logged.contains("all brokers are down")
+            || logged.contains("could not read the high watermarks"),
         "the outage is not in the log: {logged}"
     );
     assert_stored_exactly(dir.path(), &w);
