@@ -739,14 +739,7 @@ pub fn moment(s: &str) -> Result<DateTime<Utc>, String> {
     let t = DateTime::parse_from_rfc3339(s)
         .map_err(|e| format!("expected an RFC 3339 time such as 2026-11-03T14:00:00Z ({e})"))?
         .with_timezone(&Utc);
-    if !YEARS.contains(&t.year()) {
-        return Err(format!(
-            "the year must be {} to {}",
-            YEARS.start(),
-            YEARS.end()
-        ));
-    }
-    Ok(t)
+    in_years(t.year()).map(|()| t)
 }
 
 /// Parses a day (`YYYY-MM-DD`) between 1970 and 9999.
@@ -755,12 +748,17 @@ pub fn day(s: &str) -> Result<NaiveDate, String> {
     let d: NaiveDate = s
         .parse()
         .map_err(|e| format!("expected a day such as 2026-11-03 ({e})"))?;
-    if !YEARS.contains(&d.year()) {
-        return Err(format!(
+    in_years(d.year()).map(|()| d)
+}
+
+fn in_years(year: i32) -> Result<(), String> {
+    if YEARS.contains(&year) {
+        Ok(())
+    } else {
+        Err(format!(
             "the year must be {} to {}",
             YEARS.start(),
             YEARS.end()
-        ));
+        ))
     }
-    Ok(d)
 }

@@ -81,8 +81,16 @@ pub(crate) fn is_invisible(c: char) -> bool {
 /// What kind of PII an identifier holds, if any: `"an e-mail address"` or
 /// `"a phone number"`.
 pub(crate) fn pii_in(s: &str) -> Option<&'static str> {
-    // Ideographic full stops separate domain labels for mail systems too.
-    let s = &s.replace(['\u{3002}', '\u{FF61}'], ".");
+    // Ideographic full stops separate domain labels for mail systems too
+    // (copied only when there is one: this runs on every identifier).
+    const STOPS: [char; 2] = ['\u{3002}', '\u{FF61}'];
+    let dotted;
+    let s = if s.contains(STOPS) {
+        dotted = s.replace(STOPS, ".");
+        dotted.as_str()
+    } else {
+        s
+    };
     if contains_email(s) {
         Some("an e-mail address")
     } else if is_phone(s) {
