@@ -12,8 +12,8 @@ use tollgate_alerts::api::{self, Api};
 use tollgate_alerts::metrics::AlertMetrics;
 use tollgate_alerts::store::AlertStore;
 use tollgate_alerts::{Cycle, Evaluator};
-use tollgate_ingest::StorageConfig;
 use tollgate_ledger::{report, LedgerContext, PriceBook};
+use tollgate_storage::StorageConfig;
 use tracing::warn;
 
 use crate::cli::{AlertsCommand, QuotaCheckArgs};

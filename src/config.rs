@@ -11,10 +11,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tollgate_alerts::AlertsConfig;
 use tollgate_ingest::gateway::GatewayConfig;
-use tollgate_ingest::{IngestConfig, KafkaConfig, StorageConfig};
+use tollgate_ingest::KafkaConfig;
 use tollgate_ledger::{LedgerConfig, PriceBook, PricingConfig, TeamConfig};
+use tollgate_pipeline::IngestConfig;
 use tollgate_queries::ServerConfig;
 use tollgate_redactor::RedactionConfig;
+use tollgate_storage::StorageConfig;
 
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_PATH: &str = "tollgate.toml";
@@ -207,7 +209,7 @@ impl Config {
                     .map(|t| ("gateway.tenants", t.as_str())),
             );
         for (section, tenant) in tenants {
-            let canonical = tollgate_ingest::event::canonical_tag(tenant);
+            let canonical = tollgate_event::canonical_tag(tenant);
             if canonical != tenant {
                 bail!(
                     "{section}: the tenant {tenant:?} must be written as events store it (NFKC, trimmed, lower case), {canonical:?}, or no event can match it"

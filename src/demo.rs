@@ -5,25 +5,30 @@
 //! the same Parquet and commit-record path as `tollgate run`. It ends with a
 //! `verify` of what it wrote.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use chrono::Utc;
 use serde::Serialize;
 use serde_json::json;
-use tollgate_fixtures::Generator;
-use tollgate_ingest::event::{EventBody, Phase};
-use tollgate_ingest::storage::{CommitRecord, DedupeIndex, KafkaCoords, Storage};
-use tollgate_ingest::StorageConfig;
+use tollgate_event::{EventBody, Phase};
+use tollgate_fixtures::{Expected, Generator};
+use tollgate_pipeline::memory::{MemoryDeadLetters, MemoryLog};
+use tollgate_pipeline::metrics::Metrics;
+use tollgate_pipeline::{Decided, IngestConfig, Options, Pipeline};
+use tollgate_storage::{Storage, StorageConfig};
 
 use tollgate_ledger::money::show;
 use tollgate_ledger::report;
 
 use crate::cli::DemoArgs;
 use crate::config::Loaded;
-use crate::decide::{decide, Decided, Filling};
 use crate::fixtures_cmd::{params, workload_config, write_toml};
 use crate::progress::{bar, count};
 
@@ -56,32 +61,73 @@ struct Counts {
     duplicates: u64,
 }
 
-/// Removes what an earlier demo run stored (its commit records, the files
-/// they list, and its staging area), so the demo starts a fresh chain. Only
-/// the `demo` topic's data is touched.
-fn clear_previous_run(data_dir: &Path) -> Result<()> {
-    let commits = data_dir.join("commits").join(TOPIC);
-    if let Ok(partitions) = std::fs::read_dir(&commits) {
-        for p in partitions {
-            for record in std::fs::read_dir(p?.path())? {
-                let path = record?.path();
-                if let Ok(r) = serde_json::from_slice::<CommitRecord>(&std::fs::read(&path)?) {
-                    for f in r.files {
-                        let _ = std::fs::remove_file(data_dir.join(&f.path));
-                    }
+/// Removes what an earlier demo run stored (its commit records and the files
+/// they list, its staging area, and what was derived from them), through
+/// the storage handle, so the demo starts a fresh chain. Only the `demo`
+/// topic's data is touched.
+async fn clear_previous_run(storage: &Storage, data_dir: &Path) -> Result<()> {
+    storage.remove_topic(TOPIC).await?;
+    // The demo's writer is named after the topic.
+    storage.delete_prefix(&format!("staging/{TOPIC}/")).await?;
+    // Derived from the chain just removed: the rollups (rebuilt from the
+    // remaining commit records by the next refresh) and the demo's alerts.
+    for derived in ["ledger/rollups/", "demo/alerts/"] {
+        storage.delete_prefix(derived).await?;
+    }
+    // The emails the last run wrote for the reader to look at (local files).
+    let _ = std::fs::remove_dir_all(data_dir.join("demo/outbox"));
+    Ok(())
+}
+
+/// What the demo learns from each decided record, beyond the pipeline's
+/// totals: kinds, upcasts, reasons, and whether the generator's plan held.
+#[derive(Default)]
+struct Observed {
+    tool_call_start: u64,
+    tool_call_end: u64,
+    gpu_usage: u64,
+    upcast_from_v0: u64,
+    newer_minor_fields_kept: u64,
+    rejected_by_reason: BTreeMap<String, u64>,
+    mismatches: u64,
+    first_mismatch: Option<String>,
+}
+
+impl Observed {
+    fn record(&mut self, offset: i64, decided: &Decided, expected: Option<Expected>) {
+        match decided {
+            Decided::Stored(row) => {
+                match &row.event.body {
+                    EventBody::ToolCall(t) if t.phase == Phase::Start => self.tool_call_start += 1,
+                    EventBody::ToolCall(_) => self.tool_call_end += 1,
+                    EventBody::GpuUsage(_) => self.gpu_usage += 1,
+                }
+                self.upcast_from_v0 += u64::from(row.event.envelope.schema.major == 0);
+                self.newer_minor_fields_kept += u64::from(!row.event.extra.is_empty());
+                if let Some(x) = expected {
+                    self.mismatches += 1;
+                    self.first_mismatch
+                        .get_or_insert(format!("bad event ({}) was accepted", x.mutation));
+                }
+            }
+            Decided::Dead(row) => {
+                let reason = &row.reason;
+                *self
+                    .rejected_by_reason
+                    .entry(reason.code.to_string())
+                    .or_default() += 1;
+                let ok = expected.is_some_and(|x| {
+                    x.code == reason.code
+                        && tollgate_fixtures::invalid::field_matches(x.field, &reason.field)
+                });
+                if !ok {
+                    self.mismatches += 1;
+                    self.first_mismatch
+                        .get_or_insert(format!("event at offset {offset} refused with {reason}"));
                 }
             }
         }
-        std::fs::remove_dir_all(&commits)
-            .with_context(|| format!("removing {}", commits.display()))?;
     }
-    let _ = std::fs::remove_dir_all(data_dir.join("staging").join(TOPIC));
-    // Derived from the chain just removed: the rollups (rebuilt from the
-    // remaining commit records by the next refresh) and the demo's alerts.
-    for derived in ["ledger/rollups", "demo/alerts", "demo/outbox"] {
-        let _ = std::fs::remove_dir_all(data_dir.join(derived));
-    }
-    Ok(())
 }
 
 pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
@@ -95,7 +141,6 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| config.storage.data_dir.clone());
     let out_dir = data_dir.join("demo");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    clear_previous_run(&data_dir)?;
 
     let mut limits = config.ingest.limits();
     let p = params(&args.workload, limits.max_event_bytes);
@@ -124,6 +169,7 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    rt.block_on(clear_previous_run(&storage, &data_dir))?;
     let generator = Generator::new(p.clone(), tollgate_fixtures::demo_price_book()?)?;
     let wconfig = workload_config(&generator)?;
     let started = Instant::now();
@@ -132,98 +178,106 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
         p.days, p.teams, p.seed
     );
 
-    let mut c = Counts::default();
-    let mut redacted = tollgate_redactor::Counts::default();
-    let mut decide_times = crate::decide::DecideTimes::default();
-    let mut first_mismatch: Option<String> = None;
-    // The demo's chain was cleared above, so the index starts empty; it
-    // drops resent events exactly as `tollgate run` does.
-    let mut index = DedupeIndex::new(TOPIC, limits.max_past);
-    let mut filling = Filling::new(TOPIC, 0, 0);
-    // The in-memory log starts at offset 0; the chain's first record says so.
-    filling.batch.log_start = Some(0);
-    let commit = |filling: &mut Filling, index: &mut DedupeIndex, c: &mut Counts| -> Result<()> {
-        if filling.is_empty() {
-            return Ok(());
-        }
-        let next = Filling::new(TOPIC, 0, filling.batch.last_offset + 1);
-        let done = std::mem::replace(filling, next);
-        let record = rt.block_on(storage.commit(&done.batch))?;
-        c.commits += 1;
-        c.parquet_files += record.files.len() as u64;
-        c.duplicates += record.duplicates;
-        done.committed(index, &record);
-        Ok(())
+    // The generator produces into a one-partition log in memory, on its
+    // own thread; the pipeline of `tollgate run` consumes it. The log holds
+    // at most a few batches, so memory stays bounded however long the window.
+    let log = MemoryLog::bounded(TOPIC, 1, 4 * BATCH);
+    let expected: Arc<Mutex<HashMap<i64, Expected>>> = Arc::default();
+    let producer = {
+        let (log, expected) = (log.clone(), expected.clone());
+        std::thread::spawn(move || -> Result<tollgate_fixtures::Summary> {
+            let mut next = 0i64;
+            let summary = generator.run(|r| -> Result<()> {
+                if let Some(x) = r.expected {
+                    if let Ok(mut e) = expected.lock() {
+                        e.insert(next, x);
+                    }
+                }
+                log.append(
+                    0,
+                    Some(r.key.as_bytes()),
+                    r.bytes.clone(),
+                    Some(received_at),
+                );
+                next += 1;
+                Ok(())
+            });
+            log.close();
+            summary
+        })
     };
+    let ingest = IngestConfig {
+        batch_records: BATCH,
+        batch_bytes: usize::MAX,
+        // Batches are committed when full, and the last one at the end.
+        batch_latency: Duration::from_secs(3600),
+        // The demo's chain was cleared above, so the index starts empty; it
+        // drops resent events exactly as `tollgate run` does. Its window is
+        // counted back from the wall clock: it reaches the window's start.
+        dedupe_window: limits.max_past.max(
+            oldest
+                + (Utc::now() - received_at).to_std().unwrap_or_default()
+                + Duration::from_secs(86_400),
+        ),
+        ..config.ingest.clone()
+    };
+    let options = Options {
+        ingest,
+        limits: Some(limits),
+        recover_grace: Duration::from_secs(600),
+    };
+    let observed = Rc::new(RefCell::new(Observed::default()));
     let pb = bar(
         u64::from(p.days) * u64::from(p.events_per_day),
         "decode, redact, store",
     );
-    let summary = generator.run(|r| -> Result<()> {
-        let offset = c.consumed as i64;
-        c.consumed += 1;
-        pb.inc(1);
-        let kafka = KafkaCoords {
-            topic: TOPIC.to_string(),
-            partition: 0,
-            offset,
-            timestamp: Some(received_at),
-        };
-        let decided = decide(
-            &redactor,
-            &limits,
-            &r.bytes,
-            Some(r.key.as_bytes()),
-            kafka,
-            &mut redacted,
-            &mut decide_times,
-        )?;
-        match &decided {
-            Decided::Stored(row) => {
-                c.stored += 1;
-                match &row.event.body {
-                    EventBody::ToolCall(t) if t.phase == Phase::Start => c.tool_call_start += 1,
-                    EventBody::ToolCall(_) => c.tool_call_end += 1,
-                    EventBody::GpuUsage(_) => c.gpu_usage += 1,
-                }
-                c.upcast_from_v0 += u64::from(row.event.envelope.schema.major == 0);
-                c.newer_minor_fields_kept += u64::from(!row.event.extra.is_empty());
-                if let Some(x) = r.expected {
-                    c.mismatches += 1;
-                    first_mismatch
-                        .get_or_insert(format!("bad event ({}) was accepted", x.mutation));
-                }
-            }
-            Decided::Dead(row) => {
-                c.dead_lettered += 1;
-                let reason = &row.reason;
-                *c.rejected_by_reason
-                    .entry(reason.code.to_string())
-                    .or_default() += 1;
-                let ok = r.expected.is_some_and(|x| {
-                    x.code == reason.code
-                        && tollgate_fixtures::invalid::field_matches(x.field, &reason.field)
-                });
-                if !ok {
-                    c.mismatches += 1;
-                    first_mismatch
-                        .get_or_insert(format!("event at offset {offset} refused with {reason}"));
-                }
-            }
+    let totals = rt.block_on(async {
+        let mut pipeline = Pipeline::open(
+            log.consumer(),
+            MemoryDeadLetters::counting(),
+            storage,
+            redactor,
+            options,
+            Arc::new(Metrics::new()),
+        )
+        .await?;
+        {
+            let (observed, expected, pb) = (observed.clone(), expected.clone(), pb.clone());
+            pipeline.observe(Box::new(move |r, d| {
+                pb.inc(1);
+                let x = expected.lock().ok().and_then(|mut e| e.remove(&r.offset));
+                observed.borrow_mut().record(r.offset, d, x);
+            }));
         }
-        if filling.add(offset, decided, &index) {
-            c.stored -= 1;
-        }
-        if filling.records() >= BATCH {
-            commit(&mut filling, &mut index, &mut c)?;
-        }
-        Ok(())
-    })?;
-    commit(&mut filling, &mut index, &mut c)?;
+        pipeline.run(std::future::pending(), None).await?;
+        let report = pipeline.storage().verify().await?;
+        anyhow::Ok((pipeline.totals().clone(), report))
+    });
     pb.finish_and_clear();
-    c.redacted_by_kind = redacted.0.clone();
+    let (totals, report) = totals?;
+    let summary = producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the workload generator stopped abnormally"))??;
+    let o = observed.take();
+    let c = Counts {
+        consumed: totals.consumed,
+        stored: totals.stored,
+        dead_lettered: totals.dead_lettered,
+        tool_call_start: o.tool_call_start,
+        tool_call_end: o.tool_call_end,
+        gpu_usage: o.gpu_usage,
+        upcast_from_v0: o.upcast_from_v0,
+        newer_minor_fields_kept: o.newer_minor_fields_kept,
+        redacted_by_kind: totals.redacted.0.clone(),
+        rejected_by_reason: o.rejected_by_reason,
+        mismatches: o.mismatches,
+        commits: totals.commits,
+        parquet_files: totals.files,
+        duplicates: totals.duplicates,
+    };
+    let first_mismatch = o.first_mismatch;
+    let redacted = totals.redacted;
     let elapsed = started.elapsed().as_secs_f64();
-    let report = rt.block_on(storage.verify())?;
 
     write_toml(
         &out_dir.join("tollgate.demo.toml"),

@@ -11,7 +11,7 @@ use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tollgate_ingest::kafka::{client_config, producer, ObservedContext};
-use tollgate_ingest::metrics::Metrics;
+use tollgate_pipeline::metrics::Metrics;
 
 use crate::cli::ReplayArgs;
 use crate::config::Loaded;
@@ -22,7 +22,7 @@ pub fn replay(loaded: Loaded, args: ReplayArgs) -> Result<ExitCode> {
     let dlq = config.kafka.dead_letter_topic.clone();
     let raw = config.kafka.raw_topic.clone();
     for r in &args.reasons {
-        if !tollgate_ingest::ReasonCode::ALL
+        if !tollgate_event::ReasonCode::ALL
             .iter()
             .any(|c| c.as_str() == r)
         {
@@ -99,7 +99,7 @@ pub fn replay(loaded: Loaded, args: ReplayArgs) -> Result<ExitCode> {
             continue;
         }
         let payload = msg.payload().unwrap_or_default();
-        if let Err(now) = tollgate_ingest::decode(payload, &limits, chrono::Utc::now()) {
+        if let Err(now) = tollgate_event::decode(payload, &limits, chrono::Utc::now()) {
             *still_failing
                 .entry(now.code.as_str().to_string())
                 .or_default() += 1;

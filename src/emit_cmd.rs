@@ -78,7 +78,7 @@ pub fn run(loaded: Loaded, args: EmitArgs) -> Result<ExitCode> {
             continue;
         }
         if args.validate {
-            if let Err(reason) = tollgate_ingest::decode(payload, &limits, chrono::Utc::now()) {
+            if let Err(reason) = tollgate_event::decode(payload, &limits, chrono::Utc::now()) {
                 refused += 1;
                 eprintln!("{name}:{number}: refused: {reason} ({})", reason.code);
                 continue;

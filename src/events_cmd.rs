@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use tollgate_ingest::event::EventBody;
-use tollgate_ingest::{ReasonCode, RejectReason};
+use tollgate_event::EventBody;
+use tollgate_event::{ReasonCode, RejectReason};
 
 use crate::cli::ValidateArgs;
 use crate::config::Loaded;
@@ -61,7 +61,7 @@ pub fn validate(loaded: Loaded, args: ValidateArgs) -> Result<ExitCode> {
                 ),
             ))
         } else {
-            tollgate_ingest::decode(line, &limits, received_at)
+            tollgate_event::decode(line, &limits, received_at)
         };
         let written = match &result {
             Ok(e) => {

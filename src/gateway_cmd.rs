@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use rdkafka::producer::Producer;
 use tollgate_ingest::gateway::{router, Gateway};
 use tollgate_ingest::kafka::{ensure_topics, producer, ObservedContext};
-use tollgate_ingest::metrics::Metrics;
+use tollgate_pipeline::metrics::Metrics;
 
 use crate::cli::GatewayArgs;
 use crate::config::Loaded;

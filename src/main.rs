@@ -6,7 +6,6 @@ mod say;
 mod alerts_cmd;
 mod cli;
 mod config;
-mod decide;
 mod demo;
 mod dlq_cmd;
 mod emit_cmd;

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use arrow::array::{Array, RecordBatch, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use tollgate_ingest::storage::Storage;
 use tollgate_redactor::{Counts, Kind, Redactor};
+use tollgate_storage::Storage;
 
 use crate::cli::{PiiArgs, PiiCommand};
 use crate::config::Loaded;
@@ -58,7 +58,7 @@ fn strings<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b StringArray> {
 /// value's tokens (one per key the tenant has had).
 fn find(
     r: &Redactor,
-    store: &tollgate_ingest::StorageConfig,
+    store: &tollgate_storage::StorageConfig,
     tenant: &str,
     kind: &str,
     value: &str,

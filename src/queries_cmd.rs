@@ -7,8 +7,6 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use chrono::Utc;
-use tollgate_ingest::storage::Storage;
-use tollgate_ingest::StorageConfig;
 use tollgate_ledger::PriceBook;
 use tollgate_queries::apikeys::ApiKeyStore;
 use tollgate_queries::audit::QueryAudit;
@@ -18,6 +16,8 @@ use tollgate_queries::request::{audited, Denied};
 use tollgate_queries::sql::QueryError;
 use tollgate_queries::{Authenticator, Permission, Principal, Reader, ReaderConfig, Role};
 use tollgate_redactor::Redactor;
+use tollgate_storage::Storage;
+use tollgate_storage::StorageConfig;
 
 use crate::cli::{ApikeyCommand, ServeArgs, SqlArgs, SqlFormat};
 use crate::config::{Config, Loaded};

@@ -8,10 +8,10 @@ use tollgate_queries::sql::QueryError;
 use tollgate_queries::{Permission, Principal, Reader};
 
 use anyhow::{bail, Result};
-use tollgate_ingest::storage::Storage;
-use tollgate_ingest::StorageConfig;
 use tollgate_ledger::report::{self, Period};
 use tollgate_ledger::{LedgerContext, PriceBook};
+use tollgate_storage::Storage;
+use tollgate_storage::StorageConfig;
 
 use crate::cli::{ReportCommand, ReportCommon, ReportFormat};
 use crate::config::{Config, Loaded};

@@ -9,7 +9,7 @@ use anyhow::Result;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::TopicPartitionList;
 use serde::Serialize;
-use tollgate_ingest::storage::Storage;
+use tollgate_storage::Storage;
 
 use crate::cli::StatusArgs;
 use crate::config::Loaded;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use tollgate_ingest::storage::Storage;
+use tollgate_storage::Storage;
 
 use crate::cli::VerifyArgs;
 use crate::config::Loaded;

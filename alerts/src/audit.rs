@@ -1,7 +1,7 @@
 //! The `alerts` table: every alert raised, one row per alert, for auditors.
 //! Addresses are not stored (the count of recipients is). An audit table:
 //! files under `audit/alerts/dt=YYYY-MM-DD/`, committed by the chain
-//! `audit/_commits/alerts/` (see `tollgate_ingest::storage::audit_log`).
+//! `audit/_commits/alerts/` (see `tollgate_storage::audit_log`).
 
 use std::sync::Arc;
 
@@ -10,8 +10,8 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use rust_decimal::Decimal;
-use tollgate_ingest::storage::audit_log::AuditLog;
-use tollgate_ingest::storage::{instance_name, Storage};
+use tollgate_storage::audit_log::AuditLog;
+use tollgate_storage::{instance_name, Storage};
 
 use crate::store::Claimed;
 use crate::Error;

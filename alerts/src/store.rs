@@ -25,8 +25,8 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tollgate_ingest::storage::{sha256_hex, DerivedChain, Problem, Storage, VerifyReport};
-use tollgate_ingest::StorageConfig;
+use tollgate_storage::StorageConfig;
+use tollgate_storage::{sha256_hex, DerivedChain, Problem, Storage, VerifyReport};
 
 use crate::{Alert, AlertKind, Error};
 
@@ -101,7 +101,7 @@ struct Lease {
     by: String,
 }
 
-fn state_err(path: &str) -> impl Fn(tollgate_ingest::storage::StorageError) -> Error + '_ {
+fn state_err(path: &str) -> impl Fn(tollgate_storage::StorageError) -> Error + '_ {
     move |e| Error::State {
         path: path.to_string(),
         message: e.to_string(),
@@ -123,7 +123,7 @@ pub struct AlertStore {
     /// Claims are never rewritten: each is read once.
     claims: Mutex<HashMap<String, Claimed>>,
     /// The `alerts` audit table.
-    audit: tollgate_ingest::storage::audit_log::AuditLog,
+    audit: tollgate_storage::audit_log::AuditLog,
 }
 
 impl AlertStore {
@@ -140,7 +140,7 @@ impl AlertStore {
     }
 
     /// The `alerts` audit table.
-    pub fn audit_log(&self) -> &tollgate_ingest::storage::audit_log::AuditLog {
+    pub fn audit_log(&self) -> &tollgate_storage::audit_log::AuditLog {
         &self.audit
     }
 

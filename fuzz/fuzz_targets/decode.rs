@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tollgate_ingest::{decode, DecodeLimits};
+use tollgate_event::{decode, DecodeLimits};
 
 fuzz_target!(|data: &[u8]| {
     let now = "2026-11-03T15:00:00Z".parse().expect("fixed time");

@@ -31,8 +31,8 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::kafka::ObservedContext;
-use crate::metrics::{Metrics, ReasonLabel, StatusLabel, CONTENT_TYPE};
-use crate::{decode, DecodeLimits};
+use tollgate_event::{decode, DecodeLimits};
+use tollgate_pipeline::metrics::{Metrics, ReasonLabel, StatusLabel, CONTENT_TYPE};
 
 /// A token bucket: a sustained rate and a burst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -382,7 +382,7 @@ async fn post_events(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: B
                 index = r.index,
                 reason = r.code,
                 field = %r.field,
-                trace_id = crate::event::trace_id(raws[r.index].get().as_bytes()).unwrap_or_default(),
+                trace_id = tollgate_event::trace_id(raws[r.index].get().as_bytes()).unwrap_or_default(),
                 "gateway: event refused"
             );
         }

@@ -16,8 +16,8 @@ use rdkafka::ClientContext;
 use secrecy::ExposeSecret;
 use tracing::{error, info, warn};
 
-use crate::metrics::{ErrorLabel, Metrics};
 use crate::{Error, KafkaConfig};
+use tollgate_pipeline::metrics::{ErrorLabel, Metrics};
 
 /// The client context of `tollgate run` and the gateway: librdkafka's
 /// errors and logs go to `tracing` and to the metrics (an unreachable
@@ -199,7 +199,7 @@ pub fn team_key(payload: &[u8]) -> Option<String> {
     if t.len() > 256 {
         return None;
     }
-    let t = crate::event::canonical_tag(t);
+    let t = tollgate_event::canonical_tag(t);
     (!t.is_empty()).then_some(t)
 }
 

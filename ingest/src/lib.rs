@@ -1,31 +1,27 @@
-//! Tollgate's ingest stage: the event contract (CloudEvents 1.0 JSON for tool
-//! calls and GPU usage), its validation and upcasting, and the Kafka clients.
+//! Tollgate's Kafka side: the clients, the emitter producers use, the HTTP
+//! gateway, and the Kafka implementation of the pipeline's record source.
 //!
-//! The entry point is [`event::decode`]: bytes in, a validated [`event::Event`]
-//! or a [`RejectReason`] naming the field out. It never panics.
+//! **Owns** every conversation with the broker: topics, the consumer of
+//! `tollgate run` ([`source::KafkaSource`]), the dead-letter producer
+//! ([`source::KafkaDeadLetters`]), the emitter, and the gateway that takes
+//! events over HTTP and produces them.
+//!
+//! **May touch** the broker and the network. The event contract is
+//! `tollgate-event`'s, the write path `tollgate-pipeline`'s, and the audit
+//! log `tollgate-storage`'s: nothing here decides or stores an event.
 
 pub mod config;
-pub mod event;
-#[cfg(feature = "kafka")]
 pub mod gateway;
-#[cfg(feature = "kafka")]
 pub mod http_server;
-#[cfg(feature = "kafka")]
 pub mod kafka;
-pub mod metrics;
-mod reject;
-pub mod storage;
+pub mod source;
 
-pub use config::{IngestConfig, KafkaConfig, StorageConfig};
-pub use event::{decode, DecodeLimits, Event};
-pub use reject::{ReasonCode, RejectReason};
+pub use config::KafkaConfig;
 
-/// Errors of the ingest stage's operations (decoding problems are
-/// [`RejectReason`]s, which are data, not errors).
+/// Errors of the Kafka side's operations.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A Kafka client could not be created or an operation on the broker failed.
-    #[cfg(feature = "kafka")]
     #[error("kafka: {context}: {source}; check kafka.brokers and that the broker is reachable")]
     Kafka {
         /// What was being done.

@@ -22,10 +22,10 @@ use datafusion::datasource::listing::{
 };
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use tollgate_ingest::storage::{
+use tollgate_storage::StorageConfig;
+use tollgate_storage::{
     dead_letters_schema, events_schema, gpu_usage_schema, tool_calls_schema, Storage,
 };
-use tollgate_ingest::StorageConfig;
 
 use crate::rollup::{self, Manifest, Refresh};
 use crate::{rates, Error, PriceBook};
@@ -244,7 +244,7 @@ impl LedgerContext {
                 let abs = std::fs::canonicalize(dir).map_err(|e| {
                     Error::Storage(format!("{}: {e} (no audit log there yet?)", dir.display()))
                 })?;
-                for t in tollgate_ingest::storage::TABLES {
+                for t in tollgate_storage::TABLES {
                     let d = abs.join("tables").join(t);
                     std::fs::create_dir_all(&d)
                         .map_err(|e| Error::Storage(format!("{}: {e}", d.display())))?;

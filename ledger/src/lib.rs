@@ -20,7 +20,7 @@ pub use context::LedgerContext;
 pub use pricing::{PriceBook, PricingConfig};
 pub use teams::TeamConfig;
 
-use tollgate_ingest::storage::{Storage, VerifyReport};
+use tollgate_storage::{Storage, VerifyReport};
 
 /// `verify` of everything the ledger relies on: the raw tables' commit
 /// chains (the storage's own check), the rollups' manifest chain and the

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use tollgate_ingest::event::PricingTier;
+use tollgate_event::PricingTier;
 
 use crate::Error;
 

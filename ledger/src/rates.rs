@@ -171,7 +171,7 @@ mod tests {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::Decimal128Type;
     use std::str::FromStr;
-    use tollgate_ingest::event::PricingTier;
+    use tollgate_event::PricingTier;
 
     #[test]
     fn a_rate_ends_where_the_next_begins() {

@@ -38,7 +38,7 @@ pub fn validate(teams: &[TeamConfig]) -> Result<(), Error> {
             return Err(Error::Teams("every team needs a tenant and a name".into()));
         }
         for (what, name) in [("tenant", &t.tenant), ("name", &t.name)] {
-            let canonical = tollgate_ingest::event::canonical_tag(name);
+            let canonical = tollgate_event::canonical_tag(name);
             if &canonical != name {
                 return Err(Error::Teams(format!(
                     "{who}: {what} must be written as events store it (NFKC, trimmed, lower case), {canonical:?}, or no event can match it"

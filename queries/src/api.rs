@@ -24,7 +24,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
 use tollgate_alerts::admission::{decide, find, AdmissionRequest};
-use tollgate_ingest::storage::Storage;
+use tollgate_storage::Storage;
 
 use crate::auth::Authenticator;
 use crate::encode::{encode, Format};

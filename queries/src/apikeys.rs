@@ -26,9 +26,9 @@ use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tollgate_ingest::storage::blocking::BlockingStorage;
-use tollgate_ingest::storage::Storage;
-use tollgate_ingest::StorageConfig;
+use tollgate_storage::blocking::BlockingStorage;
+use tollgate_storage::Storage;
+use tollgate_storage::StorageConfig;
 
 use crate::principal::{Credential, Principal, Role};
 use crate::Error;

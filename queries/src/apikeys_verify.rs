@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use tollgate_ingest::storage::{DerivedChain, Problem, Storage, StorageError, VerifyReport};
+use tollgate_storage::{DerivedChain, Problem, Storage, StorageError, VerifyReport};
 
 use crate::apikeys::{ApiKey, DIR};
 
@@ -142,7 +142,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use chrono::Duration;
-    use tollgate_ingest::StorageConfig;
+    use tollgate_storage::StorageConfig;
 
     use super::*;
     use crate::apikeys::ApiKeyStore;

@@ -3,7 +3,7 @@
 //! `query_log` table: an audit table (files under `audit/queries/dt=YYYY-MM-DD/`
 //! committed by the chain `audit/_commits/query_log/`, entries of
 //! concurrent requests committed together; see
-//! `tollgate_ingest::storage::audit_log`). A request that runs
+//! `tollgate_storage::audit_log`). A request that runs
 //! (authenticated and permitted) has two entries with the same `query_id`:
 //! outcome `started`, written before it runs, and its outcome, written
 //! before the response is sent. Requests answered without running
@@ -18,9 +18,9 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tollgate_ingest::storage::audit_log::AuditLog;
-use tollgate_ingest::storage::{instance_name, Storage};
 use tollgate_redactor::Redactor;
+use tollgate_storage::audit_log::AuditLog;
+use tollgate_storage::{instance_name, Storage};
 
 use crate::principal::Principal;
 use crate::Error;

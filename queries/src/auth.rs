@@ -312,7 +312,7 @@ mod tests {
             leeway_seconds: 30,
             api_keys_file: None,
         };
-        let store = ApiKeyStore::open(&tollgate_ingest::StorageConfig::local(dir.path())).unwrap();
+        let store = ApiKeyStore::open(&tollgate_storage::StorageConfig::local(dir.path())).unwrap();
         Authenticator::new(&config, store).unwrap()
     }
 

@@ -70,9 +70,9 @@ pub enum Error {
 /// keys and the audit tables (`alerts`, `query_log`). What
 /// `tollgate verify` and `GET /v1/verify` run.
 pub async fn verify_all(
-    storage: &tollgate_ingest::storage::Storage,
+    storage: &tollgate_storage::Storage,
     master: Option<&tollgate_redactor::keys::MasterKey>,
-) -> Result<tollgate_ingest::storage::VerifyReport, Error> {
+) -> Result<tollgate_storage::VerifyReport, Error> {
     let mut report = tollgate_ledger::verify(storage).await?;
     tollgate_redactor::keys::verify(storage, master, &mut report)
         .await
@@ -87,7 +87,7 @@ pub async fn verify_all(
         (tollgate_alerts::audit::TABLE, tollgate_alerts::audit::DIR),
         (audit::TABLE, audit::DIR),
     ] {
-        tollgate_ingest::storage::audit_log::verify(storage, table, dir, &mut report)
+        tollgate_storage::audit_log::verify(storage, table, dir, &mut report)
             .await
             .map_err(|e| Error::Storage(e.to_string()))?;
     }

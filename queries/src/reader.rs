@@ -16,9 +16,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
-use tollgate_ingest::StorageConfig;
 use tollgate_ledger::report::{self, Period};
 use tollgate_ledger::{LedgerConfig, LedgerContext, PriceBook, TeamConfig};
+use tollgate_storage::StorageConfig;
 
 use crate::audit::QueryAudit;
 use crate::principal::{Principal, Scope};
@@ -61,7 +61,7 @@ pub struct Reader {
     refresher: Mutex<Option<LedgerContext>>,
     audit: QueryAudit,
     /// The `alerts` audit table (read here; the evaluator writes it).
-    alerts: tokio::sync::OnceCell<tollgate_ingest::storage::audit_log::AuditLog>,
+    alerts: tokio::sync::OnceCell<tollgate_storage::audit_log::AuditLog>,
     scan_wall: bool,
     /// Ad-hoc queries running at once, at most one per core.
     running: Arc<tokio::sync::Semaphore>,
@@ -151,7 +151,7 @@ impl Reader {
         let alerts = self
             .alerts
             .get_or_try_init(|| async {
-                tollgate_ingest::storage::Storage::open(&self.config.storage, "serve")
+                tollgate_storage::Storage::open(&self.config.storage, "serve")
                     .map(tollgate_alerts::audit::log)
                     .map_err(|e| Error::Storage(e.to_string()))
             })
@@ -492,7 +492,7 @@ fn rows_table<T: Serialize>(rows: &[T]) -> Result<QueryResult, QueryError> {
 /// folder) as its table.
 async fn register_audit_table(
     ctx: &LedgerContext,
-    log: &tollgate_ingest::storage::audit_log::AuditLog,
+    log: &tollgate_storage::audit_log::AuditLog,
     schema: SchemaRef,
 ) -> Result<(), Error> {
     let files: Vec<String> = log
@@ -510,7 +510,7 @@ async fn register_audit_table(
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use tollgate_ingest::storage::Storage;
+    use tollgate_storage::Storage;
 
     use super::*;
     use crate::principal::{Credential, Role};

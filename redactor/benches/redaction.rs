@@ -94,7 +94,7 @@ fn main() {
         ..RedactionConfig::default()
     };
     let redactor =
-        Redactor::new(&config, &tollgate_ingest::StorageConfig::local(dir.path())).unwrap();
+        Redactor::new(&config, &tollgate_storage::StorageConfig::local(dir.path())).unwrap();
     let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/peer_redact.py");
     let taskset = Command::new("taskset").arg("--version").output().is_ok();
     let fields = 20_000;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use tollgate_ingest::event::{Event, EventBody};
+use tollgate_event::{Event, EventBody};
 
 use crate::config::RedactionConfig;
 use crate::detect::{CustomPattern, Engine};
@@ -14,7 +14,7 @@ use crate::keys::{KeyStore, TenantKey};
 use crate::kind::Kind;
 use crate::token::{normalise, token};
 use crate::Error;
-use tollgate_ingest::StorageConfig;
+use tollgate_storage::StorageConfig;
 
 /// Findings replaced, by kind name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -12,8 +12,8 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use tollgate_ingest::StorageConfig;
 use tollgate_redactor::{Content, Engine, Kind, RedactionConfig, Redactor, KEY_ID_COLUMN};
+use tollgate_storage::StorageConfig;
 
 fn redactor(dir: &Path) -> Redactor {
     Redactor::new(&RedactionConfig::default(), &StorageConfig::local(dir)).unwrap()
@@ -328,15 +328,15 @@ fn events_are_redacted_by_policy() {
             "note": "card 4111-1111-1111-1111"
         }
     });
-    let mut event = tollgate_ingest::decode(
+    let mut event = tollgate_event::decode(
         raw.to_string().as_bytes(),
-        &tollgate_ingest::DecodeLimits::default(),
+        &tollgate_event::DecodeLimits::default(),
         "2026-11-03T14:00:02Z".parse().unwrap(),
     )
     .unwrap();
     let outcome = r.redact_event(&mut event).unwrap();
     assert_eq!(outcome.counts.total(), 3);
-    let tollgate_ingest::event::EventBody::ToolCall(call) = &event.body else {
+    let tollgate_event::EventBody::ToolCall(call) = &event.body else {
         panic!()
     };
     let excerpt = call.output_excerpt.as_deref().unwrap();
@@ -428,7 +428,7 @@ fn extension_attributes_are_redacted() {
     let at = chrono::DateTime::parse_from_rfc3339("2026-11-03T14:00:00Z")
         .unwrap()
         .with_timezone(&chrono::Utc);
-    let mut event = tollgate_ingest::decode(&raw, &Default::default(), at).unwrap();
+    let mut event = tollgate_event::decode(&raw, &Default::default(), at).unwrap();
     r.redact_event(&mut event).unwrap();
     let ext = &event.envelope.extensions;
     let contact = ext["contact"].as_str().unwrap();

@@ -360,9 +360,9 @@ fn kubernetes_manifests_reference_what_exists() {
         .unwrap_or_else(|| panic!("no adapter rule serves {external}"));
     let series = rule["seriesQuery"].as_str().unwrap();
     let series = series.split('{').next().unwrap().trim_matches('\'');
-    let m = tollgate_ingest::metrics::Metrics::new();
+    let m = tollgate_pipeline::metrics::Metrics::new();
     m.lag
-        .get_or_create(&tollgate_ingest::metrics::Metrics::partition(0))
+        .get_or_create(&tollgate_pipeline::metrics::Metrics::partition(0))
         .set(1);
     let exported = m.render();
     assert!(

@@ -553,7 +553,7 @@ fn the_whole_system_as_separate_processes_survives_a_sigkill_and_answers_through
     let trace_ids: BTreeSet<String> = lines
         .iter()
         .filter(|l| !id_of(l).is_some_and(|id| labels.valid.contains(&id)))
-        .filter_map(|l| tollgate_ingest::event::trace_id(l))
+        .filter_map(|l| tollgate_event::trace_id(l))
         .collect();
     let mut logged = BTreeSet::new();
     for l in first_log.lines().chain(run_text.lines()) {

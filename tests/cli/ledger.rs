@@ -11,7 +11,7 @@ use std::path::Path;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
-use tollgate_ingest::event::{EventBody, Phase};
+use tollgate_event::{EventBody, Phase};
 use tollgate_ledger::{PriceBook, PricingConfig};
 
 use super::text;
@@ -96,7 +96,7 @@ fn priced_usage(book: &PriceBook) -> Vec<(String, String, DateTime<Utc>, Decimal
     let generator =
         tollgate_fixtures::Generator::new(params, tollgate_fixtures::demo_price_book().unwrap())
             .unwrap();
-    let limits = tollgate_ingest::DecodeLimits {
+    let limits = tollgate_event::DecodeLimits {
         max_past: std::time::Duration::from_secs(3650 * 86_400),
         ..Default::default()
     };
@@ -107,7 +107,7 @@ fn priced_usage(book: &PriceBook) -> Vec<(String, String, DateTime<Utc>, Decimal
             if r.expected.is_some() {
                 return Ok(());
             }
-            let e = tollgate_ingest::decode(&r.bytes, &limits, now).unwrap();
+            let e = tollgate_event::decode(&r.bytes, &limits, now).unwrap();
             let (tenant, team) = (e.tags.tenant.clone(), e.tags.team.clone());
             match &e.body {
                 EventBody::GpuUsage(g) => {
@@ -470,7 +470,7 @@ fn closing_freezes_a_month_and_books_late_events_in_the_next(dir: &Path, book: &
     let late = book
         .gpu_cost(
             "H100",
-            tollgate_ingest::event::PricingTier::Spot,
+            tollgate_event::PricingTier::Spot,
             "2026-10-20T10:00:00Z".parse().unwrap(),
             2 * 3_600_000,
         )

@@ -1462,13 +1462,13 @@ fn audit_completeness(addr: &str, people: &[Who], dir: &Path, data: &Path) {
 /// another team's row; behind the wall it counts its own rows.
 fn the_wall_is_what_holds(data: &Path) {
     use tollgate_queries::{audit::QueryAudit, Credential, Principal, Reader, ReaderConfig, Role};
-    let storage = tollgate_ingest::StorageConfig {
+    let storage = tollgate_storage::StorageConfig {
         data_dir: data.to_path_buf(),
         ..Default::default()
     };
     let reader = |wall: bool| {
         let audit = QueryAudit::new(
-            tollgate_ingest::storage::Storage::open(&storage, "test").unwrap(),
+            tollgate_storage::Storage::open(&storage, "test").unwrap(),
             None,
         );
         let r = Reader::new(

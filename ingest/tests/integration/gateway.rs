@@ -7,10 +7,11 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tollgate_event::DecodeLimits;
 use tollgate_ingest::gateway::{router, Gateway, GatewayConfig};
 use tollgate_ingest::kafka::{producer, ObservedContext};
-use tollgate_ingest::metrics::Metrics;
-use tollgate_ingest::{DecodeLimits, KafkaConfig};
+use tollgate_ingest::KafkaConfig;
+use tollgate_pipeline::metrics::Metrics;
 
 /// Starts a gateway with small bounds; returns its address.
 fn start() -> std::net::SocketAddr {

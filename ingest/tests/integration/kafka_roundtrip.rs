@@ -17,10 +17,11 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::Message;
 use serde_json::{json, Value};
-use tollgate_ingest::event::EventBody;
+use tollgate_event::EventBody;
+use tollgate_event::{decode, DecodeLimits, ReasonCode};
 use tollgate_ingest::kafka::{client_config, consumer, Emitter, ObservedContext};
-use tollgate_ingest::metrics::Metrics;
-use tollgate_ingest::{decode, DecodeLimits, KafkaConfig, ReasonCode};
+use tollgate_ingest::KafkaConfig;
+use tollgate_pipeline::metrics::Metrics;
 
 fn broker() -> Option<String> {
     match std::env::var("TOLLGATE_TEST_KAFKA") {

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use tollgate_ingest::storage::{sha256_hex, DerivedChain, Problem, Storage, VerifyReport};
+use tollgate_storage::{sha256_hex, DerivedChain, Problem, Storage, VerifyReport};
 
 use super::chargeback::{chargeback, Adjustment, Chargeback};
 use super::Period;

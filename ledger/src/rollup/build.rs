@@ -13,7 +13,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use tollgate_ingest::storage::{gpu_usage_schema, sha256_hex, tool_calls_schema, CommitRecord};
+use tollgate_storage::{gpu_usage_schema, sha256_hex, tool_calls_schema, CommitRecord};
 
 use super::{check_file, err, schema, RollupFile, FILES};
 use crate::context::{register_files, register_pricing_and_views};

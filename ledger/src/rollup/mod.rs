@@ -30,7 +30,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tollgate_ingest::storage::{sha256_hex, CommitRecord};
+use tollgate_storage::{sha256_hex, CommitRecord};
 
 use crate::{Error, LedgerContext, PriceBook};
 

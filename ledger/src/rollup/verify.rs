@@ -3,7 +3,7 @@
 //! `tollgate verify` ([`verify`]).
 
 use futures::future::try_join_all;
-use tollgate_ingest::storage::{sha256_hex, DerivedChain, Problem, Storage, VerifyReport};
+use tollgate_storage::{sha256_hex, DerivedChain, Problem, Storage, VerifyReport};
 
 use super::{err, Manifest, RollupFile, FORMAT, MANIFESTS};
 use crate::{Error, LedgerContext};

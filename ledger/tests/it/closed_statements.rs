@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use tollgate_ingest::storage::{Storage, VerifyReport};
-use tollgate_ingest::StorageConfig;
 use tollgate_ledger::report::{self, close, statement_path, ClosedBook, Period};
 use tollgate_ledger::{Error, LedgerContext, PriceBook};
+use tollgate_storage::StorageConfig;
+use tollgate_storage::{Storage, VerifyReport};
 
 use crate::rollup_integrity::copy_dir;
 use crate::rollups::{commit_share, events};
@@ -232,7 +232,7 @@ async fn statements_closed_before_the_chain_are_read_then_moved_into_it() {
         obj.remove(k);
     }
     let legacy = serde_json::to_vec_pretty(&old).unwrap();
-    let sha = tollgate_ingest::storage::sha256_hex(&legacy);
+    let sha = tollgate_storage::sha256_hex(&legacy);
     std::fs::create_dir_all(dir.join("ledger/closed")).unwrap();
     std::fs::write(dir.join("ledger/closed/2026-05.json"), &legacy).unwrap();
     std::fs::write(

@@ -5,12 +5,12 @@
 
 use std::path::Path;
 
-use tollgate_ingest::event::Event;
-use tollgate_ingest::storage::{Storage, VerifyReport};
-use tollgate_ingest::StorageConfig;
+use tollgate_event::Event;
 use tollgate_ledger::report::{self, Period};
 use tollgate_ledger::rollup::{self, Manifest};
 use tollgate_ledger::{Error, LedgerContext, PriceBook};
+use tollgate_storage::StorageConfig;
+use tollgate_storage::{Storage, VerifyReport};
 
 use crate::rollups::{commit_share, events};
 

@@ -3,11 +3,11 @@
 //! same again.
 
 use chrono::{Duration, NaiveDate, Utc};
-use tollgate_ingest::storage::{KafkaCoords, PartitionBatch, Storage, StoredEvent};
-use tollgate_ingest::StorageConfig;
 use tollgate_ledger::report::{self, AnomalyConfig, Period};
 use tollgate_ledger::rollup;
 use tollgate_ledger::{LedgerContext, PriceBook};
+use tollgate_storage::StorageConfig;
+use tollgate_storage::{KafkaCoords, PartitionBatch, Storage, StoredEvent};
 
 const COMMITS: usize = 12;
 
@@ -15,7 +15,7 @@ const COMMITS: usize = 12;
 /// `t/0`, from `offset` on.
 pub(crate) async fn commit_share(
     storage: &Storage,
-    all: &[tollgate_ingest::event::Event],
+    all: &[tollgate_event::Event],
     i: usize,
     n: usize,
     offset: &mut i64,
@@ -52,7 +52,7 @@ pub(crate) async fn commit_share(
 }
 
 /// Three weeks of the fixture workload, decoded.
-pub(crate) fn events() -> Vec<tollgate_ingest::event::Event> {
+pub(crate) fn events() -> Vec<tollgate_event::Event> {
     let start = NaiveDate::from_ymd_opt(2026, 9, 20).unwrap();
     let mut params = tollgate_fixtures::Params::ending_before(start + Duration::days(21));
     (params.days, params.seed, params.start) = (21, 11, start);
@@ -61,7 +61,7 @@ pub(crate) fn events() -> Vec<tollgate_ingest::event::Event> {
     let generator =
         tollgate_fixtures::Generator::new(params, tollgate_fixtures::demo_price_book().unwrap())
             .unwrap();
-    let limits = tollgate_ingest::DecodeLimits {
+    let limits = tollgate_event::DecodeLimits {
         max_past: std::time::Duration::from_secs(3650 * 86_400),
         ..Default::default()
     };
@@ -70,7 +70,7 @@ pub(crate) fn events() -> Vec<tollgate_ingest::event::Event> {
     generator
         .run(|r| -> Result<(), tollgate_fixtures::Error> {
             if r.expected.is_none() {
-                out.push(tollgate_ingest::decode(&r.bytes, &limits, now).unwrap());
+                out.push(tollgate_event::decode(&r.bytes, &limits, now).unwrap());
             }
             Ok(())
         })
@@ -237,12 +237,10 @@ async fn readers_add_the_records_not_yet_rolled_up_and_write_nothing() {
     );
 }
 
-fn costed(e: &tollgate_ingest::event::Event) -> bool {
+fn costed(e: &tollgate_event::Event) -> bool {
     match &e.body {
-        tollgate_ingest::event::EventBody::GpuUsage(_) => true,
-        tollgate_ingest::event::EventBody::ToolCall(c) => {
-            c.phase == tollgate_ingest::event::Phase::End
-        }
+        tollgate_event::EventBody::GpuUsage(_) => true,
+        tollgate_event::EventBody::ToolCall(c) => c.phase == tollgate_event::Phase::End,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Every view plans and runs, also over an audit log with no files yet.
 
-use tollgate_ingest::StorageConfig;
 use tollgate_ledger::{context::view_names, LedgerContext, PriceBook, PricingConfig};
+use tollgate_storage::StorageConfig;
 
 #[tokio::test]
 async fn every_view_runs_on_an_empty_log() {

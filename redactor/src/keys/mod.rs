@@ -35,9 +35,9 @@ use rand::TryRngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tollgate_ingest::storage::blocking::BlockingStorage;
-use tollgate_ingest::storage::{sha256_hex, Storage};
-use tollgate_ingest::StorageConfig;
+use tollgate_storage::blocking::BlockingStorage;
+use tollgate_storage::StorageConfig;
+use tollgate_storage::{sha256_hex, Storage};
 
 pub use sealed::{MasterKey, SealedKey};
 pub use verify::verify;

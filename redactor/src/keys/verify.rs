@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use tollgate_ingest::storage::{sha256_hex, DerivedChain, Problem, Storage, VerifyReport};
+use tollgate_storage::{sha256_hex, DerivedChain, Problem, Storage, VerifyReport};
 
 use super::{key_path, MasterKey, SealedKey, DIR};
 use crate::Error;
@@ -22,7 +22,7 @@ pub async fn verify(
     master: Option<&MasterKey>,
     report: &mut VerifyReport,
 ) -> Result<(), Error> {
-    let err = |e: tollgate_ingest::storage::StorageError| Error::KeyStore(e.to_string());
+    let err = |e: tollgate_storage::StorageError| Error::KeyStore(e.to_string());
     let mut folders: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for path in storage.list_files(DIR).await.map_err(err)? {
         let rest = path.strip_prefix(DIR).unwrap_or(&path);
@@ -123,7 +123,7 @@ pub async fn verify(
 mod tests {
     use std::collections::BTreeMap;
 
-    use tollgate_ingest::StorageConfig;
+    use tollgate_storage::StorageConfig;
 
     use super::super::{key_path, master_key, KeyStore};
     use super::*;

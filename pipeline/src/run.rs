@@ -1,0 +1,705 @@
+//! The write path: records from a [`RecordSource`] are admitted (resume
+//! point, seeks), decided (decode, validate, redact), batched per partition
+//! with resent events dropped, and committed (raw refused records to the
+//! dead-letter sink, then Parquet files and a commit record, then the
+//! group offset). Each partition resumes at the offset after its last
+//! commit record, whatever the group offset says, so a record is stored at
+//! most once across crashes, restarts and rebalances, and never skipped.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tollgate_event::DecodeLimits;
+use tollgate_redactor::{Counts, Redactor};
+use tollgate_storage::{
+    CommitRecord, CommitStep, DeadLetter, DedupeIndex, EventKey, KafkaCoords, Storage,
+    StorageError, WriteTimes,
+};
+use tracing::{info, warn};
+
+use crate::decide::{decide, DecideTimes, Decided, Filling};
+use crate::error::PipelineError;
+use crate::metrics::{Metrics, ReasonLabel};
+use crate::source::{DeadLetterSink, RecordSource, Refused, SeekTo, SourceRecord};
+use crate::IngestConfig;
+
+/// Seeks back in a row that may land past the committed offset before the
+/// records between are taken to be gone.
+const MAX_SEEKS: u32 = 20;
+
+/// How often partitions that served nothing are checked for records the
+/// storage lacks.
+const UNSEEN_EVERY: Duration = Duration::from_secs(5);
+
+/// Most records taken from the source and handled together.
+pub const CHUNK: usize = 2048;
+
+type Result<T> = std::result::Result<T, PipelineError>;
+
+/// How a pipeline starts.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Batching, the dedupe window and (through [`IngestConfig::limits`])
+    /// the decoder's bounds.
+    pub ingest: IngestConfig,
+    /// The decoder's bounds, when they differ from `ingest`'s (the demo
+    /// widens `max_past` to its generated window).
+    pub limits: Option<DecodeLimits>,
+    /// Staging files younger than this may be another instance's write in
+    /// progress: recovery leaves them.
+    pub recover_grace: Duration,
+}
+
+/// What a pipeline has done since it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Records decided (each once, however often the source served it).
+    pub consumed: u64,
+    /// Valid events stored.
+    pub stored: u64,
+    /// Refused records stored as dead letters.
+    pub dead_lettered: u64,
+    /// Valid events not stored again because their id was stored already.
+    pub duplicates: u64,
+    /// Commit records written.
+    pub commits: u64,
+    /// Parquet files those records list.
+    pub files: u64,
+    /// PII found and replaced, by kind (stored events and dead letters).
+    pub redacted: Counts,
+}
+
+/// Time spent in each stage.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    /// Decoding and redacting.
+    pub decide: DecideTimes,
+    /// Encoding, hashing and storing.
+    pub write: WriteTimes,
+}
+
+impl StageTimes {
+    /// `decode 1.2 s, redact ...`: the stages in pipeline order.
+    pub fn describe(&self) -> String {
+        let s = |d: Duration| format!("{:.1} s", d.as_secs_f64());
+        format!(
+            "decode {}, redact {}, encode {}, hash {}, store {}",
+            s(self.decide.decode),
+            s(self.decide.redact),
+            s(self.write.encode),
+            s(self.write.hash),
+            s(self.write.store)
+        )
+    }
+}
+
+/// A refused record's key and raw bytes, kept until they are delivered to
+/// the dead-letter sink (its reason is on the matching dead letter).
+struct RawDeadLetter {
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+}
+
+/// One partition's state: where the next record must come from, and the
+/// batch being filled.
+struct Part {
+    next: Option<i64>,
+    /// The log start found for a partition without a commit record, for
+    /// the chain's first record.
+    log_start: Option<i64>,
+    /// The next offset the committed chain expects.
+    committed: i64,
+    /// Seeks back in a row that still landed past `next`.
+    seeks: u32,
+    batch: Option<Filling>,
+    raw_dead: Vec<RawDeadLetter>,
+    bytes: usize,
+    since: Instant,
+}
+
+/// Called with every decided record (the demo checks the generator's
+/// expectations with it).
+pub type Observer = Box<dyn FnMut(&SourceRecord, &Decided)>;
+
+/// The write path over one source, one dead-letter sink and one storage.
+pub struct Pipeline<S, D> {
+    source: S,
+    sink: D,
+    storage: Storage,
+    dedupe: DedupeIndex,
+    /// Keys of the events in every open batch (a resend on another
+    /// partition is a duplicate before the first copy is committed).
+    in_flight: HashSet<EventKey>,
+    redactor: Redactor,
+    limits: DecodeLimits,
+    ingest: IngestConfig,
+    metrics: Arc<Metrics>,
+    parts: HashMap<i32, Part>,
+    commits: Arc<tokio::sync::Notify>,
+    totals: Totals,
+    stages: StageTimes,
+    observer: Option<Observer>,
+}
+
+impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
+    /// Recovers what an interrupted write left in `storage`, loads the
+    /// dedupe index from its commit records, and returns a pipeline ready
+    /// to [`run`](Self::run).
+    pub async fn open(
+        source: S,
+        sink: D,
+        storage: Storage,
+        redactor: Redactor,
+        options: Options,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self> {
+        let recovered = storage.recover(options.recover_grace).await?;
+        if recovered != Default::default() {
+            info!(
+                published = recovered.published,
+                discarded = recovered.discarded,
+                temporary = recovered.temporary,
+                "recovered an interrupted write"
+            );
+        }
+        let loading = Instant::now();
+        let mut dedupe = DedupeIndex::new(source.topic(), options.ingest.dedupe_window);
+        let keys = dedupe.refresh(&storage).await?;
+        info!(
+            keys,
+            took_ms = loading.elapsed().as_millis() as u64,
+            "dedupe index loaded from storage"
+        );
+        metrics.dedupe_keys.set(dedupe.len() as u64);
+        Ok(Self {
+            limits: options.limits.unwrap_or_else(|| options.ingest.limits()),
+            ingest: options.ingest,
+            source,
+            sink,
+            storage,
+            dedupe,
+            in_flight: HashSet::new(),
+            redactor,
+            metrics,
+            parts: HashMap::new(),
+            commits: Arc::new(tokio::sync::Notify::new()),
+            totals: Totals::default(),
+            stages: StageTimes::default(),
+            observer: None,
+        })
+    }
+
+    /// Calls `observer` with every decided record, before it is batched.
+    pub fn observe(&mut self, observer: Observer) {
+        self.observer = Some(observer);
+    }
+
+    /// Told after every commit (the alert evaluator and the rollups listen).
+    pub fn commits(&self) -> Arc<tokio::sync::Notify> {
+        self.commits.clone()
+    }
+
+    /// What the pipeline has done so far.
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    /// Time spent in each stage so far.
+    pub fn stages(&self) -> &StageTimes {
+        &self.stages
+    }
+
+    /// The storage written to.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// The source read from.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// Reads and commits until `stop` completes, a finite source ends, or
+    /// (with `exit_when_idle`) nothing arrived for that long and every
+    /// partition is stored up to its high watermark; then commits the open
+    /// batches.
+    pub async fn run(
+        &mut self,
+        stop: impl Future<Output = ()>,
+        exit_when_idle: Option<Duration>,
+    ) -> Result<()> {
+        let mut stop = std::pin::pin!(stop);
+        let mut ticker =
+            tokio::time::interval(self.ingest.batch_latency.min(Duration::from_millis(500)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_record = Instant::now();
+        let mut last_unseen = Instant::now();
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = ticker.tick() => {
+                    self.commit_due(false).await?;
+                    self.report_lag();
+                    if last_unseen.elapsed() >= UNSEEN_EVERY {
+                        last_unseen = Instant::now();
+                        let highs: Vec<(i32, i64)> = self.source.known_high_watermarks().into_iter().collect();
+                        self.seek_unseen(&highs).await?;
+                    }
+                    if exit_when_idle.is_some_and(|d| last_record.elapsed() >= d) && self.drained().await? {
+                        break;
+                    }
+                }
+                chunk = self.source.next_chunk(CHUNK) => match chunk {
+                    Ok(Some(records)) => {
+                        last_record = Instant::now();
+                        self.handle_chunk(records).await?;
+                    }
+                    Ok(None) => {
+                        // A finite source ended: unless a partition it never
+                        // served holds records the storage lacks.
+                        let highs = self.source.high_watermarks().await?;
+                        if !self.seek_unseen(&highs).await? {
+                            break;
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "reading the source"),
+                },
+            }
+        }
+        self.commit_due(true).await
+    }
+
+    /// Handles records received together: each is admitted in order
+    /// (partition state, resume point, seeks), the admitted ones are
+    /// decoded and redacted, then added to their batches in order.
+    pub async fn handle_chunk(&mut self, records: Vec<SourceRecord>) -> Result<()> {
+        let mut seeked = HashSet::new();
+        let mut admitted = Vec::with_capacity(records.len());
+        for r in records {
+            if self.admit(&r, &mut seeked).await? {
+                admitted.push(r);
+            }
+        }
+        let mut times = DecideTimes::default();
+        let mut decided = Vec::with_capacity(admitted.len());
+        let topic = self.source.topic().to_string();
+        for r in &admitted {
+            let received_at: DateTime<Utc> = r.timestamp.unwrap_or_else(Utc::now);
+            let kafka = KafkaCoords {
+                topic: topic.clone(),
+                partition: r.partition,
+                offset: r.offset,
+                timestamp: Some(received_at),
+            };
+            let mut counts = Counts::default();
+            let d = decide(
+                &self.redactor,
+                &self.limits,
+                &r.payload,
+                r.key.as_deref(),
+                kafka,
+                &mut counts,
+                &mut times,
+            )?;
+            if !counts.0.is_empty() {
+                self.totals.redacted.merge(&counts);
+            }
+            if let Some(observe) = self.observer.as_mut() {
+                observe(r, &d);
+            }
+            decided.push(d);
+        }
+        self.stages.decide.decode += times.decode;
+        self.stages.decide.redact += times.redact;
+        self.metrics
+            .stage_seconds("decode")
+            .inc_by(times.decode.as_secs_f64());
+        self.metrics
+            .stage_seconds("redact")
+            .inc_by(times.redact.as_secs_f64());
+        for (r, d) in admitted.into_iter().zip(decided) {
+            self.apply(r, d).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether a record is the next one to store for its partition. Sets
+    /// up a partition seen for the first time, skips records stored
+    /// already, and seeks back when the source serves past the resume point
+    /// (once per chunk and partition: the records after it in the chunk
+    /// were fetched before the seek).
+    async fn admit(&mut self, r: &SourceRecord, seeked: &mut HashSet<i32>) -> Result<bool> {
+        let (p, offset) = (r.partition, r.offset);
+        if seeked.contains(&p) {
+            return Ok(false);
+        }
+        if !self.parts.contains_key(&p) {
+            let Some(part) = self.assign(p).await? else {
+                seeked.insert(p);
+                return Ok(false);
+            };
+            self.parts.insert(p, part);
+        }
+        let topic = self.source.topic().to_string();
+        let part = self.parts.get_mut(&p).ok_or_else(|| {
+            PipelineError::Source(crate::SourceError::new(
+                "admitting a record",
+                "no partition state",
+            ))
+        })?;
+        match part.next {
+            Some(n) if offset < n => return Ok(false), // stored already
+            Some(n) if offset > n => {
+                // The source serves past what is stored: go back. If it
+                // keeps answering past it, the records between are gone
+                // (retention): storing on would leave a gap.
+                part.seeks += 1;
+                if part.seeks > MAX_SEEKS {
+                    return Err(PipelineError::RetentionGap {
+                        topic,
+                        partition: p,
+                        expected: n,
+                        served: offset,
+                    });
+                }
+                warn!(
+                    partition = p,
+                    offset,
+                    resume_at = n,
+                    "seeking back to the committed offset"
+                );
+                self.source.seek(p, SeekTo::Offset(n))?;
+                seeked.insert(p);
+                return Ok(false);
+            }
+            _ => {}
+        }
+        part.seeks = 0;
+        part.next = Some(offset + 1);
+        Ok(true)
+    }
+
+    /// The state of a partition seen for the first time: it resumes after
+    /// its chain's last record, or at its log start when it has no chain
+    /// (never where the group offset points: a group kept while the storage
+    /// was emptied or moved would skip offsets that were never stored).
+    /// `None` when the log start cannot be read: the partition is sought to
+    /// its beginning and waits for the source.
+    async fn assign(&mut self, p: i32) -> Result<Option<Part>> {
+        // Another writer may have stored events since: catch up first.
+        let added = self.dedupe.refresh(&self.storage).await?;
+        if added > 0 {
+            info!(
+                keys = added,
+                "dedupe index caught up on other writers' commits"
+            );
+        }
+        let topic = self.source.topic().to_string();
+        let (next, log_start) = match self.storage.resume_offset(&topic, p).await? {
+            Some(n) => (n, None),
+            None => match self.source.log_start(p).await {
+                Ok(low) => {
+                    info!(
+                        partition = p,
+                        log_start = low,
+                        "no commit record yet: storing from the partition's log start"
+                    );
+                    (low, Some(low))
+                }
+                Err(e) => {
+                    warn!(
+                        partition = p,
+                        error = %e,
+                        "cannot read the log start of a partition without a commit record; its records wait for the source"
+                    );
+                    if let Err(e) = self.source.seek(p, SeekTo::Beginning) {
+                        warn!(partition = p, error = %e, "seeking back to the beginning failed; the partition resumes when its next record arrives");
+                    }
+                    return Ok(None);
+                }
+            },
+        };
+        info!(partition = p, resume_at = next, "partition assigned");
+        self.metrics
+            .committed_offset
+            .get_or_create(&Metrics::partition(p))
+            .set(next);
+        Ok(Some(Part {
+            next: Some(next),
+            log_start,
+            committed: next,
+            seeks: 0,
+            batch: None,
+            raw_dead: Vec::new(),
+            bytes: 0,
+            since: Instant::now(),
+        }))
+    }
+
+    /// Adds a decided record to its partition's batch, and commits the
+    /// batch when it is full.
+    async fn apply(&mut self, r: SourceRecord, decided: Decided) -> Result<()> {
+        let (p, offset) = (r.partition, r.offset);
+        // A fenced commit earlier in the chunk dropped the partition: the
+        // rest of its records are re-read from the new owner's chain.
+        let topic = self.source.topic();
+        let Some(part) = self.parts.get_mut(&p) else {
+            return Ok(());
+        };
+        self.totals.consumed += 1;
+        self.metrics.consumed.inc();
+        let filling = part
+            .batch
+            .get_or_insert_with(|| Filling::new(topic, p, offset));
+        if filling.is_empty() {
+            part.since = Instant::now();
+        }
+        part.bytes += r.payload.len();
+        if matches!(decided, Decided::Dead(_)) {
+            part.raw_dead.push(RawDeadLetter {
+                key: r.key,
+                payload: r.payload,
+            });
+        }
+        filling.add(offset, decided, &self.dedupe, &mut self.in_flight);
+        let full =
+            filling.records() >= self.ingest.batch_records || part.bytes >= self.ingest.batch_bytes;
+        if full {
+            self.commit(p).await?;
+        }
+        Ok(())
+    }
+
+    /// Commits the batches whose first record has waited long enough (all
+    /// of them with `all`).
+    pub async fn commit_due(&mut self, all: bool) -> Result<()> {
+        let latency = self.ingest.batch_latency;
+        let mut due: Vec<i32> = self
+            .parts
+            .iter()
+            .filter(|(_, s)| s.batch.is_some() && (all || s.since.elapsed() >= latency))
+            .map(|(p, _)| *p)
+            .collect();
+        due.sort_unstable();
+        for p in due {
+            self.commit(p).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether every partition of the topic is stored up to its high
+    /// watermark (by this instance or another: the commit records say).
+    pub async fn drained(&self) -> Result<bool> {
+        let watermarks = match self.source.high_watermarks().await {
+            Ok(w) => w,
+            Err(e) => {
+                // The source is away: not drained, whatever is stored.
+                warn!(error = %e, "cannot tell whether the topic is drained");
+                return Ok(false);
+            }
+        };
+        if watermarks.is_empty() {
+            return Ok(false);
+        }
+        let topic = self.source.topic();
+        for (p, high) in watermarks {
+            let next = match self.parts.get(&p).and_then(|s| s.next) {
+                Some(n) => n,
+                None => {
+                    // Another instance may have committed it: re-read.
+                    self.storage.forget(topic, p).await;
+                    self.storage.resume_offset(topic, p).await?.unwrap_or(0)
+                }
+            };
+            if next < high {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Seeks each partition that has served nothing yet, but holds records
+    /// below `highs` the storage lacks, to where its chain ends (or to its
+    /// log start without a chain). Such a partition's group offset points
+    /// at or past its end (a group kept while the storage was emptied or
+    /// moved), so it would otherwise never serve them. Returns whether any
+    /// partition was sought. A partition another member owns refuses the
+    /// seek; that is not an error.
+    async fn seek_unseen(&mut self, highs: &[(i32, i64)]) -> Result<bool> {
+        let topic = self.source.topic().to_string();
+        let mut sought = false;
+        for &(p, high) in highs {
+            if self.parts.contains_key(&p) || high <= 0 {
+                continue;
+            }
+            let next = match self.storage.resume_offset(&topic, p).await? {
+                Some(n) => n,
+                None => match self.source.log_start(p).await {
+                    Ok(low) => low,
+                    Err(_) => continue,
+                },
+            };
+            if next < high {
+                match self.source.seek(p, SeekTo::Offset(next)) {
+                    Ok(()) => {
+                        info!(partition = p, resume_at = next, high, "a partition that served nothing holds records not stored: reading it from there");
+                        sought = true;
+                    }
+                    Err(e) => {
+                        tracing::debug!(partition = p, error = %e, "not sought (another member's?)")
+                    }
+                }
+            }
+        }
+        Ok(sought)
+    }
+
+    /// Sets the lag gauge of each partition this instance holds.
+    fn report_lag(&self) {
+        let highs = self.source.known_high_watermarks();
+        for (p, part) in &self.parts {
+            if let Some(high) = highs.get(p) {
+                self.metrics
+                    .lag
+                    .get_or_create(&Metrics::partition(*p))
+                    .set((high - part.committed).max(0));
+            }
+        }
+    }
+
+    /// Commits partition `p`'s batch: raw refused records to the
+    /// dead-letter sink (at least once, for replay after a fix), then the
+    /// batch's files and commit record, then the group offset.
+    async fn commit(&mut self, p: i32) -> Result<()> {
+        let Some(part) = self.parts.get_mut(&p) else {
+            return Ok(());
+        };
+        let Some(mut filling) = part.batch.take() else {
+            return Ok(());
+        };
+        filling.batch.log_start = part.log_start;
+        let raw_dead = std::mem::take(&mut part.raw_dead);
+        part.bytes = 0;
+        let waited = part.since.elapsed();
+        let batch = &filling.batch;
+        let topic = self.source.topic().to_string();
+        if !raw_dead.is_empty() {
+            let refused: Vec<Refused<'_>> = raw_dead
+                .iter()
+                .zip(&batch.dead_letters)
+                .map(|(raw, letter)| Refused {
+                    key: raw.key.as_deref(),
+                    payload: &raw.payload,
+                    letter,
+                })
+                .collect();
+            self.sink
+                .publish(&topic, &refused)
+                .await
+                .map_err(PipelineError::DeadLetters)?;
+        }
+        let started = Instant::now();
+        let committed = self.storage.commit(batch).await;
+        let times = self.storage.take_write_times();
+        self.stages.write.add(&times);
+        for (stage, d) in [
+            ("encode", times.encode),
+            ("hash", times.hash),
+            ("store", times.store),
+        ] {
+            self.metrics.stage_seconds(stage).inc_by(d.as_secs_f64());
+        }
+        match committed {
+            Ok(record) => {
+                self.committed(
+                    p,
+                    &record,
+                    (&raw_dead, &filling.batch.dead_letters),
+                    started,
+                    waited,
+                );
+                filling.committed(&mut self.dedupe, &mut self.in_flight, &record);
+                self.dedupe.evict(Utc::now());
+                self.metrics.dedupe_keys.set(self.dedupe.len() as u64);
+                // The group offset follows the commit record, for lag
+                // monitoring; resuming never relies on it.
+                if let Err(e) = self.source.committed(p, record.last_offset + 1) {
+                    warn!(partition = p, error = %e, "could not commit the group offset (lag reporting only)");
+                }
+                self.storage.crash_point(CommitStep::AfterGroupOffset)?;
+                Ok(())
+            }
+            Err(e @ (StorageError::Fenced { .. } | StorageError::OffsetGap { .. })) => {
+                // Another writer owns this partition now, or committed past
+                // us: forget it; the next record re-reads the chain.
+                warn!(partition = p, error = %e, "batch discarded");
+                filling.discarded(&mut self.in_flight);
+                self.parts.remove(&p);
+                self.storage.forget(&topic, p).await;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Counts, metrics and logs of a commit that succeeded.
+    fn committed(
+        &mut self,
+        p: i32,
+        record: &CommitRecord,
+        dead: (&[RawDeadLetter], &[DeadLetter]),
+        started: Instant,
+        waited: Duration,
+    ) {
+        let m = &self.metrics;
+        m.commit_latency.observe(started.elapsed().as_secs_f64());
+        m.batch_latency.observe(waited.as_secs_f64());
+        m.batch_records.observe(record.records as f64);
+        m.stored.inc_by(record.stored);
+        m.duplicates.inc_by(record.duplicates);
+        for (raw, d) in dead.0.iter().zip(dead.1) {
+            m.dead_lettered
+                .get_or_create(&ReasonLabel {
+                    reason: d.reason.code.as_str().to_string(),
+                })
+                .inc();
+            // The reason and field, never the content; the trace id when
+            // the record carries one. At info: a broken producer must not
+            // flood the default log (the metric above and the dead_letters
+            // table count them).
+            info!(
+                partition = p,
+                offset = d.kafka.offset,
+                reason = d.reason.code.as_str(),
+                field = %d.reason.field,
+                trace_id = tollgate_event::trace_id(&raw.payload).unwrap_or_default(),
+                "dead-lettered"
+            );
+        }
+        m.committed_offset
+            .get_or_create(&Metrics::partition(p))
+            .set(record.last_offset + 1);
+        if let Some(part) = self.parts.get_mut(&p) {
+            part.committed = record.last_offset + 1;
+            part.log_start = None;
+        }
+        self.totals.stored += record.stored;
+        self.totals.dead_lettered += record.dead_lettered;
+        self.totals.duplicates += record.duplicates;
+        self.totals.commits += 1;
+        self.totals.files += record.files.len() as u64;
+        self.commits.notify_one();
+        info!(
+            partition = p,
+            seq = record.seq,
+            offsets = %format!("{}..={}", record.first_offset, record.last_offset),
+            stored = record.stored,
+            dead_lettered = record.dead_lettered,
+            duplicates = record.duplicates,
+            "committed"
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! Crash points, for tests that stop a writer and check that a restarted one
+//! loses and duplicates nothing. Two kinds:
+//!
+//! - the named steps of the commit protocol ([`CommitStep`]): with a
+//!   [`CrashHook`], [`Storage::commit`](crate::Storage::commit) asks it at
+//!   each step and, when it answers `true`, returns
+//!   [`StorageError::Crashed`](crate::StorageError::Crashed) at once,
+//!   leaving the store exactly as a process killed there would;
+//! - every write to the object store ([`StoreWrite`]): with a
+//!   [`StoreCrashHook`], the store dies at the write it picks (it and every
+//!   later operation fail), whatever step issues it.
+//!
+//! A [`Storage`](crate::Storage) without hooks (every production instance)
+//! passes every point.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
+};
+
+/// A step of the commit protocol, in the order a commit passes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CommitStep {
+    /// The batch is encoded; nothing is written yet.
+    BeforeStaging,
+    /// Its files are in `staging/`; no commit record yet.
+    AfterStaging,
+    /// Its commit record exists; its files are still in `staging/`.
+    AfterRecord,
+    /// Its files are in `tables/`; the consumer group's offset is not moved.
+    AfterPublish,
+    /// The consumer group's offset follows the record (the pipeline's last
+    /// step, after which nothing remains to do for the batch).
+    AfterGroupOffset,
+}
+
+impl CommitStep {
+    /// Every step, in protocol order.
+    pub const ALL: [CommitStep; 5] = [
+        CommitStep::BeforeStaging,
+        CommitStep::AfterStaging,
+        CommitStep::AfterRecord,
+        CommitStep::AfterPublish,
+        CommitStep::AfterGroupOffset,
+    ];
+}
+
+impl fmt::Display for CommitStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CommitStep::BeforeStaging => "before staging",
+            CommitStep::AfterStaging => "after staging",
+            CommitStep::AfterRecord => "after the commit record",
+            CommitStep::AfterPublish => "after publishing",
+            CommitStep::AfterGroupOffset => "after the group offset",
+        })
+    }
+}
+
+/// Asked at each step of each commit: `true` stops the commit there.
+pub type CrashHook = Arc<dyn Fn(CommitStep) -> bool + Send + Sync>;
+
+/// A write the store is asked to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreWrite {
+    /// An object written (created or replaced).
+    Put(String),
+    /// An object moved.
+    Rename {
+        /// From.
+        from: String,
+        /// To.
+        to: String,
+    },
+    /// An object copied.
+    Copy {
+        /// From.
+        from: String,
+        /// To.
+        to: String,
+    },
+    /// Objects deleted.
+    Delete,
+}
+
+/// Asked before each write to the store: `true` kills the store there.
+pub type StoreCrashHook = Arc<dyn Fn(&StoreWrite) -> bool + Send + Sync>;
+
+/// An object store that dies at the write its hook picks: that write and
+/// every operation after it fail, as for a process killed there. Crash
+/// points at the store's level hold whatever order the commit's steps
+/// are in, so a test over every write fails if a step is moved.
+pub(crate) struct CrashingStore {
+    inner: Arc<dyn ObjectStore>,
+    hook: StoreCrashHook,
+    dead: AtomicBool,
+}
+
+impl CrashingStore {
+    pub(crate) fn new(inner: Arc<dyn ObjectStore>, hook: StoreCrashHook) -> Self {
+        Self {
+            inner,
+            hook,
+            dead: AtomicBool::new(false),
+        }
+    }
+
+    fn check(&self, write: Option<StoreWrite>) -> object_store::Result<()> {
+        if let Some(w) = write {
+            if !self.dead.load(Ordering::SeqCst) && (self.hook)(&w) {
+                self.dead.store(true, Ordering::SeqCst);
+            }
+        }
+        if self.dead.load(Ordering::SeqCst) {
+            return Err(object_store::Error::Generic {
+                store: "crash",
+                source: "the writer was stopped here by a crash hook (tests only)".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for CrashingStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CrashingStore({})", self.inner)
+    }
+}
+
+impl fmt::Display for CrashingStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CrashingStore({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for CrashingStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.check(Some(StoreWrite::Put(location.to_string())))?;
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.check(Some(StoreWrite::Put(location.to_string())))?;
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.check(None)?;
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &Path,
+        ranges: &[Range<u64>],
+    ) -> object_store::Result<Vec<Bytes>> {
+        self.check(None)?;
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        if let Err(e) = self.check(Some(StoreWrite::Delete)) {
+            return futures::stream::once(async move { Err(e) }).boxed();
+        }
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        if let Err(e) = self.check(None) {
+            return futures::stream::once(async move { Err(e) }).boxed();
+        }
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        if let Err(e) = self.check(None) {
+            return futures::stream::once(async move { Err(e) }).boxed();
+        }
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.check(None)?;
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.check(Some(StoreWrite::Copy {
+            from: from.to_string(),
+            to: to.to_string(),
+        }))?;
+        self.inner.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: RenameOptions,
+    ) -> object_store::Result<()> {
+        self.check(Some(StoreWrite::Rename {
+            from: from.to_string(),
+            to: to.to_string(),
+        }))?;
+        self.inner.rename_opts(from, to, options).await
+    }
+}

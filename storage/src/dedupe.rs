@@ -1,0 +1,195 @@
+//! Event-id deduplication: a producer that resends an event (a retry after
+//! a timeout, a replay) must not have it stored twice. The key is
+//! (tenant, source, id), hashed to 128 bits; the index holds the keys of the
+//! events stored with an event time inside the window (by default the
+//! decoder's `ingest.max_past`, so that every event the decoder accepts can
+//! be matched against its earlier copy), each with the UTC day of its time
+//! so that whole days fall out as the window moves. A resend is a duplicate
+//! whatever `time` it carries: the lookup is by key alone. Memory grows with
+//! the events of the window, never with the history.
+//!
+//! The index is rebuilt from the committed `events` files of the topic at
+//! start, and catches up on records other writers committed whenever
+//! [`DedupeIndex::refresh`] is called (on every partition assignment).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::{CommitRecord, Storage, StorageError};
+
+/// The 128-bit key of one event.
+pub type EventKey = u128;
+
+/// The key of (tenant, source, id). Fields are length-prefixed, so no two
+/// different triples share an encoding.
+pub fn event_key(tenant: &str, source: &str, id: &str) -> EventKey {
+    let mut h = Sha256::new();
+    for part in [tenant, source, id] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    u128::from_le_bytes(b)
+}
+
+/// The keys of the events stored with an event time inside the window.
+#[derive(Debug)]
+pub struct DedupeIndex {
+    window: chrono::Duration,
+    /// Each key with the latest UTC day an event of that key was stored for.
+    keys: HashMap<EventKey, NaiveDate>,
+    /// The horizon of the last eviction (nothing older is held).
+    evicted_to: Option<NaiveDate>,
+    /// The last commit record indexed, per partition of the topic.
+    indexed: HashMap<i32, u64>,
+    topic: String,
+}
+
+impl DedupeIndex {
+    /// An empty index for `topic` that keeps `window` of event time.
+    pub fn new(topic: &str, window: Duration) -> Self {
+        Self {
+            window: chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX),
+            keys: HashMap::new(),
+            evicted_to: None,
+            indexed: HashMap::new(),
+            topic: topic.to_string(),
+        }
+    }
+
+    /// The first UTC day the window covers at `now`.
+    fn horizon(&self, now: DateTime<Utc>) -> NaiveDate {
+        now.checked_sub_signed(self.window)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+            .date_naive()
+    }
+
+    /// Whether an event with this key was stored (with any event time in
+    /// the window).
+    pub fn contains(&self, key: EventKey) -> bool {
+        self.keys.contains_key(&key)
+    }
+
+    /// Records a stored event (ignored when its day is outside the window).
+    pub fn insert(&mut self, key: EventKey, time: DateTime<Utc>) {
+        let day = time.date_naive();
+        if day >= self.horizon(Utc::now()) {
+            let held = self.keys.entry(key).or_insert(day);
+            *held = (*held).max(day);
+        }
+    }
+
+    /// Drops the keys whose day left the window (a pass over the index
+    /// only when the horizon moved to a new day).
+    pub fn evict(&mut self, now: DateTime<Utc>) {
+        let horizon = self.horizon(now);
+        if self.evicted_to.is_some_and(|h| h >= horizon) {
+            return;
+        }
+        self.keys.retain(|_, day| *day >= horizon);
+        self.evicted_to = Some(horizon);
+    }
+
+    /// Keys held.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the index holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Marks a record this writer committed (its keys were inserted by the
+    /// caller) as indexed.
+    pub fn committed(&mut self, record: &CommitRecord) {
+        let seq = self.indexed.entry(record.partition).or_insert(0);
+        *seq = (*seq).max(record.seq);
+    }
+
+    /// Reads the commit records of the topic not indexed yet (all of them
+    /// the first time) and indexes the keys of their `events` files whose
+    /// day lies inside the window. Returns the keys added.
+    pub async fn refresh(&mut self, storage: &Storage) -> Result<usize, StorageError> {
+        self.evict(Utc::now());
+        let horizon = self.horizon(Utc::now());
+        let before = self.len();
+        for partition in storage.partitions(&self.topic).await? {
+            let after = self.indexed.get(&partition).copied().unwrap_or(0);
+            for record in storage.records_after(&self.topic, partition, after).await? {
+                for f in record.files.iter().filter(|f| f.table == "events") {
+                    if file_day(&f.path).is_some_and(|d| d < horizon) {
+                        continue;
+                    }
+                    for (key, time) in storage.event_keys(&f.path).await? {
+                        self.insert(key, time);
+                    }
+                }
+                self.committed(&record);
+            }
+        }
+        Ok(self.len().saturating_sub(before))
+    }
+}
+
+/// The `dt=` day of a table file's path.
+fn file_day(path: &str) -> Option<NaiveDate> {
+    path.split('/')
+        .find_map(|p| p.strip_prefix("dt="))
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_differ_when_fields_shift() {
+        assert_ne!(event_key("ab", "c", "d"), event_key("a", "bc", "d"));
+        assert_eq!(event_key("a", "b", "c"), event_key("a", "b", "c"));
+    }
+
+    #[test]
+    fn days_leave_the_window() {
+        let mut idx = DedupeIndex::new("t", Duration::from_secs(2 * 86_400));
+        let now = Utc::now();
+        let old = now - chrono::Duration::days(5);
+        idx.keys.insert(1, old.date_naive());
+        idx.insert(2, now);
+        idx.insert(3, old); // outside the window: ignored
+        assert!(idx.contains(1));
+        assert!(idx.contains(2));
+        assert!(!idx.contains(3));
+        idx.evict(now);
+        assert!(!idx.contains(1));
+        assert!(idx.contains(2));
+        assert_eq!(idx.len(), 1);
+    }
+
+    #[test]
+    fn a_resend_with_another_time_is_still_a_duplicate() {
+        let mut idx = DedupeIndex::new("t", Duration::from_secs(10 * 86_400));
+        let now = Utc::now();
+        let key = event_key("acme", "https://gw.example", "e-1");
+        idx.insert(key, now - chrono::Duration::days(3));
+        assert!(idx.contains(key), "same id, any time");
+        // A later copy keeps the key for longer.
+        idx.insert(key, now);
+        idx.evict(now + chrono::Duration::days(8));
+        assert!(idx.contains(key));
+    }
+
+    #[test]
+    fn file_days_are_read_from_paths() {
+        assert_eq!(
+            file_day("tables/events/dt=2026-11-03/p00001-1-2.parquet"),
+            NaiveDate::from_ymd_opt(2026, 11, 3)
+        );
+        assert_eq!(file_day("tables/events/x.parquet"), None);
+    }
+}
