@@ -93,11 +93,11 @@ fn main() {
         total as f64 / bare.as_secs_f64()
     );
 
-    let (elapsed, peak_rss_kb, stages) = tollgate_run(&kafka, total);
+    let (elapsed, peak_rss_kb, stages) = tollgate_run(&kafka, total, false);
     let run_rate = total as f64 / elapsed.as_secs_f64();
     let bare_rate = total as f64 / bare.as_secs_f64();
     println!(
-        "tollgate run (decode, dedupe, redact, Parquet zstd, commit records): {:.1} s, {:.0} events/s",
+        "tollgate run, ingest alone (decode, dedupe, redact, Parquet zstd, commit records): {:.1} s, {:.0} events/s",
         elapsed.as_secs_f64(),
         run_rate
     );
@@ -119,6 +119,17 @@ fn main() {
         } else {
             "NOT met"
         }
+    );
+    // The same with the rollups' maintenance in the process (what `run
+    // --no-alerts` does by default; a deployment may run it apart).
+    let (elapsed, peak_rss_kb, stages) = tollgate_run(&kafka, total, true);
+    let rate = total as f64 / elapsed.as_secs_f64();
+    println!(
+        "tollgate run with the rollups' refresh beside it: {:.1} s, {:.0} events/s, {:.2}x the bare consumer, peak RSS {:.0} MB; {stages}",
+        elapsed.as_secs_f64(),
+        rate,
+        rate / bare_rate,
+        peak_rss_kb as f64 / 1024.0
     );
     if let Some(b) = broker.as_mut() {
         let _ = b.kill();
@@ -204,22 +215,25 @@ fn bare_consumer(kafka: &KafkaConfig, topic: &str, total: u64) -> Duration {
     started.elapsed()
 }
 
-/// Runs the release `tollgate run` on the topic until its commit records
-/// account for `total` records; returns the time taken, the peak RSS (kB)
-/// and the time per stage its summary line reports.
-fn tollgate_run(kafka: &KafkaConfig, total: u64) -> (Duration, u64, String) {
+/// Runs the release `tollgate run` on the topic (as a new consumer group,
+/// into a new storage) until its commit records account for `total`
+/// records; returns the time taken, the peak RSS (kB) and the time per
+/// stage its summary line reports. `rollups` keeps the rollups'
+/// maintenance in the process.
+fn tollgate_run(kafka: &KafkaConfig, total: u64, rollups: bool) -> (Duration, u64, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = String::new();
     config.push_str(&format!(
-        "[kafka]\nbrokers = \"{}\"\nraw_topic = \"{}\"\ndead_letter_topic = \"{}\"\ngroup_id = \"{}\"\n",
-        kafka.brokers, kafka.raw_topic, kafka.dead_letter_topic, kafka.group_id
+        "[kafka]\nbrokers = \"{}\"\nraw_topic = \"{}\"\ndead_letter_topic = \"{}\"\ngroup_id = \"{}-{}\"\n",
+        kafka.brokers, kafka.raw_topic, kafka.dead_letter_topic, kafka.group_id, if rollups { "rollups" } else { "alone" }
     ));
     // The events span 35 days: accept them all, as a backfill would.
     config.push_str("[ingest]\nmax_past = \"40days\"\ndedupe_window = \"40days\"\n");
+    config.push_str(&format!("[ledger]\nrollups = {rollups}\n"));
     std::fs::write(dir.path().join("tollgate.toml"), config).unwrap();
     let started = Instant::now();
-    // Ingest alone, as measured before the alert evaluator joined `run`
-    // (it reads the ledger after commits; a deployment may run it apart).
+    // Without the alert evaluator (it reads the ledger after commits; a
+    // deployment may run it apart).
     let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .args(["run", "--no-alerts"])
         .current_dir(dir.path())

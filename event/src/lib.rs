@@ -8,8 +8,9 @@
 //! normalisation, and the reason codes of refusals.
 //!
 //! **May touch** nothing outside the process: no Kafka, no object store, no
-//! clock other than the time of receipt it is given. The fuzz targets, the
-//! redactor and the storage crate depend on it alone.
+//! clock other than the time of receipt it is given. It depends on no other
+//! Tollgate crate, so the fuzz targets build it without librdkafka or
+//! DataFusion.
 
 mod body;
 mod decode;

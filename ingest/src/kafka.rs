@@ -236,6 +236,9 @@ pub fn producer(
         })
 }
 
+/// The consumer's prefetch bound, in kB.
+const PREFETCH_KBYTES: &str = "queued.max.messages.kbytes";
+
 /// A consumer in the group `cfg.group_id` that starts from the earliest
 /// offset when the group has none and commits offsets only when told to.
 pub fn consumer(
@@ -247,6 +250,12 @@ pub fn consumer(
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false");
+    // librdkafka prefetches up to 64 MB by default; the pipeline takes
+    // records in chunks of a few thousand, so 16 MB keeps it fed while
+    // bounding the memory of a backlog (kafka.properties may set another).
+    if !cfg.properties.contains_key(PREFETCH_KBYTES) {
+        c.set(PREFETCH_KBYTES, "16384");
+    }
     c.create_with_context(context)
         .map_err(|source| Error::Kafka {
             context: "creating the consumer".into(),

@@ -30,7 +30,7 @@ use object_store::{
 /// A step of the commit protocol, in the order a commit passes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CommitStep {
-    /// The batch is encoded; nothing is written yet.
+    /// Nothing of the batch is written yet.
     BeforeStaging,
     /// Its files are in `staging/`; no commit record yet.
     AfterStaging,
@@ -39,7 +39,9 @@ pub enum CommitStep {
     /// Its files are in `tables/`; the consumer group's offset is not moved.
     AfterPublish,
     /// The consumer group's offset follows the record (the pipeline's last
-    /// step, after which nothing remains to do for the batch).
+    /// step, after which nothing remains to do for the batch; passed by the
+    /// pipeline through [`Storage::crash_point`](crate::Storage::crash_point),
+    /// not by [`Storage::commit`](crate::Storage::commit)).
     AfterGroupOffset,
 }
 

@@ -121,13 +121,25 @@ impl DedupeIndex {
         let before = self.len();
         for partition in storage.partitions(&self.topic).await? {
             let after = self.indexed.get(&partition).copied().unwrap_or(0);
-            for record in storage.records_after(&self.topic, partition, after).await? {
+            'records: for record in storage.records_after(&self.topic, partition, after).await? {
                 for f in record.files.iter().filter(|f| f.table == "events") {
                     if file_day(&f.path).is_some_and(|d| d < horizon) {
                         continue;
                     }
-                    for (key, time) in storage.event_keys(&f.path).await? {
-                        self.insert(key, time);
+                    match storage.committed_event_keys(&record, &f.path).await {
+                        Ok(keys) => {
+                            for (key, time) in keys {
+                                self.insert(key, time);
+                            }
+                        }
+                        Err(e) if e.is_not_found() => {
+                            // Neither published nor staged (moved between
+                            // the two reads, or lost): index this record
+                            // and the ones after it at the next refresh.
+                            tracing::warn!(path = %f.path, error = %e, "a committed events file could not be read for the dedupe index; retrying at the next refresh");
+                            break 'records;
+                        }
+                        Err(e) => return Err(e),
                     }
                 }
                 self.committed(&record);

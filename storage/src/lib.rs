@@ -2,6 +2,16 @@
 //! `dt=` partitions, and per Kafka partition a chain of commit records that
 //! lists every file with its SHA-256. See `docs/storage.md`.
 //!
+//! **Owns** the [`Storage`] handle (every durable object of the product goes
+//! through it), the commit protocol and its crash points ([`crash`]),
+//! recovery, the dedupe index, `verify`, the four tables' schemas and their
+//! one Parquet writer configuration, and the chained audit tables
+//! ([`audit_log`]).
+//!
+//! **May touch** the object store (local directory, `file://`, `memory://`
+//! or `s3://`) and nothing else: no Kafka, no clock but the commit time it
+//! records. It knows events only as `tollgate-event` decodes them.
+//!
 //! Layout under the root (a local directory or an object-store URL):
 //!
 //! ```text
@@ -728,6 +738,30 @@ impl Storage {
             );
         }
         Ok(out)
+    }
+
+    /// The dedupe keys and event times of the `events` file at `path` that
+    /// `record` lists, read from the tables or, when its writer has not
+    /// published it yet (it is writing, or died between its record and
+    /// publishing, and no recovery ran since), from that writer's staging.
+    pub async fn committed_event_keys(
+        &self,
+        record: &CommitRecord,
+        path: &str,
+    ) -> Result<Vec<(EventKey, chrono::DateTime<Utc>)>, StorageError> {
+        match self.event_keys(path).await {
+            Err(e) if e.is_not_found() => {
+                match self
+                    .event_keys(&Self::staging_path(&record.writer, path))
+                    .await
+                {
+                    // Published between the two reads.
+                    Err(e) if e.is_not_found() => self.event_keys(path).await,
+                    other => other,
+                }
+            }
+            other => other,
+        }
     }
 
     /// The dedupe keys and event times of an `events` file.

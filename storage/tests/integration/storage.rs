@@ -520,3 +520,31 @@ async fn an_s3_url_takes_the_same_path() {
     // Nothing on the local disk but the key store's directory.
     assert!(!dir.path().join("commits").exists() && !dir.path().join("tables").exists());
 }
+
+#[tokio::test]
+async fn the_dedupe_index_reads_a_committed_file_its_writer_has_not_published() {
+    // The writer died between its commit record and publishing; another
+    // instance refreshes its index before any recovery ran.
+    let dir = tempfile::tempdir().unwrap();
+    let w1 = open(dir.path(), "w1").with_crash_hook(std::sync::Arc::new(|s| {
+        s == tollgate_storage::CommitStep::AfterRecord
+    }));
+    let b = batch(0, 0, 20);
+    assert!(matches!(
+        w1.commit(&b).await,
+        Err(StorageError::Crashed(
+            tollgate_storage::CommitStep::AfterRecord
+        ))
+    ));
+    let w2 = open(dir.path(), "w2");
+    let mut index = DedupeIndex::new("raw", std::time::Duration::from_secs(3650 * 86_400));
+    assert_eq!(index.refresh(&w2).await.unwrap(), b.events.len());
+    for e in &b.events {
+        let key = event_key(
+            &e.event.tags.tenant,
+            &e.event.envelope.source,
+            &e.event.envelope.id,
+        );
+        assert!(index.contains(key), "{} not indexed", e.event.envelope.id);
+    }
+}
