@@ -186,6 +186,15 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
     let producer = {
         let (log, expected) = (log.clone(), expected.clone());
         std::thread::spawn(move || -> Result<tollgate_fixtures::Summary> {
+            // The log is closed however the generator ends (a panic too),
+            // so the pipeline never waits for records that cannot come.
+            struct CloseOnDrop(MemoryLog);
+            impl Drop for CloseOnDrop {
+                fn drop(&mut self) {
+                    self.0.close();
+                }
+            }
+            let _closing = CloseOnDrop(log.clone());
             let mut next = 0i64;
             let summary = generator.run(|r| -> Result<()> {
                 if let Some(x) = r.expected {
@@ -202,7 +211,6 @@ pub fn run(loaded: Loaded, args: DemoArgs) -> Result<ExitCode> {
                 next += 1;
                 Ok(())
             });
-            log.close();
             summary
         })
     };

@@ -138,9 +138,6 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
             say!("tollgate run: created topic {t} ({} partitions)", config.kafka.partitions);
         }
         let consumer = Arc::new(tollgate_ingest::kafka::consumer(&config.kafka, context.clone())?);
-        consumer
-            .subscribe(&[&config.kafka.raw_topic])
-            .with_context(|| format!("subscribing to {}", config.kafka.raw_topic))?;
         let producer = tollgate_ingest::kafka::producer(&config.kafka, context)?;
         let metrics_addr = args.metrics_addr.clone().or(config.ingest.metrics_addr.clone());
         if let Some(addr) = metrics_addr {
@@ -195,7 +192,12 @@ pub fn run(loaded: Loaded, args: RunArgs) -> Result<ExitCode> {
             recover_grace: Duration::from_secs(600),
         };
         let dead_letters = KafkaDeadLetters::new(producer, &config.kafka.dead_letter_topic);
+        // Recovery and the dedupe index first: a member that joins the
+        // group before it polls would be evicted on a slow load.
         let mut p = Pipeline::open(source, dead_letters, storage, redactor, options, metrics.clone()).await?;
+        consumer
+            .subscribe(&[&config.kafka.raw_topic])
+            .with_context(|| format!("subscribing to {}", config.kafka.raw_topic))?;
         say!(
             "tollgate run: {} -> {description} (writer {writer}); Ctrl-C or SIGTERM commits open batches and stops",
             config.kafka.raw_topic,

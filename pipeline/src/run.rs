@@ -56,7 +56,8 @@ pub struct Options {
 /// What a pipeline has done since it started.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Totals {
-    /// Records decided (each once, however often the source served it).
+    /// Records added to batches (a record served again after a discarded
+    /// batch is counted again).
     pub consumed: u64,
     /// Valid events stored.
     pub stored: u64,
@@ -232,8 +233,11 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
         exit_when_idle: Option<Duration>,
     ) -> Result<()> {
         let mut stop = std::pin::pin!(stop);
-        let mut ticker =
-            tokio::time::interval(self.ingest.batch_latency.min(Duration::from_millis(500)));
+        let mut ticker = tokio::time::interval(
+            self.ingest
+                .batch_latency
+                .clamp(Duration::from_millis(1), Duration::from_millis(500)),
+        );
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_record = Instant::now();
         let mut last_unseen = Instant::now();
@@ -246,7 +250,10 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
                     if last_unseen.elapsed() >= UNSEEN_EVERY {
                         last_unseen = Instant::now();
                         let highs: Vec<(i32, i64)> = self.source.known_high_watermarks().into_iter().collect();
-                        self.seek_unseen(&highs).await?;
+                        // A background check: its failures wait for the next one.
+                        if let Err(e) = self.seek_unseen(&highs).await {
+                            warn!(error = %e, "checking partitions that served nothing failed; retrying in a few seconds");
+                        }
                     }
                     if exit_when_idle.is_some_and(|d| last_record.elapsed() >= d) && self.drained().await? {
                         break;
@@ -398,6 +405,9 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
             );
         }
         let topic = self.source.topic().to_string();
+        // Another writer may have committed since this one last knew the
+        // chain (a partition lost and regained in a rebalance).
+        self.storage.forget(&topic, p).await;
         let (next, log_start) = match self.storage.resume_offset(&topic, p).await? {
             Some(n) => (n, None),
             None => match self.source.log_start(p).await {
@@ -535,6 +545,8 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
             if self.parts.contains_key(&p) || high <= 0 {
                 continue;
             }
+            // Another member may own it and commit: never a cached chain end.
+            self.storage.forget(&topic, p).await;
             let next = match self.storage.resume_offset(&topic, p).await? {
                 Some(n) => n,
                 None => match self.source.log_start(p).await {
@@ -596,10 +608,11 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
                     letter,
                 })
                 .collect();
-            self.sink
-                .publish(&topic, &refused)
-                .await
-                .map_err(PipelineError::DeadLetters)?;
+            if let Err(e) = self.sink.publish(&topic, &refused).await {
+                drop(refused);
+                self.abandon(p, filling).await;
+                return Err(PipelineError::DeadLetters(e));
+            }
         }
         let started = Instant::now();
         let committed = self.storage.commit(batch).await;
@@ -636,13 +649,24 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
                 // Another writer owns this partition now, or committed past
                 // us: forget it; the next record re-reads the chain.
                 warn!(partition = p, error = %e, "batch discarded");
-                filling.discarded(&mut self.in_flight);
-                self.parts.remove(&p);
-                self.storage.forget(&topic, p).await;
+                self.abandon(p, filling).await;
                 Ok(())
             }
-            Err(e) => Err(e.into()),
+            Err(e) => {
+                self.abandon(p, filling).await;
+                Err(e.into())
+            }
         }
+    }
+
+    /// Drops a batch that was not committed, and the partition's state: its
+    /// keys leave the in-flight set, and the partition is read again from
+    /// its chain's end (this instance's or another's) when it next serves a
+    /// record.
+    async fn abandon(&mut self, p: i32, filling: Filling) {
+        filling.discarded(&mut self.in_flight);
+        self.parts.remove(&p);
+        self.storage.forget(self.source.topic(), p).await;
     }
 
     /// Counts, metrics and logs of a commit that succeeded.

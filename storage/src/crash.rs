@@ -8,7 +8,8 @@
 //!   leaving the store exactly as a process killed there would;
 //! - every write to the object store ([`StoreWrite`]): with a
 //!   [`StoreCrashHook`], the store dies at the write it picks (it and every
-//!   later operation fail), whatever step issues it.
+//!   later operation fail), or makes the write and reports an error
+//!   ([`StoreFault`]), whatever step issues it.
 //!
 //! A [`Storage`](crate::Storage) without hooks (every production instance)
 //! passes every point.
@@ -94,8 +95,21 @@ pub enum StoreWrite {
     Delete,
 }
 
-/// Asked before each write to the store: `true` kills the store there.
-pub type StoreCrashHook = Arc<dyn Fn(&StoreWrite) -> bool + Send + Sync>;
+/// What happens to a write to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreFault {
+    /// It is made.
+    Pass,
+    /// The store dies before it: it and every later operation fail, as
+    /// for a process killed there.
+    Die,
+    /// It is made, but reports an error (a timeout after the store wrote
+    /// it); the store keeps working.
+    LandThenFail,
+}
+
+/// Asked before each write to the store.
+pub type StoreCrashHook = Arc<dyn Fn(&StoreWrite) -> StoreFault + Send + Sync>;
 
 /// An object store that dies at the write its hook picks: that write and
 /// every operation after it fail, as for a process killed there. Crash
@@ -116,19 +130,41 @@ impl CrashingStore {
         }
     }
 
-    fn check(&self, write: Option<StoreWrite>) -> object_store::Result<()> {
+    /// Whether the operation may run: `Err` when the store is dead; `Ok(true)`
+    /// when it runs but must report an error after.
+    fn check(&self, write: Option<StoreWrite>) -> object_store::Result<bool> {
+        let mut fail_after = false;
         if let Some(w) = write {
-            if !self.dead.load(Ordering::SeqCst) && (self.hook)(&w) {
-                self.dead.store(true, Ordering::SeqCst);
+            if !self.dead.load(Ordering::SeqCst) {
+                match (self.hook)(&w) {
+                    StoreFault::Pass => {}
+                    StoreFault::Die => self.dead.store(true, Ordering::SeqCst),
+                    StoreFault::LandThenFail => fail_after = true,
+                }
             }
         }
         if self.dead.load(Ordering::SeqCst) {
-            return Err(object_store::Error::Generic {
-                store: "crash",
-                source: "the writer was stopped here by a crash hook (tests only)".into(),
-            });
+            return Err(Self::crashed());
         }
-        Ok(())
+        Ok(fail_after)
+    }
+
+    fn crashed() -> object_store::Error {
+        object_store::Error::Generic {
+            store: "crash",
+            source: "the writer was stopped here by a crash hook (tests only)".into(),
+        }
+    }
+
+    /// `result`, or the error of a write that landed but reported failure.
+    fn after<T>(fail: bool, result: object_store::Result<T>) -> object_store::Result<T> {
+        match result {
+            Ok(_) if fail => Err(object_store::Error::Generic {
+                store: "crash",
+                source: "the write was made but reported an error (tests only)".into(),
+            }),
+            other => other,
+        }
     }
 }
 
@@ -152,8 +188,8 @@ impl ObjectStore for CrashingStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
-        self.check(Some(StoreWrite::Put(location.to_string())))?;
-        self.inner.put_opts(location, payload, opts).await
+        let fail = self.check(Some(StoreWrite::Put(location.to_string())))?;
+        Self::after(fail, self.inner.put_opts(location, payload, opts).await)
     }
 
     async fn put_multipart_opts(
@@ -161,8 +197,8 @@ impl ObjectStore for CrashingStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.check(Some(StoreWrite::Put(location.to_string())))?;
-        self.inner.put_multipart_opts(location, opts).await
+        let fail = self.check(Some(StoreWrite::Put(location.to_string())))?;
+        Self::after(fail, self.inner.put_multipart_opts(location, opts).await)
     }
 
     async fn get_opts(
@@ -187,10 +223,15 @@ impl ObjectStore for CrashingStore {
         &self,
         locations: BoxStream<'static, object_store::Result<Path>>,
     ) -> BoxStream<'static, object_store::Result<Path>> {
-        if let Err(e) = self.check(Some(StoreWrite::Delete)) {
-            return futures::stream::once(async move { Err(e) }).boxed();
+        match self.check(Some(StoreWrite::Delete)) {
+            Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+            Ok(false) => self.inner.delete_stream(locations),
+            Ok(true) => self
+                .inner
+                .delete_stream(locations)
+                .map(|r| Self::after(true, r))
+                .boxed(),
         }
-        self.inner.delete_stream(locations)
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
@@ -222,11 +263,11 @@ impl ObjectStore for CrashingStore {
         to: &Path,
         options: CopyOptions,
     ) -> object_store::Result<()> {
-        self.check(Some(StoreWrite::Copy {
+        let fail = self.check(Some(StoreWrite::Copy {
             from: from.to_string(),
             to: to.to_string(),
         }))?;
-        self.inner.copy_opts(from, to, options).await
+        Self::after(fail, self.inner.copy_opts(from, to, options).await)
     }
 
     async fn rename_opts(
@@ -235,10 +276,10 @@ impl ObjectStore for CrashingStore {
         to: &Path,
         options: RenameOptions,
     ) -> object_store::Result<()> {
-        self.check(Some(StoreWrite::Rename {
+        let fail = self.check(Some(StoreWrite::Rename {
             from: from.to_string(),
             to: to.to_string(),
         }))?;
-        self.inner.rename_opts(from, to, options).await
+        Self::after(fail, self.inner.rename_opts(from, to, options).await)
     }
 }

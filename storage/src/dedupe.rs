@@ -121,25 +121,16 @@ impl DedupeIndex {
         let before = self.len();
         for partition in storage.partitions(&self.topic).await? {
             let after = self.indexed.get(&partition).copied().unwrap_or(0);
-            'records: for record in storage.records_after(&self.topic, partition, after).await? {
+            for record in storage.records_after(&self.topic, partition, after).await? {
                 for f in record.files.iter().filter(|f| f.table == "events") {
                     if file_day(&f.path).is_some_and(|d| d < horizon) {
                         continue;
                     }
-                    match storage.committed_event_keys(&record, &f.path).await {
-                        Ok(keys) => {
-                            for (key, time) in keys {
-                                self.insert(key, time);
-                            }
-                        }
-                        Err(e) if e.is_not_found() => {
-                            // Neither published nor staged (moved between
-                            // the two reads, or lost): index this record
-                            // and the ones after it at the next refresh.
-                            tracing::warn!(path = %f.path, error = %e, "a committed events file could not be read for the dedupe index; retrying at the next refresh");
-                            break 'records;
-                        }
-                        Err(e) => return Err(e),
+                    // Published, or still in its writer's staging; a file
+                    // in neither is lost, and an index without its keys
+                    // would store its resends again: that is an error.
+                    for (key, time) in storage.committed_event_keys(&record, &f.path).await? {
+                        self.insert(key, time);
                     }
                 }
                 self.committed(&record);

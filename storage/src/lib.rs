@@ -47,7 +47,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::Mutex;
 
 pub use commit::{sha256_hex, CommitRecord, CommittedFile, GENESIS};
-pub use crash::{CommitStep, CrashHook, StoreCrashHook, StoreWrite};
+pub use crash::{CommitStep, CrashHook, StoreCrashHook, StoreFault, StoreWrite};
 pub use dedupe::{event_key, DedupeIndex, EventKey};
 pub use tables::{
     dead_letters_batch, dead_letters_schema, events_batch, events_schema, gpu_usage_batch,
@@ -503,18 +503,38 @@ impl Storage {
         self.add_time(|t| &mut t.store, storing);
         match put {
             Ok(_) => {}
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                self.discard_staged(&record.files).await;
-                self.forget(&batch.topic, batch.partition).await;
-                return Err(StorageError::Fenced {
-                    topic: batch.topic.clone(),
-                    partition: batch.partition,
-                    seq,
-                });
-            }
             Err(e) => {
-                self.discard_staged(&record.files).await;
-                return Err(store_err(format!("committing {rel}"))(e));
+                // The put may have landed although it reported an error (a
+                // timeout after the store wrote it; a retried request that
+                // then found its own first attempt): the record there
+                // decides. Ours is committed; another's fences us; none
+                // means nothing was committed. Unreadable: leave the staged
+                // files for recovery, which knows once the store answers.
+                let exists = matches!(e, object_store::Error::AlreadyExists { .. });
+                match self.get(&rel).await {
+                    Ok(there) if there == bytes => {
+                        tracing::warn!(path = %rel, error = %e, "the commit record's write reported an error but the record is ours: committed");
+                    }
+                    Ok(_) => {
+                        self.discard_staged(&record.files).await;
+                        self.forget(&batch.topic, batch.partition).await;
+                        return Err(StorageError::Fenced {
+                            topic: batch.topic.clone(),
+                            partition: batch.partition,
+                            seq,
+                        });
+                    }
+                    Err(read) if read.is_not_found() && !exists => {
+                        self.discard_staged(&record.files).await;
+                        return Err(store_err(format!("committing {rel}"))(e));
+                    }
+                    Err(_) => {
+                        self.forget(&batch.topic, batch.partition).await;
+                        return Err(store_err(format!(
+                            "committing {rel} (whether it was written is unknown; recovery at the next start publishes or discards the staged files)"
+                        ))(e));
+                    }
+                }
             }
         }
         self.crash_point(CommitStep::AfterRecord)?;
