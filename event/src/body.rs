@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::decode::{check_window, DecodeLimits};
 use crate::fields::{ObjectReader, StrKind, MAX_NAME_BYTES, MAX_TEXT_BYTES};
 use crate::ident::Canon;
+use crate::json::{Json, Members};
 use crate::reject::{ReasonCode, RejectReason};
 use crate::schema::{EventKind, SchemaVersion};
 use crate::{CallStatus, EventBody, GpuUsage, Phase, PricingTier, Tags, ToolCall, WorkloadKind};
@@ -78,7 +79,7 @@ type Decoded = (Tags, EventBody, Map<String, Value>);
 /// Decodes `data` of the given schema version into the current model.
 pub(crate) fn decode_body(
     schema: SchemaVersion,
-    data: &Map<String, Value>,
+    data: &Members<'_>,
     limits: &DecodeLimits,
     received_at: DateTime<Utc>,
 ) -> Result<Decoded, RejectReason> {
@@ -92,8 +93,8 @@ pub(crate) fn decode_body(
     let mut extra = Map::new();
     for (position, key, value) in r.unread() {
         if schema.is_newer_minor() {
-            extra.insert(key.clone(), value.clone());
-        } else if !value.is_null() {
+            extra.insert(key.to_owned(), value.to_value());
+        } else if !matches!(value, Json::Null) {
             // A null counts as absent, whatever the key. The key itself is
             // user content (it may be an e-mail address or hold a newline),
             // so the refusal names it by its position only.

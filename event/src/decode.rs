@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::body;
-use crate::fields::{type_name, ObjectReader, StrKind, MAX_NAME_BYTES};
+use crate::fields::{ObjectReader, StrKind, MAX_NAME_BYTES};
+use crate::json::Json;
 use crate::reject::{ReasonCode, RejectReason};
 use crate::schema::SchemaVersion;
 use crate::{Envelope, Event};
@@ -103,7 +103,7 @@ pub fn decode(
             format!("is not UTF-8 (invalid byte at offset {})", e.valid_up_to()),
         )
     })?;
-    let value: Value = serde_json::from_str(text).map_err(|e| json_reason(&e))?;
+    let value: Json<'_> = serde_json::from_str(text).map_err(|e| json_reason(&e))?;
     decode_value(&value, limits, received_at)
 }
 
@@ -165,8 +165,8 @@ fn json_reason(e: &serde_json::Error) -> RejectReason {
 }
 
 /// Decodes an already-parsed JSON value (see [`decode`]).
-pub(crate) fn decode_value(
-    value: &Value,
+fn decode_value(
+    value: &Json<'_>,
     limits: &DecodeLimits,
     received_at: DateTime<Utc>,
 ) -> Result<Event, RejectReason> {
@@ -176,7 +176,7 @@ pub(crate) fn decode_value(
             "$",
             format!(
                 "must be a JSON object (a CloudEvents envelope), got {}",
-                type_name(value)
+                value.type_name()
             ),
         )
     })?;
@@ -223,7 +223,7 @@ pub(crate) fn decode_value(
 
     let mut extensions = BTreeMap::new();
     for (position, name, v) in r.unread() {
-        if CONTEXT_ATTRIBUTES.contains(&name.as_str()) {
+        if CONTEXT_ATTRIBUTES.contains(&name) {
             continue;
         }
         if name.is_empty()
@@ -242,8 +242,8 @@ pub(crate) fn decode_value(
             ));
         }
         match v {
-            Value::String(_) | Value::Number(_) | Value::Bool(_) => {
-                extensions.insert(name.clone(), v.clone());
+            Json::Str(_) | Json::Number(_) | Json::Bool(_) => {
+                extensions.insert(name.to_owned(), v.to_value());
             }
             other => {
                 return Err(RejectReason::new(
@@ -251,7 +251,7 @@ pub(crate) fn decode_value(
                     format!("<key #{position}>"),
                     format!(
                         "the extension attribute at position {position} (keys counted in sorted order) must be a string, number or boolean, got {}",
-                        type_name(other)
+                        other.type_name()
                     ),
                 ))
             }
@@ -263,7 +263,7 @@ pub(crate) fn decode_value(
         RejectReason::new(
             ReasonCode::NotAnObject,
             "data",
-            format!("must be a JSON object, got {}", type_name(data)),
+            format!("must be a JSON object, got {}", data.type_name()),
         )
     })?;
     let (tags, body, extra) = body::decode_body(schema, data, limits, received_at)?;
@@ -338,6 +338,7 @@ mod tests {
     use super::*;
     use crate::{CallStatus, EventBody, EventKind, Phase, PricingTier, WorkloadKind};
     use serde_json::json;
+    use serde_json::Value;
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-03T15:00:00Z")

@@ -3,9 +3,10 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::ident::{canonical, is_invisible, pii_in, Canon};
+use crate::json::{Json, Members};
 use crate::reject::{ReasonCode, RejectReason};
 
 /// Longest identifier-like string (tags, names, ids) in bytes.
@@ -30,30 +31,18 @@ pub(crate) enum StrKind {
 /// Reads the fields of one JSON object, remembering which keys were read so
 /// that the rest can be refused or kept.
 pub(crate) struct ObjectReader<'a> {
-    obj: &'a Map<String, Value>,
+    obj: &'a Members<'a>,
     prefix: &'static str,
     used: Vec<&'a str>,
 }
 
-/// JSON type name for messages.
-pub(crate) fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
 impl<'a> ObjectReader<'a> {
     /// A reader over `obj` whose paths start with `prefix` (empty for the envelope).
-    pub(crate) fn new(obj: &'a Map<String, Value>, prefix: &'static str) -> Self {
+    pub(crate) fn new(obj: &'a Members<'a>, prefix: &'static str) -> Self {
         Self {
             obj,
             prefix,
-            used: Vec::with_capacity(obj.len()),
+            used: Vec::with_capacity(obj.entries().len()),
         }
     }
 
@@ -77,10 +66,11 @@ impl<'a> ObjectReader<'a> {
     }
 
     /// The value of `key`, marking it read; `null` counts as absent.
-    pub(crate) fn opt(&mut self, key: &str) -> Option<&'a Value> {
-        let (k, v) = self.obj.get_key_value(key)?;
-        self.used.push(k.as_str());
-        if v.is_null() {
+    pub(crate) fn opt(&mut self, key: &str) -> Option<&'a Json<'a>> {
+        let obj: &'a Members<'a> = self.obj;
+        let (k, v) = obj.entries().iter().rev().find(|(k, _)| k == key)?;
+        self.used.push(k.as_ref());
+        if matches!(v, Json::Null) {
             None
         } else {
             Some(v)
@@ -89,11 +79,11 @@ impl<'a> ObjectReader<'a> {
 
     /// Whether `key` is present and not `null`, without marking it read.
     pub(crate) fn has(&self, key: &str) -> bool {
-        self.obj.get(key).is_some_and(|v| !v.is_null())
+        self.obj.get(key).is_some_and(|v| !matches!(v, Json::Null))
     }
 
     /// The value of `key`, which must be present.
-    pub(crate) fn req(&mut self, key: &str) -> Result<&'a Value, RejectReason> {
+    pub(crate) fn req(&mut self, key: &str) -> Result<&'a Json<'a>, RejectReason> {
         self.opt(key)
             .ok_or_else(|| self.reject(key, ReasonCode::MissingField, "is required"))
     }
@@ -135,7 +125,7 @@ impl<'a> ObjectReader<'a> {
                 "must not contain control characters",
             ));
         }
-        if s.chars().any(is_invisible) {
+        if !s.is_ascii() && s.chars().any(is_invisible) {
             return Err(self.reject(
                 key,
                 ReasonCode::InvisibleCharacters,
@@ -167,12 +157,12 @@ impl<'a> ObjectReader<'a> {
         Ok(())
     }
 
-    fn as_str(&self, key: &str, v: &'a Value) -> Result<&'a str, RejectReason> {
+    fn as_str(&self, key: &str, v: &'a Json<'a>) -> Result<&'a str, RejectReason> {
         v.as_str().ok_or_else(|| {
             self.reject(
                 key,
                 ReasonCode::WrongType,
-                format!("must be a string, got {}", type_name(v)),
+                format!("must be a string, got {}", v.type_name()),
             )
         })
     }
@@ -218,7 +208,7 @@ impl<'a> ObjectReader<'a> {
     fn one_of_value<T: Copy>(
         &self,
         key: &str,
-        v: &'a Value,
+        v: &'a Json<'a>,
         all: &[T],
         name: fn(T) -> &'static str,
     ) -> Result<T, RejectReason> {
@@ -246,12 +236,12 @@ impl<'a> ObjectReader<'a> {
         })
     }
 
-    fn number(&self, key: &str, v: &'a Value) -> Result<f64, RejectReason> {
+    fn number(&self, key: &str, v: &'a Json<'a>) -> Result<f64, RejectReason> {
         match v {
-            Value::Number(n) => n
+            Json::Number(n) => n
                 .as_f64()
                 .ok_or_else(|| self.reject(key, ReasonCode::NotFinite, "must be a finite number")),
-            Value::String(s)
+            Json::Str(s)
                 if matches!(
                     s.trim().to_ascii_lowercase().as_str(),
                     "nan" | "inf" | "+inf" | "-inf" | "infinity" | "+infinity" | "-infinity"
@@ -266,7 +256,7 @@ impl<'a> ObjectReader<'a> {
             other => Err(self.reject(
                 key,
                 ReasonCode::WrongType,
-                format!("must be a number, got {}", type_name(other)),
+                format!("must be a number, got {}", other.type_name()),
             )),
         }
     }
@@ -360,17 +350,33 @@ impl<'a> ObjectReader<'a> {
 
     /// An optional value of any JSON type.
     pub(crate) fn opt_any(&mut self, key: &str) -> Option<Value> {
-        self.opt(key).cloned()
+        self.opt(key).map(Json::to_value)
     }
 
     /// The keys that were never read, with their 1-based position in the
-    /// object (for naming a key without quoting it), in the object's order.
-    pub(crate) fn unread(&self) -> impl Iterator<Item = (usize, &'a String, &'a Value)> + '_ {
-        self.obj
-            .iter()
-            .enumerate()
-            .filter(move |(_, (k, _))| !self.used.contains(&k.as_str()))
-            .map(|(i, (k, v))| (i + 1, k, v))
+    /// object's sorted keys (for naming a key without quoting it), in that
+    /// order. A key sent twice counts once, with its last value, as in a
+    /// `serde_json::Map`.
+    pub(crate) fn unread(&self) -> Vec<(usize, &'a str, &'a Json<'a>)> {
+        let obj: &'a Members<'a> = self.obj;
+        let members = obj.entries();
+        // The last of each key's members.
+        let last = |i: usize, k: &str| !members[i + 1..].iter().any(|(later, _)| later == k);
+        let mut out: Vec<(usize, &'a str, &'a Json<'a>)> = Vec::new();
+        for (i, (k, v)) in members.iter().enumerate() {
+            let k: &'a str = k.as_ref();
+            if self.used.contains(&k) || !last(i, k) {
+                continue;
+            }
+            let before = members
+                .iter()
+                .enumerate()
+                .filter(|(j, (other, _))| other.as_ref() < k && last(*j, other))
+                .count();
+            out.push((before + 1, k, v));
+        }
+        out.sort_unstable_by_key(|(position, _, _)| *position);
+        out
     }
 }
 

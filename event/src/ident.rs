@@ -81,6 +81,16 @@ pub(crate) fn is_invisible(c: char) -> bool {
 /// What kind of PII an identifier holds, if any: `"an e-mail address"` or
 /// `"a phone number"`.
 pub(crate) fn pii_in(s: &str) -> Option<&'static str> {
+    // Most identifiers are ASCII without `@` or `+` and with a letter in
+    // them: neither check below can match such a value.
+    if s.is_ascii()
+        && !s.bytes().any(|b| b == b'@' || b == b'+')
+        && !s.bytes().all(|b| {
+            b.is_ascii_digit() || b.is_ascii_whitespace() || matches!(b, b'-' | b'.' | b'(' | b')')
+        })
+    {
+        return None;
+    }
     // Ideographic full stops separate domain labels for mail systems too
     // (copied only when there is one: this runs on every identifier).
     const STOPS: [char; 2] = ['\u{3002}', '\u{FF61}'];

@@ -16,6 +16,7 @@ mod body;
 mod decode;
 mod fields;
 mod ident;
+mod json;
 mod reject;
 mod schema;
 mod trace;

@@ -20,7 +20,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::alerts::{received, Sink};
-use super::pipeline::{free_port, http, labelled};
+use super::pipeline::{first_day, free_port, http, labelled};
 use super::queries::call;
 use super::{column, parquet_strings, test_broker, text, tollgate};
 
@@ -139,11 +139,14 @@ fn the_whole_system_as_separate_processes_survives_a_sigkill_and_answers_through
     let d = dir.path();
 
     // The workload, its pricing and teams, and the generator's own figures.
+    let first_day = first_day(DAYS);
     let out = tollgate(
         d,
         &[
             "fixtures",
             "generate",
+            "--start",
+            &first_day.to_string(),
             "--days",
             &DAYS.to_string(),
             "--events-per-day",
@@ -162,7 +165,7 @@ fn the_whole_system_as_separate_processes_survives_a_sigkill_and_answers_through
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report: Value =
         serde_json::from_slice(&std::fs::read(d.join("report.json")).unwrap()).unwrap();
-    let labels = labelled(DAYS, PER_DAY, SEED);
+    let labels = labelled(first_day, DAYS, PER_DAY, SEED);
     let lines: Vec<Vec<u8>> = std::fs::read(d.join("workload.ndjson"))
         .unwrap()
         .split(|b| *b == b'\n')
@@ -372,8 +375,6 @@ fn the_whole_system_as_separate_processes_survives_a_sigkill_and_answers_through
     assert_eq!(dead, labels.invalid);
 
     // The chargeback of each month equals the generator's daily costs.
-    // The generator's first day (the workload ends yesterday).
-    let first_day = chrono::Utc::now().date_naive() - chrono::Duration::days(DAYS.into());
     let mut expected: BTreeMap<(String, String, String), Decimal> = BTreeMap::new();
     for t in report["daily"].as_array().unwrap() {
         for (i, c) in t["costs"].as_array().unwrap().iter().enumerate() {

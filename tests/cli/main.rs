@@ -936,9 +936,13 @@ fn run_stores_every_record_once_across_kills() {
     // every offset at a batch start.
     // The workload, produced by our emitter; and the same workload in-process
     // for the expected ids (the generator labels every bad event).
+    let first = pipeline::first_day(4);
+    let start = first.to_string();
     let args = [
         "fixtures",
         "generate",
+        "--start",
+        &start,
         "--days",
         "4",
         "--events-per-day",
@@ -951,7 +955,7 @@ fn run_stores_every_record_once_across_kills() {
     produce.push("--kafka");
     let out = tollgate(dir.path(), &produce);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let labelled = pipeline::labelled(4, 2500, 21);
+    let labelled = pipeline::labelled(first, 4, 2500, 21);
     let (valid, invalid) = (labelled.valid, labelled.invalid);
 
     // Kill the pipeline with SIGKILL at moments spread over the drain.

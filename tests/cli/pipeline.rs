@@ -39,13 +39,21 @@ pub(super) struct Labelled {
     pub(super) invalid: u64,
 }
 
+/// The first day of a `days`-day workload that ends yesterday. A test
+/// computes it once and passes it both to `tollgate fixtures generate
+/// --start` and to [`labelled`], so that the two agree however long the
+/// test runs (a run across midnight gave them different windows).
+pub(super) fn first_day(days: u32) -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive() - chrono::Duration::days(i64::from(days))
+}
+
 /// Runs the generator in-process with the parameters `tollgate fixtures
-/// generate --days D --events-per-day N --seed S` uses today.
-pub(super) fn labelled(days: u32, per_day: u32, seed: u64) -> Labelled {
-    let today = chrono::Utc::now().date_naive();
-    let mut params = tollgate_fixtures::Params::ending_before(today);
+/// generate --start START --days D --events-per-day N --seed S` uses.
+pub(super) fn labelled(start: chrono::NaiveDate, days: u32, per_day: u32, seed: u64) -> Labelled {
+    let mut params =
+        tollgate_fixtures::Params::ending_before(start + chrono::Duration::days(i64::from(days)));
     (params.days, params.events_per_day, params.seed) = (days, per_day, seed);
-    params.start = today - chrono::Duration::days(i64::from(days));
+    params.start = start;
     let generator =
         tollgate_fixtures::Generator::new(params, tollgate_fixtures::demo_price_book().unwrap())
             .unwrap();
@@ -73,11 +81,14 @@ pub(super) fn labelled(days: u32, per_day: u32, seed: u64) -> Labelled {
 /// Generates `days` x `per_day` events with `tollgate fixtures generate`
 /// and labels them with the generator run in-process (same parameters).
 fn workload(dir: &Path, days: u32, per_day: u32, seed: u64) -> Workload {
+    let start = first_day(days);
     let out = tollgate(
         dir,
         &[
             "fixtures",
             "generate",
+            "--start",
+            &start.to_string(),
             "--days",
             &days.to_string(),
             "--events-per-day",
@@ -94,7 +105,7 @@ fn workload(dir: &Path, days: u32, per_day: u32, seed: u64) -> Workload {
         .filter(|l| !l.is_empty())
         .map(<[u8]>::to_vec)
         .collect();
-    let expected = labelled(days, per_day, seed);
+    let expected = labelled(start, days, per_day, seed);
     assert_eq!(lines.len(), expected.records.len());
     for (i, (line, record)) in lines.iter().zip(&expected.records).enumerate() {
         assert_eq!(line, record, "line {i} differs from the generator's record");
