@@ -429,15 +429,29 @@ fn the_whole_system_as_separate_processes_survives_a_sigkill_and_answers_through
         }
     }
 
-    // The quota team is blocked at the end of the data; the others are not.
+    // The quota team is blocked at the end of its scenario month (the
+    // generator's: the last month with 20 generated days, else the one
+    // before) or of the data, whichever comes first; the others are not.
+    // Asked at the last second of that month, so that the answer does not
+    // depend on the day the test runs.
     let q = &report["quota"];
     let (q_tenant, q_team) = (q["tenant"].as_str().unwrap(), q["team"].as_str().unwrap());
-    let last_day = first_day + chrono::Duration::days(i64::from(DAYS));
-    let at = last_day
+    let month_start = chrono::NaiveDate::parse_from_str(
+        &format!("{}-01", q["month"].as_str().unwrap()),
+        "%Y-%m-%d",
+    )
+    .unwrap();
+    let month_end = month_start
+        .checked_add_months(chrono::Months::new(1))
+        .unwrap();
+    let data_end = first_day + chrono::Duration::days(i64::from(DAYS));
+    let at = (month_end
+        .min(data_end)
         .and_hms_opt(0, 0, 0)
         .unwrap()
         .and_utc()
-        .to_rfc3339();
+        - chrono::Duration::seconds(1))
+    .to_rfc3339();
     let v = api(
         &serve_addr,
         "GET",
@@ -512,7 +526,7 @@ fn the_whole_system_as_separate_processes_survives_a_sigkill_and_answers_through
 
     // No fixture PII in anything stored (the redactor ran in `run`).
     let strings = parquet_strings(&root.join("tables"));
-    let mut params = tollgate_fixtures::Params::ending_before(last_day);
+    let mut params = tollgate_fixtures::Params::ending_before(data_end);
     (
         params.days,
         params.events_per_day,
