@@ -684,6 +684,37 @@ mod tests {
     }
 
     #[test]
+    fn unknown_keys_are_counted_in_sorted_order_once_each() {
+        // Sorted keys of data: environment, gpu_count, gpu_model,
+        // interval_end, interval_start, node, pricing_tier, region, team,
+        // tenant, user, workload_id, workload_kind; `aaa` comes first and
+        // `zzz` last. A repeated key counts once (with its last value).
+        let mut text = serde_json::to_string(&gpu_v1()).unwrap();
+        text = text.replacen(
+            "\"data\":{",
+            "\"data\":{\"zzz\":null,\"aaa\":null,\"zzz\":1,\"aaa\":null,",
+            1,
+        );
+        let r = decode(text.as_bytes(), &DecodeLimits::default(), now()).unwrap_err();
+        assert_eq!(r.code, ReasonCode::UnknownField);
+        assert_eq!(r.field, "data.<key #15>", "{r}");
+        // Tens of thousands of keys are refused at once (no pass per key
+        // over the others), naming the first that is not null.
+        let many: String = (0..40_000).map(|i| format!("\"k{i:05}\":null,")).collect();
+        let text = serde_json::to_string(&gpu_v1()).unwrap().replacen(
+            "\"data\":{",
+            &format!("\"data\":{{{many}\"k99999\":1,"),
+            1,
+        );
+        let limits = DecodeLimits {
+            max_event_bytes: 1 << 20,
+            ..DecodeLimits::default()
+        };
+        let r = decode(text.as_bytes(), &limits, now()).unwrap_err();
+        assert_eq!(r.field, "data.<key #40006>", "{r}");
+    }
+
+    #[test]
     fn a_huge_v0_interval_is_refused_not_a_panic() {
         let limits = DecodeLimits {
             max_interval: Duration::from_secs(u64::MAX / 4),

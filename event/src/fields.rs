@@ -356,26 +356,28 @@ impl<'a> ObjectReader<'a> {
     /// The keys that were never read, with their 1-based position in the
     /// object's sorted keys (for naming a key without quoting it), in that
     /// order. A key sent twice counts once, with its last value, as in a
-    /// `serde_json::Map`.
+    /// `serde_json::Map`. One sort: an object of many keys (a hostile event
+    /// may hold tens of thousands) costs n log n, as a map would.
     pub(crate) fn unread(&self) -> Vec<(usize, &'a str, &'a Json<'a>)> {
         let obj: &'a Members<'a> = self.obj;
         let members = obj.entries();
-        // The last of each key's members.
-        let last = |i: usize, k: &str| !members[i + 1..].iter().any(|(later, _)| later == k);
-        let mut out: Vec<(usize, &'a str, &'a Json<'a>)> = Vec::new();
-        for (i, (k, v)) in members.iter().enumerate() {
-            let k: &'a str = k.as_ref();
-            if self.used.contains(&k) || !last(i, k) {
+        // By key; a stable sort keeps a repeated key's members in the
+        // text's order, so the last of each run is the one that counts.
+        let mut order: Vec<usize> = (0..members.len()).collect();
+        order.sort_by(|&a, &b| members[a].0.cmp(&members[b].0));
+        let mut out = Vec::new();
+        let mut position = 0;
+        for (n, &i) in order.iter().enumerate() {
+            let (k, v) = &members[i];
+            if order.get(n + 1).is_some_and(|&next| members[next].0 == *k) {
                 continue;
             }
-            let before = members
-                .iter()
-                .enumerate()
-                .filter(|(j, (other, _))| other.as_ref() < k && last(*j, other))
-                .count();
-            out.push((before + 1, k, v));
+            position += 1;
+            let k: &'a str = k.as_ref();
+            if !self.used.contains(&k) {
+                out.push((position, k, v));
+            }
         }
-        out.sort_unstable_by_key(|(position, _, _)| *position);
         out
     }
 }

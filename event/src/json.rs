@@ -39,12 +39,12 @@ impl<'a> Members<'a> {
         self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
-    /// The members as sent, in the text's order, with their index.
+    /// The members as sent, in the text's order.
     pub(crate) fn entries(&self) -> &[(Cow<'a, str>, Json<'a>)] {
         &self.0
     }
 
-    /// The members as sent, in the text's order.
+    /// The members as sent, in the text's order, keys as `&str`.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Json<'a>)> {
         self.0.iter().map(|(k, v)| (k.as_ref(), v))
     }
