@@ -246,6 +246,12 @@ impl Config {
         if self.ingest.batch_records == 0 || self.ingest.batch_bytes == 0 {
             bail!("ingest.batch_records and ingest.batch_bytes must be at least 1");
         }
+        if self.ingest.decide_threads > 256 {
+            bail!(
+                "ingest.decide_threads is {}: at most 256 (0 means one per core)",
+                self.ingest.decide_threads
+            );
+        }
         Ok(())
     }
 

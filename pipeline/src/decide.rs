@@ -3,15 +3,15 @@
 //! redacted text of its payload; and the batch they are collected in, which
 //! drops resent events.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tollgate_event::{claimed_tenant, DecodeLimits, Event, RejectReason, UNATTRIBUTED_TENANT};
 use tollgate_redactor::{Counts, Redactor};
 use tollgate_storage::{
-    event_key, CommitRecord, DeadLetter, DedupeIndex, EventKey, KafkaCoords, PartitionBatch,
-    StoredEvent,
+    event_key, CommitRecord, DeadLetter, DedupeIndex, EventKey, KafkaCoords, KeyHasher, KeySet,
+    PartitionBatch, StoredEvent,
 };
 
 type Result<T> = std::result::Result<T, tollgate_redactor::Error>;
@@ -108,7 +108,7 @@ fn redact(
 pub struct Filling {
     /// The batch.
     pub batch: PartitionBatch,
-    keys: HashMap<EventKey, DateTime<Utc>>,
+    keys: HashMap<EventKey, DateTime<Utc>, KeyHasher>,
 }
 
 impl Filling {
@@ -125,7 +125,7 @@ impl Filling {
                 duplicates: 0,
                 log_start: None,
             },
-            keys: HashMap::new(),
+            keys: HashMap::default(),
         }
     }
 
@@ -154,7 +154,7 @@ impl Filling {
         offset: i64,
         decided: Decided,
         index: &DedupeIndex,
-        in_flight: &mut HashSet<EventKey>,
+        in_flight: &mut KeySet,
     ) -> bool {
         self.batch.last_offset = offset;
         match decided {
@@ -177,7 +177,7 @@ impl Filling {
     }
 
     /// After the batch was discarded (fenced): its keys leave `in_flight`.
-    pub fn discarded(self, in_flight: &mut HashSet<EventKey>) {
+    pub fn discarded(self, in_flight: &mut KeySet) {
         for key in self.keys.keys() {
             in_flight.remove(key);
         }
@@ -185,16 +185,11 @@ impl Filling {
 
     /// After the batch was committed: its keys join `index` and leave
     /// `in_flight`.
-    pub fn committed(
-        self,
-        index: &mut DedupeIndex,
-        in_flight: &mut HashSet<EventKey>,
-        record: &CommitRecord,
-    ) {
-        for (key, time) in self.keys {
-            in_flight.remove(&key);
-            index.insert(key, time);
+    pub fn committed(self, index: &mut DedupeIndex, in_flight: &mut KeySet, record: &CommitRecord) {
+        for key in self.keys.keys() {
+            in_flight.remove(key);
         }
+        index.insert_all(self.keys);
         index.committed(record);
     }
 }

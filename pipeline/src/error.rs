@@ -31,6 +31,17 @@ pub enum PipelineError {
     /// Refused records could not be delivered to the dead-letter topic.
     #[error("dead-letter topic: {0}; the batch was not committed and is read again when `tollgate run` restarts")]
     DeadLetters(SourceError),
+    /// The task writing a batch ended without an answer (it panicked or
+    /// was cancelled): whether the batch was committed is unknown.
+    #[error("the task writing {topic}/{partition}'s batch failed: {message}; restart `tollgate run`: recovery publishes or discards what it left, and the batch is read again from its chain")]
+    Writer {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// What the task's runtime said.
+        message: String,
+    },
     /// The log the records come from failed.
     #[error("source: {0}")]
     Source(#[from] SourceError),

@@ -2,7 +2,10 @@
 //! point, seeks), decided (decode, validate, redact), batched per partition
 //! with resent events dropped, and committed (raw refused records to the
 //! dead-letter sink, then Parquet files and a commit record, then the
-//! group offset). Each partition resumes at the offset after its last
+//! group offset). One batch at a time is encoded and written in a
+//! background task while the next records are decided; it is settled
+//! (dedupe keys, group offset, counts) before the next batch is written.
+//! Each partition resumes at the offset after its last
 //! commit record, whatever the group offset says, so a record is stored at
 //! most once across crashes, restarts and rebalances, and never skipped.
 
@@ -11,12 +14,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tollgate_event::DecodeLimits;
 use tollgate_redactor::{Counts, Redactor};
 use tollgate_storage::{
-    CommitRecord, CommitStep, DeadLetter, DedupeIndex, EventKey, KafkaCoords, Storage,
-    StorageError, WriteTimes,
+    CommitRecord, CommitStep, DeadLetter, DedupeIndex, KafkaCoords, KeySet, PartitionBatch,
+    Storage, StorageError, WriteTimes,
 };
 use tracing::{info, warn};
 
@@ -80,6 +83,11 @@ pub struct StageTimes {
     pub decide: DecideTimes,
     /// Encoding, hashing and storing.
     pub write: WriteTimes,
+    /// The reading task waiting for records (the source was slower).
+    pub source_wait: Duration,
+    /// The reading task waiting for the batch before to be written (the
+    /// writer was slower).
+    pub writer_wait: Duration,
 }
 
 impl StageTimes {
@@ -87,12 +95,14 @@ impl StageTimes {
     pub fn describe(&self) -> String {
         let s = |d: Duration| format!("{:.1} s", d.as_secs_f64());
         format!(
-            "decode {}, redact {}, encode {}, hash {}, store {}",
+            "decode {}, redact {}, encode {}, hash {}, store {}; waiting for records {}, for the writer {}",
             s(self.decide.decode),
             s(self.decide.redact),
             s(self.write.encode),
             s(self.write.hash),
-            s(self.write.store)
+            s(self.write.store),
+            s(self.source_wait),
+            s(self.writer_wait)
         )
     }
 }
@@ -121,6 +131,80 @@ struct Part {
     since: Instant,
 }
 
+/// A batch whose files and commit record are being written in the
+/// background while the next records are decided.
+struct Writing {
+    partition: i32,
+    waited: Duration,
+    started: Instant,
+    task: tokio::task::JoinHandle<Written>,
+}
+
+/// What the task writing a batch hands back: the batch (its keys; its rows
+/// are freed), its raw dead letters, and the commit record or why there is
+/// none.
+type Written = (Filling, Vec<RawDeadLetter>, Result<CommitRecord>);
+
+/// Writes a batch: the raw bytes of its refused records to the dead-letter
+/// sink, then its files and commit record.
+async fn write<D: DeadLetterSink>(
+    storage: &Storage,
+    sink: &D,
+    topic: &str,
+    batch: &PartitionBatch,
+    raw_dead: &[RawDeadLetter],
+) -> Result<CommitRecord> {
+    if !raw_dead.is_empty() {
+        let refused: Vec<Refused<'_>> = raw_dead
+            .iter()
+            .zip(&batch.dead_letters)
+            .map(|(raw, letter)| Refused {
+                key: raw.key.as_deref(),
+                payload: &raw.payload,
+                letter,
+            })
+            .collect();
+        sink.publish(topic, &refused)
+            .await
+            .map_err(PipelineError::DeadLetters)?;
+    }
+    Ok(storage.commit(batch).await?)
+}
+
+/// Consecutive records decided, with what their redaction found and the
+/// time each stage took.
+type DecidedRun = (Vec<Decided>, Counts, DecideTimes);
+
+/// Decides consecutive records of `topic`.
+fn decide_run(
+    redactor: &Redactor,
+    limits: &DecodeLimits,
+    topic: &str,
+    records: &[SourceRecord],
+) -> Result<DecidedRun> {
+    let mut times = DecideTimes::default();
+    let mut counts = Counts::default();
+    let mut decided = Vec::with_capacity(records.len());
+    for r in records {
+        let kafka = KafkaCoords {
+            topic: topic.to_string(),
+            partition: r.partition,
+            offset: r.offset,
+            timestamp: Some(r.timestamp.unwrap_or_else(Utc::now)),
+        };
+        decided.push(decide(
+            redactor,
+            limits,
+            &r.payload,
+            r.key.as_deref(),
+            kafka,
+            &mut counts,
+            &mut times,
+        )?);
+    }
+    Ok((decided, counts, times))
+}
+
 /// Called with every decided record (the demo checks the generator's
 /// expectations with it).
 pub type Observer = Box<dyn FnMut(&SourceRecord, &Decided)>;
@@ -128,12 +212,15 @@ pub type Observer = Box<dyn FnMut(&SourceRecord, &Decided)>;
 /// The write path over one source, one dead-letter sink and one storage.
 pub struct Pipeline<S, D> {
     source: S,
-    sink: D,
-    storage: Storage,
+    sink: Arc<D>,
+    storage: Arc<Storage>,
     dedupe: DedupeIndex,
-    /// Keys of the events in every open batch (a resend on another
-    /// partition is a duplicate before the first copy is committed).
-    in_flight: HashSet<EventKey>,
+    /// Keys of the events in every open batch and in the batch being
+    /// written (a resend on another partition is a duplicate before the
+    /// first copy is committed).
+    in_flight: KeySet,
+    /// The batch being written, if any.
+    writing: Option<Writing>,
     redactor: Redactor,
     limits: DecodeLimits,
     ingest: IngestConfig,
@@ -179,10 +266,11 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
             limits: options.limits.unwrap_or_else(|| options.ingest.limits()),
             ingest: options.ingest,
             source,
-            sink,
-            storage,
+            sink: Arc::new(sink),
+            storage: Arc::new(storage),
             dedupe,
-            in_flight: HashSet::new(),
+            in_flight: KeySet::default(),
+            writing: None,
             redactor,
             metrics,
             parts: HashMap::new(),
@@ -226,8 +314,23 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
     /// Reads and commits until `stop` completes, a finite source ends, or
     /// (with `exit_when_idle`) nothing arrived for that long and every
     /// partition is stored up to its high watermark; then commits the open
-    /// batches.
+    /// batches. However it ends, no write outlives it.
     pub async fn run(
+        &mut self,
+        stop: impl Future<Output = ()>,
+        exit_when_idle: Option<Duration>,
+    ) -> Result<()> {
+        let result = self.read_and_commit(stop, exit_when_idle).await;
+        if result.is_err() {
+            if let Err(e) = self.finish_writing().await {
+                warn!(error = %e, "the batch being written when the pipeline stopped was not committed");
+            }
+        }
+        result
+    }
+
+    /// [`run`](Self::run) until its end or first error.
+    async fn read_and_commit(
         &mut self,
         stop: impl Future<Output = ()>,
         exit_when_idle: Option<Duration>,
@@ -242,9 +345,11 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
         let mut last_record = Instant::now();
         let mut last_unseen = Instant::now();
         loop {
+            let waiting = Instant::now();
             tokio::select! {
                 _ = &mut stop => break,
                 _ = ticker.tick() => {
+                    self.stages.source_wait += waiting.elapsed();
                     self.commit_due(false).await?;
                     self.report_lag();
                     if last_unseen.elapsed() >= UNSEEN_EVERY {
@@ -261,6 +366,7 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
                 }
                 chunk = self.source.next_chunk(CHUNK) => match chunk {
                     Ok(Some(records)) => {
+                        self.stages.source_wait += waiting.elapsed();
                         last_record = Instant::now();
                         self.handle_chunk(records).await?;
                     }
@@ -290,35 +396,23 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
                 admitted.push(r);
             }
         }
+        let decided = self.decide_all(&admitted)?;
         let mut times = DecideTimes::default();
-        let mut decided = Vec::with_capacity(admitted.len());
-        let topic = self.source.topic().to_string();
-        for r in &admitted {
-            let received_at: DateTime<Utc> = r.timestamp.unwrap_or_else(Utc::now);
-            let kafka = KafkaCoords {
-                topic: topic.clone(),
-                partition: r.partition,
-                offset: r.offset,
-                timestamp: Some(received_at),
-            };
-            let mut counts = Counts::default();
-            let d = decide(
-                &self.redactor,
-                &self.limits,
-                &r.payload,
-                r.key.as_deref(),
-                kafka,
-                &mut counts,
-                &mut times,
-            )?;
+        let mut decisions = Vec::with_capacity(admitted.len());
+        for (part, counts, t) in decided {
             if !counts.0.is_empty() {
                 self.totals.redacted.merge(&counts);
             }
-            if let Some(observe) = self.observer.as_mut() {
-                observe(r, &d);
-            }
-            decided.push(d);
+            times.decode += t.decode;
+            times.redact += t.redact;
+            decisions.extend(part);
         }
+        if let Some(observe) = self.observer.as_mut() {
+            for (r, d) in admitted.iter().zip(&decisions) {
+                observe(r, d);
+            }
+        }
+        let decided = decisions;
         self.stages.decide.decode += times.decode;
         self.stages.decide.redact += times.redact;
         self.metrics
@@ -331,6 +425,41 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
             self.apply(r, d).await?;
         }
         Ok(())
+    }
+
+    /// Decodes and redacts records, split over `ingest.decide_threads`
+    /// threads (each takes a run of consecutive records; the results keep
+    /// the records' order). A chunk too small to be worth a thread is
+    /// decided here.
+    fn decide_all(&self, records: &[SourceRecord]) -> Result<Vec<DecidedRun>> {
+        /// Fewest records worth a thread of their own.
+        const MIN_PER_THREAD: usize = 256;
+        let threads = self
+            .ingest
+            .decide_threads()
+            .min(records.len() / MIN_PER_THREAD)
+            .max(1);
+        let topic = self.source.topic();
+        let (redactor, limits) = (&self.redactor, &self.limits);
+        if threads == 1 {
+            return Ok(vec![decide_run(redactor, limits, topic, records)?]);
+        }
+        let per = records.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let mut runs = records.chunks(per);
+            let mine = runs.next().unwrap_or_default();
+            let others: Vec<_> = runs
+                .map(|run| scope.spawn(move || decide_run(redactor, limits, topic, run)))
+                .collect();
+            let mut out = vec![decide_run(redactor, limits, topic, mine)?];
+            for h in others {
+                match h.join() {
+                    Ok(run) => out.push(run?),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            Ok(out)
+        })
     }
 
     /// Whether a record is the next one to store for its partition. Sets
@@ -484,8 +613,12 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
     }
 
     /// Commits the batches whose first record has waited long enough (all
-    /// of them with `all`).
+    /// of them with `all`, and waits until they are written). A batch whose
+    /// write has finished is settled first.
     pub async fn commit_due(&mut self, all: bool) -> Result<()> {
+        if self.writing.as_ref().is_some_and(|w| w.task.is_finished()) {
+            self.finish_writing().await?;
+        }
         let latency = self.ingest.batch_latency;
         let mut due: Vec<i32> = self
             .parts
@@ -496,6 +629,9 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
         due.sort_unstable();
         for p in due {
             self.commit(p).await?;
+        }
+        if all {
+            self.finish_writing().await?;
         }
         Ok(())
     }
@@ -582,10 +718,15 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
         }
     }
 
-    /// Commits partition `p`'s batch: raw refused records to the
-    /// dead-letter sink (at least once, for replay after a fix), then the
-    /// batch's files and commit record, then the group offset.
+    /// Commits partition `p`'s batch in a background task: raw refused
+    /// records to the dead-letter sink (at least once, for replay after a
+    /// fix), then the batch's files and commit record (settled by
+    /// [`finish_writing`](Self::finish_writing)), then the group offset.
+    /// The batch written before this one is settled first: one is written
+    /// at a time, so a partition's chain is written in order and a failed
+    /// write drops the batches after it before they are written.
     async fn commit(&mut self, p: i32) -> Result<()> {
+        self.finish_writing().await?;
         let Some(part) = self.parts.get_mut(&p) else {
             return Ok(());
         };
@@ -596,26 +737,48 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
         let raw_dead = std::mem::take(&mut part.raw_dead);
         part.bytes = 0;
         let waited = part.since.elapsed();
-        let batch = &filling.batch;
         let topic = self.source.topic().to_string();
-        if !raw_dead.is_empty() {
-            let refused: Vec<Refused<'_>> = raw_dead
-                .iter()
-                .zip(&batch.dead_letters)
-                .map(|(raw, letter)| Refused {
-                    key: raw.key.as_deref(),
-                    payload: &raw.payload,
-                    letter,
-                })
-                .collect();
-            if let Err(e) = self.sink.publish(&topic, &refused).await {
-                drop(refused);
-                self.abandon(p, filling).await;
-                return Err(PipelineError::DeadLetters(e));
+        let (storage, sink) = (self.storage.clone(), self.sink.clone());
+        let task = tokio::spawn(async move {
+            let committed = write(&storage, &*sink, &topic, &filling.batch, &raw_dead).await;
+            // Written, or to be read again: the rows are freed here, off
+            // the task that reads the source (the keys are kept).
+            filling.batch.events = Vec::new();
+            (filling, raw_dead, committed)
+        });
+        self.writing = Some(Writing {
+            partition: p,
+            waited,
+            started: Instant::now(),
+            task,
+        });
+        Ok(())
+    }
+
+    /// Waits for the batch being written, if any, and settles it: its keys
+    /// join the dedupe index and the group offset follows; or, when it was
+    /// not committed, it and the batch filling after it are dropped and
+    /// the partition is read again from its chain's end.
+    async fn finish_writing(&mut self) -> Result<()> {
+        let Some(w) = self.writing.take() else {
+            return Ok(());
+        };
+        let p = w.partition;
+        let waiting = Instant::now();
+        let joined = w.task.await;
+        self.stages.writer_wait += waiting.elapsed();
+        let (filling, raw_dead, committed) = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                // The batch's keys went with the task: this instance can no
+                // longer tell its resends, so it stops.
+                return Err(PipelineError::Writer {
+                    topic: self.source.topic().to_string(),
+                    partition: p,
+                    message: e.to_string(),
+                });
             }
-        }
-        let started = Instant::now();
-        let committed = self.storage.commit(batch).await;
+        };
         let times = self.storage.take_write_times();
         self.stages.write.add(&times);
         for (stage, d) in [
@@ -631,8 +794,8 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
                     p,
                     &record,
                     (&raw_dead, &filling.batch.dead_letters),
-                    started,
-                    waited,
+                    w.started,
+                    w.waited,
                 );
                 filling.committed(&mut self.dedupe, &mut self.in_flight, &record);
                 self.dedupe.evict(Utc::now());
@@ -645,7 +808,11 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
                 self.storage.crash_point(CommitStep::AfterGroupOffset)?;
                 Ok(())
             }
-            Err(e @ (StorageError::Fenced { .. } | StorageError::OffsetGap { .. })) => {
+            Err(
+                e @ PipelineError::Storage(
+                    StorageError::Fenced { .. } | StorageError::OffsetGap { .. },
+                ),
+            ) => {
                 // Another writer owns this partition now, or committed past
                 // us: forget it; the next record re-reads the chain.
                 warn!(partition = p, error = %e, "batch discarded");
@@ -654,18 +821,20 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
             }
             Err(e) => {
                 self.abandon(p, filling).await;
-                Err(e.into())
+                Err(e)
             }
         }
     }
 
-    /// Drops a batch that was not committed, and the partition's state: its
-    /// keys leave the in-flight set, and the partition is read again from
-    /// its chain's end (this instance's or another's) when it next serves a
-    /// record.
+    /// Drops a batch that was not committed, the batch filling after it,
+    /// and the partition's state: their keys leave the in-flight set, and
+    /// the partition is read again from its chain's end (this instance's or
+    /// another's) when it next serves a record.
     async fn abandon(&mut self, p: i32, filling: Filling) {
         filling.discarded(&mut self.in_flight);
-        self.parts.remove(&p);
+        if let Some(later) = self.parts.remove(&p).and_then(|part| part.batch) {
+            later.discarded(&mut self.in_flight);
+        }
         self.storage.forget(self.source.topic(), p).await;
     }
 

@@ -116,9 +116,13 @@ pub struct Refused<'a> {
 }
 
 /// Where the raw bytes of refused records go, at least once, before the
-/// batch that refused them is committed.
-#[allow(async_fn_in_trait)]
-pub trait DeadLetterSink {
+/// batch that refused them is committed. Publishing runs in the task that
+/// writes the batch, beside the reading one.
+pub trait DeadLetterSink: Send + Sync + 'static {
     /// Delivers every record of `refused` (read from `topic`), or fails.
-    async fn publish(&self, topic: &str, refused: &[Refused<'_>]) -> Result<(), SourceError>;
+    fn publish(
+        &self,
+        topic: &str,
+        refused: &[Refused<'_>],
+    ) -> impl std::future::Future<Output = Result<(), SourceError>> + Send;
 }

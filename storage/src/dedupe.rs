@@ -12,7 +12,7 @@
 //! start, and catches up on records other writers committed whenever
 //! [`DedupeIndex::refresh`] is called (on every partition assignment).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -22,6 +22,41 @@ use crate::{CommitRecord, Storage, StorageError};
 
 /// The 128-bit key of one event.
 pub type EventKey = u128;
+
+/// The hasher of maps and sets of event keys. The keys are SHA-256 bits
+/// already, so a fast non-cryptographic hash spreads them as well as SipHash
+/// would, at a fraction of its cost.
+pub type KeyHasher = foldhash::fast::RandomState;
+
+/// A set of event keys (the keys of open batches).
+pub type KeySet = HashSet<EventKey, KeyHasher>;
+
+/// A key as the index holds it: four 32-bit words, so that a key and its
+/// day take 20 bytes (a `u128` is 16-byte aligned and pads them to 32).
+type Slot = [u32; 4];
+
+/// The index is split by the key's top bits into this many maps, so that
+/// growing one copies a 64th of the keys: a single map of millions of keys
+/// holds its old and its new table at once while it grows (half as much
+/// memory again, at the moment memory is highest).
+const SHARDS: usize = 64;
+
+/// One shard of the index.
+type Shard = HashMap<Slot, NaiveDate, KeyHasher>;
+
+/// The shard of a key (its top six bits; the keys are uniform).
+fn shard_of(key: EventKey) -> usize {
+    (key >> 122) as usize
+}
+
+fn slot(key: EventKey) -> Slot {
+    [
+        key as u32,
+        (key >> 32) as u32,
+        (key >> 64) as u32,
+        (key >> 96) as u32,
+    ]
+}
 
 /// The key of (tenant, source, id). Fields are length-prefixed, so no two
 /// different triples share an encoding.
@@ -42,7 +77,7 @@ pub fn event_key(tenant: &str, source: &str, id: &str) -> EventKey {
 pub struct DedupeIndex {
     window: chrono::Duration,
     /// Each key with the latest UTC day an event of that key was stored for.
-    keys: HashMap<EventKey, NaiveDate>,
+    keys: Vec<Shard>,
     /// The horizon of the last eviction (nothing older is held).
     evicted_to: Option<NaiveDate>,
     /// The last commit record indexed, per partition of the topic.
@@ -55,7 +90,7 @@ impl DedupeIndex {
     pub fn new(topic: &str, window: Duration) -> Self {
         Self {
             window: chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX),
-            keys: HashMap::new(),
+            keys: (0..SHARDS).map(|_| Shard::default()).collect(),
             evicted_to: None,
             indexed: HashMap::new(),
             topic: topic.to_string(),
@@ -72,15 +107,24 @@ impl DedupeIndex {
     /// Whether an event with this key was stored (with any event time in
     /// the window).
     pub fn contains(&self, key: EventKey) -> bool {
-        self.keys.contains_key(&key)
+        self.keys[shard_of(key)].contains_key(&slot(key))
     }
 
     /// Records a stored event (ignored when its day is outside the window).
     pub fn insert(&mut self, key: EventKey, time: DateTime<Utc>) {
-        let day = time.date_naive();
-        if day >= self.horizon(Utc::now()) {
-            let held = self.keys.entry(key).or_insert(day);
-            *held = (*held).max(day);
+        self.insert_all([(key, time)]);
+    }
+
+    /// Records stored events (each ignored when its day is outside the
+    /// window), reading the clock once.
+    pub fn insert_all(&mut self, events: impl IntoIterator<Item = (EventKey, DateTime<Utc>)>) {
+        let horizon = self.horizon(Utc::now());
+        for (key, time) in events {
+            let day = time.date_naive();
+            if day >= horizon {
+                let held = self.keys[shard_of(key)].entry(slot(key)).or_insert(day);
+                *held = (*held).max(day);
+            }
         }
     }
 
@@ -91,18 +135,20 @@ impl DedupeIndex {
         if self.evicted_to.is_some_and(|h| h >= horizon) {
             return;
         }
-        self.keys.retain(|_, day| *day >= horizon);
+        for shard in &mut self.keys {
+            shard.retain(|_, day| *day >= horizon);
+        }
         self.evicted_to = Some(horizon);
     }
 
     /// Keys held.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.keys.iter().map(HashMap::len).sum()
     }
 
     /// Whether the index holds no key.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.keys.iter().all(HashMap::is_empty)
     }
 
     /// Marks a record this writer committed (its keys were inserted by the
@@ -129,9 +175,7 @@ impl DedupeIndex {
                     // Published, or still in its writer's staging; a file
                     // in neither is lost, and an index without its keys
                     // would store its resends again: that is an error.
-                    for (key, time) in storage.committed_event_keys(&record, &f.path).await? {
-                        self.insert(key, time);
-                    }
+                    self.insert_all(storage.committed_event_keys(&record, &f.path).await?);
                 }
                 self.committed(&record);
             }
@@ -162,7 +206,7 @@ mod tests {
         let mut idx = DedupeIndex::new("t", Duration::from_secs(2 * 86_400));
         let now = Utc::now();
         let old = now - chrono::Duration::days(5);
-        idx.keys.insert(1, old.date_naive());
+        idx.keys[shard_of(1)].insert(slot(1), old.date_naive());
         idx.insert(2, now);
         idx.insert(3, old); // outside the window: ignored
         assert!(idx.contains(1));
@@ -172,6 +216,22 @@ mod tests {
         assert!(!idx.contains(1));
         assert!(idx.contains(2));
         assert_eq!(idx.len(), 1);
+    }
+
+    #[test]
+    fn keys_of_every_shard_are_held_counted_and_evicted() {
+        let mut idx = DedupeIndex::new("t", Duration::from_secs(2 * 86_400));
+        let now = Utc::now();
+        let keys: Vec<EventKey> = (0..SHARDS as u128).map(|s| (s << 122) | 7).collect();
+        idx.insert_all(keys.iter().map(|k| (*k, now)));
+        idx.insert(u128::MAX, now - chrono::Duration::days(1));
+        assert_eq!(idx.len(), SHARDS + 1);
+        assert!(keys.iter().all(|k| idx.contains(*k)));
+        assert!(!idx.contains(8), "same shard as key 7, another key");
+        idx.evict(now + chrono::Duration::days(2));
+        assert_eq!(idx.len(), SHARDS, "the older day left the window");
+        assert!(!idx.contains(u128::MAX));
+        assert!(!idx.is_empty());
     }
 
     #[test]

@@ -48,7 +48,7 @@ use tokio::sync::Mutex;
 
 pub use commit::{sha256_hex, CommitRecord, CommittedFile, GENESIS};
 pub use crash::{CommitStep, CrashHook, StoreCrashHook, StoreFault, StoreWrite};
-pub use dedupe::{event_key, DedupeIndex, EventKey};
+pub use dedupe::{event_key, DedupeIndex, EventKey, KeyHasher, KeySet};
 pub use tables::{
     dead_letters_batch, dead_letters_schema, events_batch, events_schema, gpu_usage_batch,
     gpu_usage_schema, tool_calls_batch, tool_calls_schema, DeadLetter, KafkaCoords, StoredEvent,
@@ -603,8 +603,8 @@ impl Storage {
             batch.partition, batch.first_offset, batch.last_offset
         );
         let encoding = std::time::Instant::now();
-        // Arrow batches first, then every file encoded in parallel (Parquet
-        // and zstd are the costly part of a commit), then staged in order.
+        // Arrow batches first, then every file encoded (Parquet and zstd
+        // are the costly part of a commit), then staged in order.
         let mut tables: Vec<(&str, NaiveDate, arrow::array::RecordBatch)> = Vec::new();
         for (day, rows) in &by_day {
             tables.push((
@@ -1056,49 +1056,14 @@ fn encode_err(table: &str, e: impl std::fmt::Display) -> StorageError {
     }
 }
 
-/// Encodes batches as Parquet files on as many threads as there are cores
-/// (one thread for a single file); the results keep the input order.
+/// Encodes batches as Parquet files, one after the other: the pipeline
+/// writes a batch in a task beside the one that reads and decides the next,
+/// so encoding files of one batch in parallel would only take the reader's
+/// core (and start a thread per file).
 fn encode_all(
     tables: &[(&str, NaiveDate, arrow::array::RecordBatch)],
 ) -> Result<Vec<Vec<u8>>, StorageError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || tables.len() < 2 {
-        return tables.iter().map(|(t, _, b)| parquet_bytes(t, b)).collect();
-    }
-    // Largest first, handed out round-robin, so the threads finish together.
-    let mut order: Vec<usize> = (0..tables.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(tables[i].2.get_array_memory_size()));
-    let mut out: Vec<Option<Vec<u8>>> = vec![None; tables.len()];
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let mine: Vec<usize> = order.iter().copied().skip(t).step_by(threads).collect();
-                scope.spawn(move || {
-                    mine.into_iter()
-                        .map(|i| parquet_bytes(tables[i].0, &tables[i].2).map(|b| (i, b)))
-                        .collect::<Result<Vec<_>, StorageError>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            let done = h.join().map_err(|_| StorageError::Encode {
-                table: "parquet".into(),
-                message: "an encoding thread panicked".into(),
-            })??;
-            for (i, b) in done {
-                out[i] = Some(b);
-            }
-        }
-        Ok::<(), StorageError>(())
-    })?;
-    out.into_iter()
-        .map(|b| {
-            b.ok_or_else(|| StorageError::Encode {
-                table: "parquet".into(),
-                message: "a file was not encoded".into(),
-            })
-        })
-        .collect()
+    tables.iter().map(|(t, _, b)| parquet_bytes(t, b)).collect()
 }
 
 /// Encodes a batch as a Parquet file (zstd).
