@@ -814,9 +814,17 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
                 ),
             ) => {
                 // Another writer owns this partition now, or committed past
-                // us: forget it; the next record re-reads the chain.
+                // us: forget it; the next record re-reads the chain. The
+                // other writer's keys join the index now: a copy on another
+                // partition decided before this one is read again must not
+                // be taken for a first.
                 warn!(partition = p, error = %e, "batch discarded");
                 self.abandon(p, filling).await;
+                let added = self.dedupe.refresh(&self.storage).await?;
+                info!(
+                    keys = added,
+                    "dedupe index caught up on the other writer's commits"
+                );
                 Ok(())
             }
             Err(e) => {

@@ -552,3 +552,93 @@ async fn a_chain_begins_at_the_log_start_and_a_retention_gap_stops_the_writer() 
     assert!(report.ok(), "{:?}", report.problems);
     let _ = expected;
 }
+
+/// The writers of a partition's commit records, in chain order.
+async fn chain_writers(dir: &Path, partition: i32) -> Vec<String> {
+    let storage = Storage::open(&StorageConfig::local(dir), "check").unwrap();
+    storage
+        .records_after(TOPIC, partition, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.writer)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_writer_fenced_while_its_next_batch_fills_stores_that_batch_again() {
+    // Writer A's first write finds writer B's commit in its place: B,
+    // started when A stages its first file, commits its first batch and
+    // stops. A's commit is fenced while A's next batch of the partition is
+    // already full; both are dropped, and the partition is read again from
+    // B's chain end. A resend check that kept the dropped batch's keys
+    // would now take its events for duplicates and lose them.
+    let w = work();
+    let (expected, _) = reference(&w).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemoryDeadLetters::keeping();
+    for p in 0..2 {
+        w.log.set_group_offset(p, None);
+    }
+    let fired = Arc::new(AtomicBool::new(false));
+    let hook: StoreCrashHook = {
+        let (log, dir, sink, fired) = (
+            w.log.clone(),
+            dir.path().to_path_buf(),
+            sink.clone(),
+            fired.clone(),
+        );
+        Arc::new(move |_| {
+            if !fired.swap(true, Ordering::SeqCst) {
+                let (log, dir, sink) = (log.clone(), dir.clone(), sink.clone());
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    let b = rt.block_on(life(
+                        &log,
+                        &dir,
+                        "b",
+                        &sink,
+                        Some(Crash::Step(crash_at(CommitStep::AfterGroupOffset, 1))),
+                    ));
+                    assert!(
+                        matches!(b, Err(PipelineError::Storage(StorageError::Crashed(_)))),
+                        "B stops after its first commit: {b:?}"
+                    );
+                })
+                .join()
+                .unwrap();
+            }
+            StoreFault::Pass
+        })
+    };
+    life(&w.log, dir.path(), "a", &sink, Some(Crash::Write(hook)))
+        .await
+        .unwrap();
+    assert!(fired.load(Ordering::SeqCst));
+    let chains = [
+        chain_writers(dir.path(), 0).await,
+        chain_writers(dir.path(), 1).await,
+    ];
+    let fenced = chains
+        .iter()
+        .find(|c| c.first().map(String::as_str) == Some("b"))
+        .unwrap_or_else(|| panic!("B committed first on one partition: {chains:?}"));
+    assert_eq!(
+        fenced.len(),
+        1 + fenced.iter().filter(|w| *w == "a").count()
+    );
+    assert!(fenced.len() > 2, "A stored the rest after B: {fenced:?}");
+    assert_eq!(outcome(dir.path()).await, expected);
+    let delivered: BTreeSet<(i32, i64)> = sink
+        .delivered()
+        .iter()
+        .map(|r| (r.partition, r.offset))
+        .collect();
+    assert!(
+        w.bad.is_subset(&delivered),
+        "a refused record was never delivered"
+    );
+}
