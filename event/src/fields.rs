@@ -361,6 +361,11 @@ impl<'a> ObjectReader<'a> {
     pub(crate) fn unread(&self) -> Vec<(usize, &'a str, &'a Json<'a>)> {
         let obj: &'a Members<'a> = self.obj;
         let members = obj.entries();
+        // The common case, every key read, needs no sort (the keys read are
+        // a few dozen at most, however many the object has).
+        if members.iter().all(|(k, _)| self.used.contains(&k.as_ref())) {
+            return Vec::new();
+        }
         // By key; a stable sort keeps a repeated key's members in the
         // text's order, so the last of each run is the one that counts.
         let mut order: Vec<usize> = (0..members.len()).collect();
