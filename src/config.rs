@@ -243,8 +243,11 @@ impl Config {
                 self.kafka.partitions
             );
         }
-        if self.ingest.batch_records == 0 || self.ingest.batch_bytes == 0 {
-            bail!("ingest.batch_records and ingest.batch_bytes must be at least 1");
+        if self.ingest.batch_records == 0
+            || self.ingest.batch_bytes == 0
+            || self.ingest.max_open_bytes == 0
+        {
+            bail!("ingest.batch_records, ingest.batch_bytes and ingest.max_open_bytes must be at least 1");
         }
         if self.ingest.decide_threads > 256 {
             bail!(

@@ -29,6 +29,11 @@ pub struct IngestConfig {
     /// ...or its first record waited this long.
     #[serde(with = "humantime_serde")]
     pub batch_latency: Duration,
+    /// The open batches of all partitions together hold at most this many
+    /// bytes of payload: past it, the largest is committed early. Bounds
+    /// the memory of batches however many partitions an instance holds
+    /// (their decoded rows take a few times their payload).
+    pub max_open_bytes: usize,
     /// Threads that decode and redact a chunk of records side by side; 0
     /// means one per core. On 2 cores one is fastest (the batch writer and
     /// the Kafka client take the other); more help where cores are idle.
@@ -54,6 +59,7 @@ impl Default for IngestConfig {
             max_interval: l.max_interval,
             batch_records: 10_000,
             batch_bytes: 32 * 1024 * 1024,
+            max_open_bytes: 64 * 1024 * 1024,
             batch_latency: Duration::from_secs(2),
             decide_threads: 1,
             dedupe_window: l.max_past,

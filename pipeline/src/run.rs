@@ -221,6 +221,8 @@ pub struct Pipeline<S, D> {
     in_flight: KeySet,
     /// The batch being written, if any.
     writing: Option<Writing>,
+    /// Whether a batch was discarded since this was last cleared.
+    dropped: bool,
     redactor: Redactor,
     limits: DecodeLimits,
     ingest: IngestConfig,
@@ -271,6 +273,7 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
             dedupe,
             in_flight: KeySet::default(),
             writing: None,
+            dropped: false,
             redactor,
             metrics,
             parts: HashMap::new(),
@@ -314,7 +317,11 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
     /// Reads and commits until `stop` completes, a finite source ends, or
     /// (with `exit_when_idle`) nothing arrived for that long and every
     /// partition is stored up to its high watermark; then commits the open
-    /// batches. However it ends, no write outlives it.
+    /// batches (and reads on if one of them was discarded, fenced by
+    /// another writer, unless `stop` completed). When it returns, with
+    /// `Ok` or an error, no write is in flight; a caller that drops its
+    /// future instead leaves the write in flight to finish or be cut off
+    /// (recovery settles it at the next start).
     pub async fn run(
         &mut self,
         stop: impl Future<Output = ()>,
@@ -345,44 +352,55 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
         let mut last_record = Instant::now();
         let mut last_unseen = Instant::now();
         loop {
-            let waiting = Instant::now();
-            tokio::select! {
-                _ = &mut stop => break,
-                _ = ticker.tick() => {
-                    self.stages.source_wait += waiting.elapsed();
-                    self.commit_due(false).await?;
-                    self.report_lag();
-                    if last_unseen.elapsed() >= UNSEEN_EVERY {
-                        last_unseen = Instant::now();
-                        let highs: Vec<(i32, i64)> = self.source.known_high_watermarks().into_iter().collect();
-                        // A background check: its failures wait for the next one.
-                        if let Err(e) = self.seek_unseen(&highs).await {
-                            warn!(error = %e, "checking partitions that served nothing failed; retrying in a few seconds");
-                        }
-                    }
-                    if exit_when_idle.is_some_and(|d| last_record.elapsed() >= d) && self.drained().await? {
-                        break;
-                    }
-                }
-                chunk = self.source.next_chunk(CHUNK) => match chunk {
-                    Ok(Some(records)) => {
+            let stopped = loop {
+                let waiting = Instant::now();
+                tokio::select! {
+                    _ = &mut stop => break true,
+                    _ = ticker.tick() => {
                         self.stages.source_wait += waiting.elapsed();
-                        last_record = Instant::now();
-                        self.handle_chunk(records).await?;
-                    }
-                    Ok(None) => {
-                        // A finite source ended: unless a partition it never
-                        // served holds records the storage lacks.
-                        let highs = self.source.high_watermarks().await?;
-                        if !self.seek_unseen(&highs).await? {
-                            break;
+                        self.commit_due(false).await?;
+                        self.report_lag();
+                        if last_unseen.elapsed() >= UNSEEN_EVERY {
+                            last_unseen = Instant::now();
+                            let highs: Vec<(i32, i64)> = self.source.known_high_watermarks().into_iter().collect();
+                            // A background check: its failures wait for the next one.
+                            if let Err(e) = self.seek_unseen(&highs).await {
+                                warn!(error = %e, "checking partitions that served nothing failed; retrying in a few seconds");
+                            }
+                        }
+                        if exit_when_idle.is_some_and(|d| last_record.elapsed() >= d) && self.drained().await? {
+                            break false;
                         }
                     }
-                    Err(e) => warn!(error = %e, "reading the source"),
-                },
+                    chunk = self.source.next_chunk(CHUNK) => match chunk {
+                        Ok(Some(records)) => {
+                            self.stages.source_wait += waiting.elapsed();
+                            last_record = Instant::now();
+                            self.handle_chunk(records).await?;
+                        }
+                        Ok(None) => {
+                            // A finite source ended: unless a partition it never
+                            // served holds records the storage lacks.
+                            let highs = self.source.high_watermarks().await?;
+                            if !self.seek_unseen(&highs).await? {
+                                break false;
+                            }
+                        }
+                        Err(e) => warn!(error = %e, "reading the source"),
+                    },
+                }
+            };
+            self.dropped = false;
+            self.commit_due(true).await?;
+            // Drained or at its end, but a batch settled just now was
+            // discarded (another writer committed its partition first): the
+            // partition is read again from its chain, unless told to stop.
+            if stopped || !self.dropped {
+                return Ok(());
             }
+            info!("a batch settled at the end was discarded; reading its partition again from its chain");
+            last_record = Instant::now();
         }
-        self.commit_due(true).await
     }
 
     /// Handles records received together: each is admitted in order
@@ -479,7 +497,6 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
             };
             self.parts.insert(p, part);
         }
-        let topic = self.source.topic().to_string();
         let part = self.parts.get_mut(&p).ok_or_else(|| {
             PipelineError::Source(crate::SourceError::new(
                 "admitting a record",
@@ -495,7 +512,7 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
                 part.seeks += 1;
                 if part.seeks > MAX_SEEKS {
                     return Err(PipelineError::RetentionGap {
-                        topic,
+                        topic: self.source.topic().to_string(),
                         partition: p,
                         expected: n,
                         served: offset,
@@ -579,7 +596,8 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
     }
 
     /// Adds a decided record to its partition's batch, and commits the
-    /// batch when it is full.
+    /// batch when it is full, or the largest open batch when all of them
+    /// together are over the memory bound.
     async fn apply(&mut self, r: SourceRecord, decided: Decided) -> Result<()> {
         let (p, offset) = (r.partition, r.offset);
         // A fenced commit earlier in the chunk dropped the partition: the
@@ -608,8 +626,25 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
             filling.records() >= self.ingest.batch_records || part.bytes >= self.ingest.batch_bytes;
         if full {
             self.commit(p).await?;
+        } else if let Some(largest) = self.over_memory_bound() {
+            self.commit(largest).await?;
         }
         Ok(())
+    }
+
+    /// The partition whose open batch is largest, when the open batches of
+    /// all partitions together hold `ingest.max_open_bytes` of payload or
+    /// more (their decoded rows take a few times that).
+    fn over_memory_bound(&self) -> Option<i32> {
+        let open: usize = self.parts.values().map(|part| part.bytes).sum();
+        if open < self.ingest.max_open_bytes {
+            return None;
+        }
+        self.parts
+            .iter()
+            .filter(|(_, part)| part.batch.is_some())
+            .max_by_key(|(p, part)| (part.bytes, std::cmp::Reverse(**p)))
+            .map(|(p, _)| *p)
     }
 
     /// Commits the batches whose first record has waited long enough (all
@@ -770,8 +805,17 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
         let (filling, raw_dead, committed) = match joined {
             Ok(done) => done,
             Err(e) => {
-                // The batch's keys went with the task: this instance can no
-                // longer tell its resends, so it stops.
+                // The batch's keys went with the task: every open batch and
+                // every partition's state is dropped with them, so that a
+                // caller that runs the pipeline again reads every partition
+                // from its chain with an in-flight set that holds nothing
+                // stale.
+                self.dropped = true;
+                self.in_flight.clear();
+                let topic = self.source.topic().to_string();
+                for (q, _) in std::mem::take(&mut self.parts) {
+                    self.storage.forget(&topic, q).await;
+                }
                 return Err(PipelineError::Writer {
                     topic: self.source.topic().to_string(),
                     partition: p,
@@ -839,6 +883,7 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
     /// the partition is read again from its chain's end (this instance's or
     /// another's) when it next serves a record.
     async fn abandon(&mut self, p: i32, filling: Filling) {
+        self.dropped = true;
         filling.discarded(&mut self.in_flight);
         if let Some(later) = self.parts.remove(&p).and_then(|part| part.batch) {
             later.discarded(&mut self.in_flight);

@@ -33,6 +33,9 @@ struct Work {
     bad: BTreeSet<(i32, i64)>,
     resent: usize,
     records: usize,
+    /// Payload bytes of every record, and of the largest.
+    bytes: usize,
+    largest: usize,
 }
 
 fn work() -> Work {
@@ -53,10 +56,13 @@ fn work() -> Work {
     let mut bad = BTreeSet::new();
     let mut resend = Vec::new();
     let mut i = 0i32;
+    let (mut bytes, mut largest) = (0usize, 0usize);
     generator
         .run(|r| -> Result<(), tollgate_fixtures::Error> {
             let p = i % 2;
             i += 1;
+            bytes += r.bytes.len();
+            largest = largest.max(r.bytes.len());
             let offset = log.append(
                 p,
                 Some(r.key.as_bytes()),
@@ -74,6 +80,7 @@ fn work() -> Work {
         })
         .unwrap();
     for (p, r) in &resend {
+        bytes += r.bytes.len();
         log.append(
             1 - p,
             Some(r.key.as_bytes()),
@@ -87,6 +94,8 @@ fn work() -> Work {
         bad,
         resent: resend.len(),
         records: i as usize + resend.len(),
+        bytes,
+        largest,
     }
 }
 
@@ -159,6 +168,18 @@ async fn life_batched(
     crash: Option<Crash>,
     batch: usize,
 ) -> Result<Totals, PipelineError> {
+    life_with(log, dir, writer, sink, crash, options(batch)).await
+}
+
+/// [`life`] with these options.
+async fn life_with(
+    log: &MemoryLog,
+    dir: &Path,
+    writer: &str,
+    sink: &MemoryDeadLetters,
+    crash: Option<Crash>,
+    options: Options,
+) -> Result<Totals, PipelineError> {
     let config = StorageConfig::local(dir);
     let mut storage = Storage::open(&config, writer).unwrap();
     let dead = Arc::new(AtomicBool::new(false));
@@ -195,7 +216,7 @@ async fn life_batched(
         sink,
         storage,
         redactor,
-        options(batch),
+        options,
         Arc::new(Metrics::new()),
     )
     .await?;
@@ -573,6 +594,18 @@ async fn a_writer_fenced_while_its_next_batch_fills_stores_that_batch_again() {
     // already full; both are dropped, and the partition is read again from
     // B's chain end. A resend check that kept the dropped batch's keys
     // would now take its events for duplicates and lose them.
+    fenced_case(BATCH).await;
+}
+
+#[tokio::test]
+async fn a_writer_fenced_at_the_end_of_its_source_reads_the_partition_again() {
+    // A's batches hold the whole log, so its writes come after the source
+    // ended; the fenced one's partition must still be read again.
+    fenced_case(10_000).await;
+}
+
+/// Writer A, with `a_batch` records per batch, is fenced by writer B.
+async fn fenced_case(a_batch: usize) {
     let w = work();
     let (expected, _) = reference(&w).await;
     let dir = tempfile::tempdir().unwrap();
@@ -614,9 +647,16 @@ async fn a_writer_fenced_while_its_next_batch_fills_stores_that_batch_again() {
             StoreFault::Pass
         })
     };
-    life(&w.log, dir.path(), "a", &sink, Some(Crash::Write(hook)))
-        .await
-        .unwrap();
+    life_batched(
+        &w.log,
+        dir.path(),
+        "a",
+        &sink,
+        Some(Crash::Write(hook)),
+        a_batch,
+    )
+    .await
+    .unwrap();
     assert!(fired.load(Ordering::SeqCst));
     let chains = [
         chain_writers(dir.path(), 0).await,
@@ -630,7 +670,7 @@ async fn a_writer_fenced_while_its_next_batch_fills_stores_that_batch_again() {
         fenced.len(),
         1 + fenced.iter().filter(|w| *w == "a").count()
     );
-    assert!(fenced.len() > 2, "A stored the rest after B: {fenced:?}");
+    assert!(fenced.len() >= 2, "A stored the rest after B: {fenced:?}");
     assert_eq!(outcome(dir.path()).await, expected);
     let delivered: BTreeSet<(i32, i64)> = sink
         .delivered()
@@ -641,4 +681,34 @@ async fn a_writer_fenced_while_its_next_batch_fills_stores_that_batch_again() {
         w.bad.is_subset(&delivered),
         "a refused record was never delivered"
     );
+}
+
+#[tokio::test]
+async fn open_batches_stay_under_the_memory_bound() {
+    // Batches of 10,000 records would hold the whole log until the end (one
+    // commit per partition); a bound of 8 KB of payload over both
+    // partitions commits the larger open batch whenever it is reached.
+    let w = work();
+    let (expected, reference_totals) = reference(&w).await;
+    let mut opts = options(10_000);
+    opts.ingest.max_open_bytes = 8 * 1024;
+    for p in 0..2 {
+        w.log.set_group_offset(p, None);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemoryDeadLetters::counting();
+    let totals = life_with(&w.log, dir.path(), "w1", &sink, None, opts)
+        .await
+        .unwrap();
+    // A commit comes when the open batches reach the bound, and takes at
+    // most what they hold then: the bound plus one record.
+    let at_least = w.bytes / (8 * 1024 + w.largest);
+    assert!(
+        totals.commits as usize >= at_least,
+        "{} commits for {} bytes (at least {at_least})",
+        totals.commits,
+        w.bytes
+    );
+    assert!(totals.commits > reference_totals.commits, "{totals:?}");
+    assert_eq!(outcome(dir.path()).await, expected);
 }
