@@ -414,23 +414,22 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
                 admitted.push(r);
             }
         }
-        let decided = self.decide_all(&admitted)?;
+        let runs = self.decide_all(&admitted)?;
         let mut times = DecideTimes::default();
-        let mut decisions = Vec::with_capacity(admitted.len());
-        for (part, counts, t) in decided {
+        let mut decided = Vec::with_capacity(admitted.len());
+        for (run, counts, t) in runs {
             if !counts.0.is_empty() {
                 self.totals.redacted.merge(&counts);
             }
             times.decode += t.decode;
             times.redact += t.redact;
-            decisions.extend(part);
+            decided.extend(run);
         }
         if let Some(observe) = self.observer.as_mut() {
-            for (r, d) in admitted.iter().zip(&decisions) {
+            for (r, d) in admitted.iter().zip(&decided) {
                 observe(r, d);
             }
         }
-        let decided = decisions;
         self.stages.decide.decode += times.decode;
         self.stages.decide.redact += times.redact;
         self.metrics
@@ -810,14 +809,13 @@ impl<S: RecordSource, D: DeadLetterSink> Pipeline<S, D> {
                 // caller that runs the pipeline again reads every partition
                 // from its chain with an in-flight set that holds nothing
                 // stale.
-                self.dropped = true;
                 self.in_flight.clear();
                 let topic = self.source.topic().to_string();
                 for (q, _) in std::mem::take(&mut self.parts) {
                     self.storage.forget(&topic, q).await;
                 }
                 return Err(PipelineError::Writer {
-                    topic: self.source.topic().to_string(),
+                    topic,
                     partition: p,
                     message: e.to_string(),
                 });

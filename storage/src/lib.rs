@@ -604,7 +604,10 @@ impl Storage {
         );
         let encoding = std::time::Instant::now();
         // Arrow batches first, then every file encoded (Parquet and zstd
-        // are the costly part of a commit), then staged in order.
+        // are the costly part of a commit) one after the other: the
+        // pipeline writes a batch in a task beside the one that decides the
+        // next, so encoding them in parallel would only take that task's
+        // core. Then staged in order.
         let mut tables: Vec<(&str, NaiveDate, arrow::array::RecordBatch)> = Vec::new();
         for (day, rows) in &by_day {
             tables.push((
@@ -625,7 +628,10 @@ impl Storage {
             let dead = dead_letters_batch(rows).map_err(|e| encode_err("dead_letters", e))?;
             tables.push(("dead_letters", *day, dead));
         }
-        let encoded = encode_all(&tables)?;
+        let encoded = tables
+            .iter()
+            .map(|(table, _, batch)| parquet_bytes(table, batch))
+            .collect::<Result<Vec<_>, _>>()?;
         self.add_time(|t| &mut t.encode, encoding);
         let mut files = Vec::with_capacity(tables.len());
         for ((table, day, batch), bytes) in tables.iter().zip(encoded) {
@@ -1054,16 +1060,6 @@ fn encode_err(table: &str, e: impl std::fmt::Display) -> StorageError {
         table: table.to_string(),
         message: e.to_string(),
     }
-}
-
-/// Encodes batches as Parquet files, one after the other: the pipeline
-/// writes a batch in a task beside the one that reads and decides the next,
-/// so encoding files of one batch in parallel would only take the reader's
-/// core (and start a thread per file).
-fn encode_all(
-    tables: &[(&str, NaiveDate, arrow::array::RecordBatch)],
-) -> Result<Vec<Vec<u8>>, StorageError> {
-    tables.iter().map(|(t, _, b)| parquet_bytes(t, b)).collect()
 }
 
 /// Encodes a batch as a Parquet file (zstd).

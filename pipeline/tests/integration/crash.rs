@@ -389,15 +389,7 @@ async fn a_writer_stopped_at_any_commit_step_loses_and_duplicates_nothing() {
                 got, expected,
                 "{step} #{nth}: rows differ from the uninterrupted run"
             );
-            let delivered: BTreeSet<(i32, i64)> = sink
-                .delivered()
-                .iter()
-                .map(|r| (r.partition, r.offset))
-                .collect();
-            assert!(
-                w.bad.is_subset(&delivered),
-                "{step} #{nth}: a refused record never reached the dead-letter sink"
-            );
+            all_delivered(&w, &sink, &format!("{step} #{nth}"));
         }
     }
     assert_eq!(crashes, CommitStep::ALL.len() * totals.commits as usize);
@@ -485,15 +477,7 @@ async fn a_writer_stopped_at_any_write_to_the_store_loses_and_duplicates_nothing
             got, expected,
             "{nth}: rows differ from the uninterrupted run"
         );
-        let delivered: BTreeSet<(i32, i64)> = sink
-            .delivered()
-            .iter()
-            .map(|r| (r.partition, r.offset))
-            .collect();
-        assert!(
-            w.bad.is_subset(&delivered),
-            "{nth}: a refused record was never delivered"
-        );
+        all_delivered(&w, &sink, &nth);
     }
 }
 
@@ -572,6 +556,20 @@ async fn a_chain_begins_at_the_log_start_and_a_retention_gap_stops_the_writer() 
     let report = storage.verify().await.unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     let _ = expected;
+}
+
+/// Checks that every refused record reached the dead-letter sink at least
+/// once.
+fn all_delivered(w: &Work, sink: &MemoryDeadLetters, what: &str) {
+    let delivered: BTreeSet<(i32, i64)> = sink
+        .delivered()
+        .iter()
+        .map(|r| (r.partition, r.offset))
+        .collect();
+    assert!(
+        w.bad.is_subset(&delivered),
+        "{what}: a refused record never reached the dead-letter sink"
+    );
 }
 
 /// The writers of a partition's commit records, in chain order.
@@ -672,15 +670,7 @@ async fn fenced_case(a_batch: usize) {
     );
     assert!(fenced.len() >= 2, "A stored the rest after B: {fenced:?}");
     assert_eq!(outcome(dir.path()).await, expected);
-    let delivered: BTreeSet<(i32, i64)> = sink
-        .delivered()
-        .iter()
-        .map(|r| (r.partition, r.offset))
-        .collect();
-    assert!(
-        w.bad.is_subset(&delivered),
-        "a refused record was never delivered"
-    );
+    all_delivered(&w, &sink, "fenced");
 }
 
 #[tokio::test]
