@@ -89,10 +89,14 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2.0);
     let dir = tempfile::tempdir().unwrap();
-    let config = RedactionConfig {
+    let mut config = RedactionConfig {
         keys: BTreeMap::from([("bench".to_string(), SecretString::from(KEY.to_string()))]),
         ..RedactionConfig::default()
     };
+    // TOLLGATE_BENCH_DETECTORS=email,phone measures a subset of the kinds.
+    if let Ok(list) = std::env::var("TOLLGATE_BENCH_DETECTORS") {
+        config.detectors = list.split(',').map(str::to_string).collect();
+    }
     let redactor =
         Redactor::new(&config, &tollgate_storage::StorageConfig::local(dir.path())).unwrap();
     let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/peer_redact.py");

@@ -2,8 +2,10 @@
 //! is scanned once (a lazy DFA walks each byte once whatever the number of
 //! patterns), then each candidate is checked by its kind's validator.
 
+use std::sync::LazyLock;
+
 use regex_automata::meta::Regex;
-use regex_automata::{Anchored, Input, PatternID};
+use regex_automata::{Anchored, Input, MatchKind, PatternID, PatternSet};
 
 use crate::kind::Kind;
 use crate::validate;
@@ -51,39 +53,110 @@ pub struct CustomPattern {
 /// Matches tokens the redactor wrote, so redacting twice changes nothing.
 const TOKEN: &str = r"<[a-z][a-z0-9_]{0,31}:[0-9a-f]{16}>";
 
-fn builtin_pattern(kind: Kind) -> &'static str {
-    match kind {
-        Kind::PrivateKey => {
-            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?s:.)*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----"
-        }
-        Kind::Bearer => r"(?i:bearer)[ \t]+[A-Za-z0-9._~+/-]{16,}=*",
-        Kind::Jwt => r"(?-u:\b)eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
-        Kind::AwsKey => r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?-u:\b)",
-        Kind::ApiKey => {
-            r"(?-u:\b)(?:sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{36,}|xox[abpr]-[A-Za-z0-9-]{10,})"
-        }
-        Kind::Email => {
-            r"(?-u:\b)[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?-u:\b)"
-        }
-        Kind::Iban => r"(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}(?-u:\b)",
-        Kind::Card => r"(?-u:\b)[0-9](?:[ -]?[0-9]){12,22}(?-u:\b)",
-        Kind::Ssn => r"(?-u:\b)(?:[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4})(?-u:\b)",
-        Kind::Phone => concat!(
+/// The patterns of a built-in kind: one or more forms, each validated on
+/// its own (the form's index is passed to the validator).
+fn builtin_patterns(kind: Kind) -> Vec<String> {
+    let forms: &[&str] = match kind {
+        Kind::PrivateKey => &[
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?s:.)*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
+        ],
+        Kind::Bearer => &[r"(?i:bearer)[ \t]+[A-Za-z0-9._~+/-]{16,}=*"],
+        Kind::BasicAuth => &[r"(?-u:\b)(?i:basic)[ \t]+[A-Za-z0-9+/]{8,}={0,2}"],
+        Kind::Jwt => &[r"(?-u:\b)eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"],
+        Kind::WebhookUrl => &[concat!(
+            r"https://(?:hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/-]{8,}",
+            r"|(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/[0-9]{5,}/[A-Za-z0-9_-]{20,}",
+            r"|[A-Za-z0-9-]+\.webhook\.office\.com/webhookb2/[A-Za-z0-9@/_.-]{20,})"
+        )],
+        Kind::Password => &[
+            r#"[A-Za-z][A-Za-z0-9+.-]{1,15}://[^\s/?#@:<>"']{1,64}:[^\s/?#@<>"']{1,128}@"#,
+            r#"(?i:password|passwd|pwd|passphrase|pass|secret|client_secret|api_?key|access_token|auth_token|token)=[^\s&;"'<>]{3,}"#,
+            r#"(?i:thin):[A-Za-z0-9_$#]{1,30}/[^\s/@<>"']{1,128}@"#,
+        ],
+        Kind::AwsKey => &[r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?-u:\b)"],
+        Kind::CloudSecret => &[
+            r#"(?i:aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key|aws[ \t]+secret(?:[ \t]+access)?[ \t]+key)["']?[ \t]*[:=]?[ \t]*["']?[A-Za-z0-9/+]{40}(?-u:\b)"#,
+            r"(?:AccountKey|SharedAccessKey|SharedAccessSignature)=[A-Za-z0-9+/%]{40,}={0,2}",
+            r"(?-u:\b)[A-Za-z0-9_~.-]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}",
+            r#""private_key_id"[ \t]*:[ \t]*"[0-9a-f]{40}""#,
+            r"(?-u:\b)GOCSPX-[A-Za-z0-9_-]{28}",
+            r"[?&]sig=[A-Za-z0-9%+/=]{40,}",
+        ],
+        Kind::ApiKey => &[concat!(
+            r"(?-u:\b)(?:sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}",
+            r"|xox[abposer]-[A-Za-z0-9-]{10,}|xapp-[0-9]-[A-Za-z0-9-]{10,}",
+            r"|(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9+/=]{24,}",
+            r"|AIza[A-Za-z0-9_-]{35}|ya29\.[A-Za-z0-9_-]{20,}",
+            r"|hf_[A-Za-z0-9]{30,}|glpat-[A-Za-z0-9_-]{20,}|gl(?:dt|ptt|rt|cbt)-[A-Za-z0-9_-]{20,}",
+            r"|npm_[A-Za-z0-9]{36}|pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}",
+            r"|SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}|shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}",
+            r"|do[por]_v1_[a-f0-9]{64}|dapi[a-f0-9]{32}(?:-[0-9]+)?|gsk_[A-Za-z0-9]{48,}",
+            r"|r8_[A-Za-z0-9]{37}|lin_api_[A-Za-z0-9]{40}|ntn_[A-Za-z0-9]{40,}|secret_[A-Za-z0-9]{43}",
+            r"|hvs\.[A-Za-z0-9_-]{24,}|PMAK-[a-f0-9]{24}-[a-f0-9]{34}|SK[0-9a-f]{32}",
+            r"|key-[0-9a-zA-Z]{32}|ATATT3[A-Za-z0-9_=-]{20,}|dp\.pt\.[A-Za-z0-9]{40,}|xai-[A-Za-z0-9]{40,}",
+            r"|[0-9]{8,10}:AA[A-Za-z0-9_-]{33})"
+        )],
+        Kind::Email => &[
+            r"[\p{L}\p{M}\p{N}._%+-]+@[\p{L}\p{M}\p{N}-]+(?:[.。．｡][\p{L}\p{M}\p{N}-]+)*[.。．｡](?:xn--[A-Za-z0-9-]{2,}|\p{L}[\p{L}\p{M}]+)",
+        ],
+        Kind::Passport => &[concat!(
+            r"(?i:passport|reisepass|passeport|pasaporte|passaporte|passaporto)",
+            r"(?i:[ \t]*(?:numbers?|nummer|num[ée]ro|n[úu]mero|no\.?|nr\.?|n[°º]\.?|#))?",
+            r"(?i:[ \t]+(?:is|was|ist|est|es|é))?[ \t]*[:#]?[ \t]*[A-Za-z0-9]{6,9}(?-u:\b)"
+        )],
+        Kind::Dob => return vec![crate::dob::pattern()],
+        Kind::Iban => &[r"(?-u:\b)(?i:[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30})(?-u:\b)"],
+        Kind::BtcAddress => &[
+            r"(?-u:\b)(?:[13][1-9A-HJ-NP-Za-km-z]{25,34}|bc1[02-9ac-hj-np-z]{11,71}|BC1[02-9AC-HJ-NP-Z]{11,71})(?-u:\b)",
+        ],
+        Kind::EthAddress => &[r"(?-u:\b)0[xX][0-9a-fA-F]{40}(?-u:\b)"],
+        Kind::ItFiscalCode => &[
+            r"(?-u:\b)(?i:[A-Z]{6}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z])(?-u:\b)",
+        ],
+        Kind::FrNir => &[
+            r"(?-u:\b)[1-478] ?[0-9]{2} ?(?:0[1-9]|1[0-2]|[2-9][0-9]) ?(?:[0-9]{2}|2[ABab]) ?[0-9]{3} ?[0-9]{3} ?[0-9]{2}(?-u:\b)",
+        ],
+        Kind::EsDni => &[r"(?-u:\b)(?:[0-9]{8}|[XYZxyz][ -]?[0-9]{7})[ -]?[A-Za-z](?-u:\b)"],
+        Kind::Nino => &[
+            r"(?-u:\b)(?i:[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]) ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?(?i:[A-D])(?-u:\b)",
+        ],
+        Kind::InPan => &[r"(?-u:\b)[A-Z]{3}[PCHFATBLJG][A-Z][0-9]{4}[A-Z](?-u:\b)"],
+        Kind::Card => &[r"(?-u:\b)[0-9](?:[ -]?[0-9]){12,22}(?-u:\b)"],
+        Kind::BrCpf => &[r"(?-u:\b)[0-9]{3}\.?[0-9]{3}\.?[0-9]{3}-?[0-9]{2}(?-u:\b)"],
+        Kind::Aadhaar => &[r"(?-u:\b)[2-9][0-9]{3}[ -]?[0-9]{4}[ -]?[0-9]{4}(?-u:\b)"],
+        Kind::DeTaxId => &[r"(?-u:\b)[1-9][0-9](?: ?[0-9]{3}){3}(?-u:\b)"],
+        Kind::Ssn => &[
+            r"(?-u:\b)(?:[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4})(?-u:\b)",
+            r"(?-u:\b)[0-9]{9}(?-u:\b)",
+        ],
+        Kind::CaSin => &[r"(?-u:\b)[0-79][0-9]{2}[ -]?[0-9]{3}[ -]?[0-9]{3}(?-u:\b)"],
+        Kind::AbaRouting => &[r"(?-u:\b)[0-3678][0-9]{8}(?-u:\b)"],
+        Kind::Bic => &[r"(?-u:\b)[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?(?-u:\b)"],
+        Kind::Phone => &[
             r"\+[1-9][0-9]{0,3}(?:[ .-]?\(?[0-9]{1,5}\)?){1,6}",
-            r"|(?:(?-u:\b)1[ .-]?)?(?:\([2-9][0-9]{2}\) ?|(?-u:\b)[2-9][0-9]{2}[ .-])[0-9]{3}[ .-][0-9]{4}(?-u:\b)",
-            r"|(?-u:\b)0[1-9][0-9]{1,4}(?:[ /-][0-9]{2,8}){1,3}(?-u:\b)"
-        ),
-        Kind::Ipv4 => r"(?-u:\b)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?-u:\b)",
-        Kind::Ipv6 => r"(?-u:\b)[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){2,7}",
-    }
+            r"(?:(?-u:\b)1[ .-]?)?(?:\([2-9][0-9]{2}\) ?|(?-u:\b)[2-9][0-9]{2}[ .-])[0-9]{3}[ .-][0-9]{4}(?-u:\b)",
+            r"(?-u:\b)0[1-9][0-9]{0,4}(?:[ /.-][0-9]{2,8}){1,4}(?-u:\b)",
+            r"(?-u:\b)0[1-9][0-9]{8,11}(?-u:\b)",
+            r"(?-u:\b)[3-9][0-9]{2,4}(?:[ .-]?[0-9]{2,5}){1,3}(?-u:\b)",
+        ],
+        Kind::Ipv4 => &[r"(?-u:\b)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?-u:\b)"],
+        Kind::Ipv6 => &[r"(?-u:\b)[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){2,7}"],
+    };
+    forms.iter().map(|f| f.to_string()).collect()
 }
+
+/// The API key pattern alone, to tell a provider's key after `token=` from
+/// a password.
+static API_KEY: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(&builtin_patterns(Kind::ApiKey)[0]).ok());
 
 /// What a pattern of the engine stands for.
 #[derive(Debug, Clone)]
 enum Slot {
     /// An existing token: skipped.
     Token,
-    Builtin(Kind),
+    /// A built-in kind and the index of its form.
+    Builtin(Kind, usize),
     Custom(String),
 }
 
@@ -92,6 +165,9 @@ enum Slot {
 #[derive(Debug, Clone)]
 pub struct Engine {
     regex: Regex,
+    /// The same patterns with every match reported: which patterns match
+    /// at a place where the first one's candidate failed.
+    all: Regex,
     slots: Vec<Slot>,
 }
 
@@ -126,13 +202,19 @@ impl Engine {
             slots.push(Slot::Custom(c.name.clone()));
         }
         for kind in Kind::ALL.into_iter().filter(|k| enabled.contains(k)) {
-            patterns.push(builtin_pattern(kind).to_string());
-            slots.push(Slot::Builtin(kind));
+            for (form, pattern) in builtin_patterns(kind).into_iter().enumerate() {
+                patterns.push(pattern);
+                slots.push(Slot::Builtin(kind, form));
+            }
         }
         let regex = Regex::builder()
             .build_many(&patterns)
             .map_err(|e| Error::Config(format!("compiling detectors: {e}")))?;
-        Ok(Self { regex, slots })
+        let all = Regex::builder()
+            .configure(Regex::config().match_kind(MatchKind::All))
+            .build_many(&patterns)
+            .map_err(|e| Error::Config(format!("compiling detectors: {e}")))?;
+        Ok(Self { regex, all, slots })
     }
 
     /// Every finding in `text`, left to right, not overlapping.
@@ -151,19 +233,24 @@ impl Engine {
             };
             let start = m.start();
             match self.resolve(text, start, m.pattern(), m.end()) {
-                Some((Some(kind), end)) => {
+                Some(Resolved::Found(kind, start, end)) => {
                     found(Finding { kind, start, end });
                     pos = end;
                 }
-                Some((None, end)) => pos = end,
+                Some(Resolved::Token(end)) => pos = end,
                 None if matches!(
                     self.slots[m.pattern().as_usize()],
-                    Slot::Builtin(Kind::Card)
+                    Slot::Builtin(Kind::Card, _)
                 ) =>
                 {
                     // A run of digits that is no card: a number inside it
                     // (an order number, a timestamp) is not PII either.
                     pos = m.end();
+                }
+                None if text.as_bytes()[start].is_ascii_digit() => {
+                    // A number nothing validates: no pattern may start
+                    // inside it (they start at a word boundary).
+                    pos = start + text[start..].bytes().take_while(u8::is_ascii_digit).count();
                 }
                 None => {
                     // Nothing validates here: move one character on.
@@ -175,24 +262,27 @@ impl Engine {
 
     /// The finding at `start`: the first pattern's match if it validates,
     /// else the next pattern (in priority order) that matches there and
-    /// validates. `Some((None, end))` is an existing token to skip.
+    /// validates.
     fn resolve(
         &self,
         text: &str,
         start: usize,
         first: PatternID,
         first_end: usize,
-    ) -> Option<(Option<Detected>, usize)> {
+    ) -> Option<Resolved> {
         if let Some(r) = self.validate(text, start, first.as_usize(), first_end) {
             return Some(r);
         }
-        for (i, _) in self.slots.iter().enumerate().skip(first.as_usize() + 1) {
-            let pid = PatternID::new(i).ok()?;
+        // Every other pattern that matches at `start`, found in one pass.
+        let anchored = Input::new(text).range(start..).anchored(Anchored::Yes);
+        let mut set = PatternSet::new(self.slots.len());
+        self.all.which_overlapping_matches(&anchored, &mut set);
+        for pid in set.iter().filter(|p| p.as_usize() > first.as_usize()) {
             let input = Input::new(text)
                 .range(start..)
                 .anchored(Anchored::Pattern(pid));
             if let Some(m) = self.regex.search(&input) {
-                if let Some(r) = self.validate(text, start, i, m.end()) {
+                if let Some(r) = self.validate(text, start, pid.as_usize(), m.end()) {
                     return Some(r);
                 }
             }
@@ -200,36 +290,100 @@ impl Engine {
         None
     }
 
-    fn validate(
-        &self,
-        text: &str,
-        start: usize,
-        slot: usize,
-        end: usize,
-    ) -> Option<(Option<Detected>, usize)> {
+    /// The finding a match of pattern `slot` at `start..end` stands for, if
+    /// its validator accepts it: the value's span may lie inside the match
+    /// (a password after `password=`, a date after "born on").
+    fn validate(&self, text: &str, start: usize, slot: usize, end: usize) -> Option<Resolved> {
         let s = &text[start..end];
-        let b = text.as_bytes();
-        let kind = match &self.slots[slot] {
-            Slot::Token => return Some((None, end)),
+        let (kind, form) = match &self.slots[slot] {
+            Slot::Token => return Some(Resolved::Token(end)),
             Slot::Custom(name) => {
-                return (end > start).then(|| (Some(Detected::Custom(name.clone())), end))
+                return (end > start)
+                    .then(|| Resolved::Found(Detected::Custom(name.clone()), start, end))
             }
-            Slot::Builtin(k) => *k,
+            Slot::Builtin(k, f) => (*k, *f),
         };
-        let end = match kind {
-            Kind::Card => start + validate::card(s)?,
-            Kind::Iban => start + validate::iban(s)?,
-            Kind::Ssn => validate::ssn(s).then_some(end)?,
-            Kind::Phone => start + validate::phone(s)?,
-            Kind::Bearer => start + validate::bearer(s)?,
-            Kind::Ipv4 => {
-                let before = start.checked_sub(1).map(|i| b[i]);
-                validate::ipv4(s, before, &b[end..]).then_some(end)?
-            }
-            Kind::Ipv6 => start + validate::ipv6(s)?.0,
-            _ => end,
-        };
-        within_words(b, start, end).then_some((Some(Detected::Builtin(kind)), end))
+        let (from, to) = span(kind, form, text, start, end, s)?;
+        within_words(text.as_bytes(), from, to).then_some(Resolved::Found(
+            Detected::Builtin(kind),
+            from,
+            to,
+        ))
+    }
+}
+
+/// What a match resolved to.
+enum Resolved {
+    /// A finding and its span.
+    Found(Detected, usize, usize),
+    /// A token the redactor wrote, ending here: skipped.
+    Token(usize),
+}
+
+/// The span of the value a match of `kind` (form `form`) at `start..end`
+/// stands for, if its validator accepts it. `s` is the match.
+fn span(
+    kind: Kind,
+    form: usize,
+    text: &str,
+    start: usize,
+    end: usize,
+    s: &str,
+) -> Option<(usize, usize)> {
+    use crate::context::{self as cx, near};
+    use crate::national_id as id;
+    let whole = |ok: bool| ok.then_some((start, end));
+    // A national id is a number of its own, not the start or end of a
+    // longer grouped one (a card that failed Luhn is no Aadhaar).
+    let b = text.as_bytes();
+    let sep = |c: u8| matches!(c, b' ' | b'-' | b'.');
+    let alone = end + 1 >= b.len() || !(sep(b[end]) && b[end + 1].is_ascii_digit());
+    let alone = alone && (start < 2 || !(sep(b[start - 1]) && b[start - 2].is_ascii_digit()));
+    let whole_id = |ok: bool| (ok && alone).then_some((start, end));
+    let inner = |span: Option<(usize, usize)>| span.map(|(a, z)| (start + a, start + z));
+    let prefix = |len: Option<usize>| len.map(|n| (start, start + n));
+    match kind {
+        Kind::Card => prefix(validate::card(s)),
+        Kind::Iban => prefix(validate::iban(s)),
+        Kind::Ssn => whole_id(validate::ssn(s) && (form == 0 || near(text, start, end, cx::SSN))),
+        Kind::Phone => prefix(validate::phone(text, start, s, form)),
+        Kind::Bearer => prefix(validate::bearer(s)),
+        Kind::BasicAuth => prefix(crate::secret::basic_auth(s)),
+        Kind::Ipv4 => whole(validate::ipv4(text, start, end)),
+        Kind::Ipv6 => prefix(validate::ipv6(s).map(|(n, _)| n)),
+        Kind::Email => validate::email(text, start, end),
+        Kind::Password => inner(crate::secret::password(s)).filter(|&(a, z)| {
+            // `HF_TOKEN=hf_...` is an API key of a known provider: found as one.
+            !API_KEY.as_ref().is_some_and(|re| {
+                re.search(&Input::new(&text[a..z]).anchored(Anchored::Yes))
+                    .is_some_and(|m| m.end() == z - a)
+            })
+        }),
+        Kind::CloudSecret => inner(crate::secret::cloud_secret(s)),
+        Kind::Passport => inner(validate::passport(s)),
+        Kind::Dob => inner(crate::dob::dob(s)),
+        Kind::Nino => whole(id::uk_nino(s)),
+        Kind::DeTaxId => whole_id(
+            id::de_tax_id(s) && (!id::is_compact(s) || near(text, start, end, cx::DE_TAX_ID)),
+        ),
+        Kind::FrNir => whole_id(id::fr_nir(s)),
+        Kind::EsDni => whole_id(id::es_dni(s)),
+        Kind::ItFiscalCode => whole(id::it_fiscal_code(s)),
+        Kind::Aadhaar => {
+            whole_id(id::aadhaar(s) && (!id::is_compact(s) || near(text, start, end, cx::AADHAAR)))
+        }
+        Kind::InPan => whole(id::in_pan(s)),
+        Kind::BrCpf => {
+            whole_id(id::br_cpf(s) && (s.contains('.') || near(text, start, end, cx::CPF)))
+        }
+        Kind::CaSin => whole_id(id::ca_sin(s) && near(text, start, end, cx::SIN)),
+        Kind::AbaRouting => whole_id(id::aba_routing(s) && near(text, start, end, cx::ABA)),
+        Kind::Bic => whole(id::bic(s) && near(text, start, end, cx::BIC)),
+        Kind::BtcAddress => whole(crate::crypto_address::btc(s)),
+        Kind::EthAddress => whole(crate::crypto_address::eth(s)),
+        Kind::Jwt | Kind::AwsKey | Kind::ApiKey | Kind::PrivateKey | Kind::WebhookUrl => {
+            Some((start, end))
+        }
     }
 }
 
@@ -298,6 +452,51 @@ mod tests {
         assert_eq!(
             kinds("id 2001:db8::a1c5 end"),
             vec![("ipv6".into(), "2001:db8::a1c5".into())]
+        );
+    }
+
+    #[test]
+    fn prompts_as_users_write_them() {
+        let found = |t: &str| kinds(t);
+        assert_eq!(
+            found("écrire à josé.garcía@ejemplo.es demain"),
+            vec![("email".into(), "josé.garcía@ejemplo.es".into())],
+            "an accented local part is never cut"
+        );
+        for t in [
+            "git clone git@github.com:acme/ledger.git",
+            "x = emb@self.proj.weight.T",
+            "listening on 127.0.0.1:8080",
+            "version 4.2.0.1 is out",
+            "Aktenzeichen 0301 2345678 bitte angeben",
+            "batch 123456789 processed",
+            "card 4288 6129 9687 2380 declined",
+            "passport renewal takes 6 weeks",
+            "password=${DB_PASSWORD}",
+        ] {
+            assert_eq!(found(t), vec![], "{t}");
+        }
+        assert_eq!(
+            found("Tél. 06 12 34 56 78 ou 07839589885"),
+            vec![
+                ("phone".into(), "06 12 34 56 78".into()),
+                ("phone".into(), "07839589885".into())
+            ]
+        );
+        assert_eq!(
+            found("SSN 123456789, DOB: 14/03/1985, passport no. C01X00T47"),
+            vec![
+                ("ssn".into(), "123456789".into()),
+                ("dob".into(), "14/03/1985".into()),
+                ("passport".into(), "C01X00T47".into())
+            ]
+        );
+        assert_eq!(
+            found("postgres://app:S3cr3t!@db:5432/x and HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyzABCDEFGH"),
+            vec![
+                ("password".into(), "S3cr3t!".into()),
+                ("api_key".into(), "hf_abcdefghijklmnopqrstuvwxyzABCDEFGH".into())
+            ]
         );
     }
 

@@ -8,10 +8,15 @@
 
 mod columnar;
 pub mod config;
+mod context;
+mod crypto_address;
 mod detect;
+mod dob;
 pub mod keys;
 mod kind;
+mod national_id;
 mod redact;
+mod secret;
 mod token;
 mod validate;
 

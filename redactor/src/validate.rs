@@ -43,10 +43,20 @@ pub fn card(s: &str) -> Option<usize> {
         Some(b'2'..=b'6') => n >= 14,
         _ => false,
     };
+    // Written in groups, a card's first group has 4 digits and the others
+    // 3 to 6 (4-4-4-4, 4-6-5, 4-4-4-4-3); other groupings are other numbers.
+    let grouped_like_a_card = |end: usize| {
+        let groups: Vec<usize> = s[..end].split([' ', '-']).map(str::len).collect();
+        groups.len() == 1 || (groups[0] == 4 && groups[1..].iter().all(|n| (3..=6).contains(n)))
+    };
     ends.iter()
         .rev()
         .filter(|(n, _)| (13..=19).contains(n) && issued(*n))
-        .find(|(n, _)| luhn(&digits[..*n]) && !digits[..*n].iter().all(|&d| d == digits[0]))
+        .find(|(n, end)| {
+            luhn(&digits[..*n])
+                && !digits[..*n].iter().all(|&d| d == digits[0])
+                && grouped_like_a_card(*end)
+        })
         .map(|(_, end)| *end)
 }
 
@@ -102,19 +112,22 @@ fn iban_length(country: &[u8]) -> Option<usize> {
 }
 
 /// The byte length of the valid IBAN at the start of `s` (spaces allowed
-/// between groups), if any.
+/// between groups, either case), if any. One written with lower-case
+/// letters must be of a country whose IBAN length is known.
 pub fn iban(s: &str) -> Option<usize> {
     let b = s.as_bytes();
     let mut compact = Vec::with_capacity(34);
     let mut end_of = Vec::with_capacity(34);
     for (i, &c) in b.iter().enumerate() {
         if c != b' ' {
-            compact.push(c);
+            compact.push(c.to_ascii_uppercase());
             end_of.push(i + 1);
         }
     }
+    let lower = b.iter().any(u8::is_ascii_lowercase);
     let lengths: Vec<usize> = match iban_length(&compact[..2.min(compact.len())]) {
         Some(l) => vec![l],
+        None if lower => return None,
         None => (15..=34).rev().collect(),
     };
     lengths
@@ -131,18 +144,41 @@ pub fn iban(s: &str) -> Option<usize> {
         })
 }
 
-/// Whether `s` is a dotted quad with octets 0..=255 and no leading zeros,
-/// not part of a longer dotted number (a version string).
-pub fn ipv4(s: &str, before: Option<u8>, after: &[u8]) -> bool {
+/// Whether the match `start..end` of `text` is a dotted quad with octets
+/// 0..=255 and no leading zeros, not part of a longer dotted number, not a
+/// loopback, unspecified or broadcast address, and not after a word that
+/// makes it a version ("version 4.2.0.1", "build 10.0.1.7").
+pub fn ipv4(text: &str, start: usize, end: usize) -> bool {
+    let s = &text[start..end];
+    let b = text.as_bytes();
+    let before = start.checked_sub(1).map(|i| b[i]);
+    let after = &b[end..];
     if before == Some(b'.') || (after.len() >= 2 && after[0] == b'.' && after[1].is_ascii_digit()) {
         return false;
     }
-    s.split('.').all(|o| {
-        !o.is_empty()
-            && o.len() <= 3
-            && (o == "0" || !o.starts_with('0'))
-            && o.parse::<u16>().is_ok_and(|v| v <= 255)
-    })
+    let octets: Vec<u16> = s
+        .split('.')
+        .filter_map(|o| {
+            (!o.is_empty() && o.len() <= 3 && (o == "0" || !o.starts_with('0')))
+                .then(|| o.parse::<u16>().ok())
+                .flatten()
+                .filter(|&v| v <= 255)
+        })
+        .collect();
+    if octets.len() != 4
+        || octets[0] == 127
+        || octets == [0, 0, 0, 0]
+        || octets == [255, 255, 255, 255]
+    {
+        return false;
+    }
+    let previous_word = text[..start]
+        .trim_end_matches([' ', ':', '\t'])
+        .rsplit(|c: char| !c.is_alphanumeric() && c != '.')
+        .next()
+        .unwrap_or("")
+        .to_lowercase();
+    !crate::context::VERSION.contains(&previous_word.as_str())
 }
 
 /// The byte length of an IPv6 address with three or more groups at the
@@ -181,24 +217,97 @@ pub fn bearer(s: &str) -> Option<usize> {
     (token_len >= 16).then_some(t.len())
 }
 
-/// The length of a phone candidate, if its digit count fits the format. An
-/// SSN-shaped string (`020-00-4717`) is not taken as a phone number.
-pub fn phone(s: &str) -> Option<usize> {
+/// The length of a phone candidate matched by pattern form `form` at
+/// `start` of `text`, if its digit count fits the form (and the context,
+/// for the forms that need one). An SSN-shaped string (`020-00-4717`) is
+/// not taken as a phone number.
+pub fn phone(text: &str, start: usize, s: &str, form: usize) -> Option<usize> {
+    use crate::context::{before, near, PHONE, REFERENCE};
     if ssn_shaped(s) {
         return None;
     }
     let trimmed = s.trim_end_matches(|c: char| !c.is_ascii_digit());
     let digits = trimmed.bytes().filter(u8::is_ascii_digit).count();
-    let ok = if trimmed.starts_with('+') {
-        (8..=15).contains(&digits)
-    } else if trimmed.starts_with('0') {
-        (9..=12).contains(&digits)
-    } else if trimmed.starts_with('1') {
-        digits == 11
-    } else {
-        digits == 10
+    let end = start + trimmed.len();
+    let said = || near(text, start, end, PHONE);
+    let ok = match form {
+        // +44 20 7946 0958
+        0 => (8..=15).contains(&digits),
+        // (415) 555-0142, 1-800-555-0199
+        1 => digits == if trimmed.starts_with('1') { 11 } else { 10 },
+        // 030 1234567, 06 12 34 56 78; not a reference number.
+        2 => (9..=12).contains(&digits) && (said() || !before(text, start, REFERENCE)),
+        // Compact with the trunk 0: mobile ranges of the UK (07, 11
+        // digits), France (06 and 07, 10) and Germany (015 to 017, 11 or
+        // 12), or any beside a phone word.
+        3 => {
+            let mobile = (trimmed.starts_with("07") && digits == 11)
+                || ((trimmed.starts_with("06") || trimmed.starts_with("07")) && digits == 10)
+                || (["015", "016", "017"].iter().any(|p| trimmed.starts_with(p))
+                    && (11..=12).contains(&digits));
+            (mobile || said()) && (10..=13).contains(&digits)
+        }
+        // National numbers without a trunk 0 (Spain, Portugal, Italy,
+        // India): only beside a phone word.
+        _ => (9..=10).contains(&digits) && said(),
     };
     ok.then_some(trimmed.len())
+}
+
+/// Common generic top-level domains; with the country codes, the TLDs an
+/// e-mail address may end in (so `self.proj.weight` is no domain).
+const GENERIC_TLDS: &str = "com org net edu gov mil int info biz name pro aero coop museum mobi asia tel travel jobs cat io ai app dev co me tv cc ly gg sh so to fm am la ws bz vc xyz online site tech store shop cloud email mail live blog news media digital agency company group global solutions services systems network support studio design world today life space website host page link click top club fun bank insurance finance capital ventures partners consulting legal law health care clinic school academy university college education science energy software engineering technology security green eco earth city london berlin paris nyc tokyo amazon google apple microsoft dell ibm sap bmw audi post arpa local internal corp lan home test example invalid localhost eu uk su ac";
+
+/// Whether `tld` (lower case) is a top-level domain an address may end in:
+/// a country code, a common generic one, or an internationalised one.
+fn known_tld(tld: &str) -> bool {
+    !tld.is_ascii()
+        || tld.starts_with("xn--")
+        || (tld.len() == 2 && crate::national_id::is_country(tld.to_ascii_uppercase().as_bytes()))
+        || GENERIC_TLDS.split(' ').any(|t| t == tld)
+}
+
+/// The span of an e-mail address matched at `start..end` of `text`, if it
+/// is one: leading dots and dashes are not part of it, its top-level domain
+/// is a known one, and it is not followed by what makes it code or an scp
+/// path (`git@github.com:acme/x.git`, `emb@self.proj.weight.T`, a call).
+pub fn email(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let s = &text[start..end];
+    let lead = s.len() - s.trim_start_matches(['.', '-', '+', '%']).len();
+    let start = start + lead;
+    let at = start + text[start..end].find('@')?;
+    if at == start || text[start..at].ends_with('.') {
+        return None;
+    }
+    let mut after = text[end..].chars();
+    let next = after.next();
+    let then = after.next();
+    let code = match next {
+        Some(':') => then.is_some_and(|c| !c.is_whitespace()),
+        Some('.') => then.is_some_and(char::is_alphanumeric),
+        Some('(') => true,
+        Some(c) => c.is_alphanumeric(),
+        None => false,
+    };
+    let domain = &text[at + 1..end];
+    let tld = domain
+        .rsplit(['.', '。', '．', '｡'])
+        .next()
+        .unwrap_or("")
+        .to_lowercase();
+    (!code && known_tld(&tld)).then_some((start, end))
+}
+
+/// The span of the passport number in a matched passport phrase: its last
+/// run of letters and digits, 6 to 9 long, with a digit in it.
+pub fn passport(s: &str) -> Option<(usize, usize)> {
+    let start = s.rfind(|c: char| !c.is_ascii_alphanumeric())? + 1;
+    let v = &s[start..];
+    // A digit in it, or nine letters of the German alphabet of passport
+    // numbers (no vowels, so no word).
+    let german = v.len() == 9 && v.bytes().all(|b| b"CFGHJKLMNPRTVWXYZ".contains(&b));
+    (v.len() >= 6 && v.len() <= 9 && (v.bytes().any(|b| b.is_ascii_digit()) || german))
+        .then_some((start, s.len()))
 }
 
 #[cfg(test)]
@@ -246,12 +355,18 @@ mod tests {
                 && !ssn("912-45-6789")
                 && !ssn("123-00-6789")
         );
-        assert!(ipv4("192.168.1.20", Some(b' '), b" "));
-        assert!(!ipv4("1.2.3.4", None, b".5"), "a version string");
-        assert!(!ipv4("256.1.1.1", None, b""));
+        assert!(ipv4("at 192.168.1.20 now", 3, 15));
+        assert!(!ipv4("1.2.3.4.5", 0, 7), "a version string");
+        assert!(!ipv4("256.1.1.1", 0, 9));
+        assert!(!ipv4("127.0.0.1", 0, 9), "loopback");
+        assert!(!ipv4("version 4.2.0.1", 8, 15), "a version");
         assert!(ipv6("2001:db8:85a3::8a2e:370:7334").is_some());
-        assert_eq!(phone("020-00-4717"), None);
-        assert_eq!(phone("030 1234567"), Some(11));
+        assert_eq!(phone("020-00-4717", 0, "020-00-4717", 2), None);
+        assert_eq!(phone("030 1234567", 0, "030 1234567", 2), Some(11));
+        let t = "Aktenzeichen 0301 2345678";
+        assert_eq!(phone(t, 13, &t[13..], 2), None, "a reference number");
+        let t = "Tel.-Nr. 0301 2345678";
+        assert_eq!(phone(t, 9, &t[9..], 2), Some(12));
         assert_eq!(bearer("Bearer abcdefghijklmnopqrstu."), Some(28));
         assert!(ipv6("12:30:45").is_none());
         assert!(

@@ -1,0 +1,188 @@
+//! Dates of birth: a date right after a word that says it is one ("DOB",
+//! "born on", "geboren am", "né le", "fecha de nacimiento", ...), in the
+//! numeric and written forms of the five languages. Other dates are not PII.
+
+use std::sync::LazyLock;
+
+use regex_automata::meta::Regex;
+
+/// The date forms, for finding the date inside a match.
+const DATE: &str = r"(?x)
+    [0-9]{1,2}[./-][0-9]{1,2}[./-][0-9]{2,4}
+  | [0-9]{4}[./-][0-9]{1,2}[./-][0-9]{1,2}
+  | [0-9]{1,2}(?:st|nd|rd|th|er|º|°)?\.?[\ \t]+(?:de[\ \t]+|of[\ \t]+)?\p{L}{3,10}\.?,?[\ \t]+(?:de[\ \t]+)?[0-9]{4}
+  | \p{L}{3,10}\.?[\ \t]+[0-9]{1,2}(?:st|nd|rd|th)?,?[\ \t]+[0-9]{4}";
+
+/// The words that introduce a date of birth.
+const CUE: &str = r"(?i:d\.?o\.?b\.?|date[ \t]+of[ \t]+birth|birth[ \t]?date|birthday|born(?:[ \t]+on)?|geboren(?:[ \t]+am)?|geburtsdatum|geb\.|née?(?:[ \t]+le)?|date[ \t]+de[ \t]+naissance|fecha[ \t]+de[ \t]+nacimiento|nacid[oa](?:[ \t]+el)?|data[ \t]+de[ \t]+nascimento|nascid[oa](?:[ \t]+em)?|data[ \t]+di[ \t]+nascita|nat[oa][ \t]+il)";
+
+/// The pattern of the `dob` kind: a cue, separators, a date.
+pub fn pattern() -> String {
+    let date = DATE.trim_start_matches("(?x)");
+    format!(r"(?-u:\b){CUE}[ \t]*[:,]?[ \t]*(?x:{date})")
+}
+
+static DATE_RE: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(DATE).ok());
+
+const MONTHS: &[&str] = &[
+    // English
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+    // German
+    "januar",
+    "jänner",
+    "februar",
+    "märz",
+    "maerz",
+    "mai",
+    "juni",
+    "juli",
+    "oktober",
+    "dezember",
+    "okt",
+    "dez",
+    // French
+    "janvier",
+    "février",
+    "fevrier",
+    "mars",
+    "avril",
+    "juin",
+    "juillet",
+    "août",
+    "aout",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+    "decembre",
+    "janv",
+    "févr",
+    "fév",
+    "avr",
+    "juil",
+    "déc",
+    // Spanish
+    "enero",
+    "febrero",
+    "marzo",
+    "abril",
+    "mayo",
+    "junio",
+    "julio",
+    "agosto",
+    "septiembre",
+    "setiembre",
+    "octubre",
+    "noviembre",
+    "diciembre",
+    "ene",
+    "dic",
+    // Portuguese
+    "janeiro",
+    "fevereiro",
+    "março",
+    "marco",
+    "maio",
+    "junho",
+    "julho",
+    "setembro",
+    "outubro",
+    "novembro",
+    "dezembro",
+    "fev",
+    "set",
+    "out",
+    "dez",
+    // Italian
+    "gennaio",
+    "febbraio",
+    "aprile",
+    "maggio",
+    "giugno",
+    "luglio",
+    "settembre",
+    "ottobre",
+    "dicembre",
+];
+
+/// The span (relative to `s`) of the date in a matched `dob`, if it is a
+/// plausible date: a known month name, or numbers that make a day, a
+/// month and a year from 1900 on.
+pub fn dob(s: &str) -> Option<(usize, usize)> {
+    let re = DATE_RE.as_ref()?;
+    let m = re.find(s)?;
+    let date = &s[m.start()..m.end()];
+    let words: Vec<String> = date
+        .split(|c: char| !c.is_alphabetic())
+        .filter(|w| w.len() >= 3)
+        .map(str::to_lowercase)
+        .filter(|w| !matches!(w.as_str(), "st" | "nd" | "rd" | "th"))
+        .collect();
+    let numbers: Vec<u32> = date
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let plausible = if let Some(word) = words.first() {
+        MONTHS.contains(&word.trim_end_matches('.'))
+            && numbers.len() == 2
+            && numbers.iter().any(|&n| (1..=31).contains(&n))
+            && numbers.iter().any(|&n| (1900..=2100).contains(&n))
+    } else {
+        match numbers.as_slice() {
+            [y, m, d] if *y >= 1000 => {
+                (1900..=2100).contains(y) && (1..=12).contains(m) && (1..=31).contains(d)
+            }
+            [a, b, y] => {
+                let year = *y < 100 || (1900..=2100).contains(y);
+                let dm = (1..=31).contains(a) && (1..=12).contains(b);
+                let md = (1..=12).contains(a) && (1..=31).contains(b);
+                year && (dm || md)
+            }
+            _ => false,
+        }
+    };
+    plausible.then_some((m.start(), m.end()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        let d = |s: &'static str| dob(s).map(|(a, b)| &s[a..b]);
+        assert_eq!(d("DOB: 14/03/1985"), Some("14/03/1985"));
+        assert_eq!(d("born on March 3, 1990"), Some("March 3, 1990"));
+        assert_eq!(d("geboren am 12. März 1985"), Some("12. März 1985"));
+        assert_eq!(d("née le 4 juillet 1979"), Some("4 juillet 1979"));
+        assert_eq!(
+            d("fecha de nacimiento: 5 de mayo de 1980"),
+            Some("5 de mayo de 1980")
+        );
+        assert_eq!(d("born 1985-13-01"), None);
+        assert_eq!(d("born on Monday 3, 1990"), None);
+    }
+}

@@ -1,0 +1,118 @@
+//! Secrets known by what surrounds them: the value inside a matched
+//! `password=...`, `scheme://user:password@`, `AccountKey=...`,
+//! `"private_key_id": "..."` or `aws_secret_access_key ... <40 chars>`.
+
+use base64::Engine as _;
+
+/// Values that stand for a secret without being one (templates, masks).
+fn placeholder(v: &str) -> bool {
+    let lower = v.to_ascii_lowercase();
+    v.starts_with(['$', '{', '%', '/', '<'])
+        || v.bytes()
+            .all(|b| matches!(b, b'*' | b'x' | b'X' | b'.' | b'#'))
+        || [
+            "true",
+            "false",
+            "null",
+            "none",
+            "nil",
+            "undefined",
+            "redacted",
+            "hidden",
+        ]
+        .contains(&lower.as_str())
+}
+
+/// The span (relative to `s`) of the password in a matched URL userinfo
+/// (`scheme://user:password@`), Oracle-style `user/password@`, or
+/// `key=value` pair.
+pub fn password(s: &str) -> Option<(usize, usize)> {
+    let (start, end) = if let Some(scheme_end) = s.find("://") {
+        let colon = scheme_end + 3 + s[scheme_end + 3..].find(':')?;
+        (colon + 1, s.rfind('@')?)
+    } else if let Some(eq) = s.find('=') {
+        let v = &s[eq + 1..];
+        let v = v.trim_end_matches(['.', ',', ')', ']']);
+        (eq + 1, eq + 1 + v.len())
+    } else {
+        // thin:user/password@
+        let slash = s.find('/')?;
+        (slash + 1, s.rfind('@')?)
+    };
+    let v = s.get(start..end)?;
+    (v.len() >= 3 && !placeholder(v) && !v.contains(['<', '>'])).then_some((start, end))
+}
+
+/// The span of the secret in a matched cloud-secret pattern: after the
+/// first `=`, inside the last quotes, after the last space or colon, or
+/// all of it.
+pub fn cloud_secret(s: &str) -> Option<(usize, usize)> {
+    let s_trim = s.trim_end_matches('"');
+    let (start, end) = if let Some(eq) = s_trim.find('=').filter(|&i| !s_trim[..i].contains('"')) {
+        (eq + 1, s_trim.len())
+    } else if let Some(q) = s_trim.rfind(['"', '\'', ' ', '\t', ':']) {
+        (q + 1, s_trim.len())
+    } else {
+        (0, s_trim.len())
+    };
+    let start = start
+        + (s_trim[start..].len()
+            - s_trim[start..]
+                .trim_start_matches([' ', '\t', '"', '\''])
+                .len());
+    let v = s.get(start..end)?;
+    (v.len() >= 16 && !placeholder(v)).then_some((start, end))
+}
+
+/// A `Basic` credential whose base64 decodes to `user:password`; its
+/// length without trailing sentence punctuation.
+pub fn basic_auth(s: &str) -> Option<usize> {
+    let t = s.trim_end_matches(['.', ',']);
+    let token = t.split_whitespace().nth(1)?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .ok()
+        .or_else(|| {
+            base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(token.trim_end_matches('='))
+                .ok()
+        })?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, pass) = text.split_once(':')?;
+    (!user.is_empty() && !pass.is_empty() && !text.chars().any(char::is_control)).then_some(t.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(s: &str, f: fn(&str) -> Option<(usize, usize)>) -> Option<&str> {
+        f(s).map(|(a, b)| &s[a..b])
+    }
+
+    #[test]
+    fn values() {
+        assert_eq!(value("postgres://app:S3cr3t!@", password), Some("S3cr3t!"));
+        assert_eq!(value("password=hunter22", password), Some("hunter22"));
+        assert_eq!(value("Pwd=Pa55w0rd", password), Some("Pa55w0rd"));
+        assert_eq!(value("thin:scott/tiger@", password), Some("tiger"));
+        assert_eq!(value("password=${DB_PASSWORD}", password), None);
+        assert_eq!(value("password=true", password), None);
+        assert_eq!(
+            value(
+                "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                cloud_secret
+            ),
+            Some("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+        );
+        assert_eq!(
+            value(
+                "\"private_key_id\": \"0123456789abcdef0123456789abcdef01234567\"",
+                cloud_secret
+            ),
+            Some("0123456789abcdef0123456789abcdef01234567")
+        );
+        assert_eq!(basic_auth("Basic YWxhZGRpbjpvcGVuc2VzYW1l."), Some(30));
+        assert_eq!(basic_auth("basic configuration"), None);
+    }
+}
