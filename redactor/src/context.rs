@@ -13,29 +13,75 @@ const AFTER: usize = 24;
 pub fn near(text: &str, start: usize, end: usize, words: &[&str]) -> bool {
     before(text, start, words) || {
         let hi = floor_char(text, (end + AFTER).min(text.len()));
-        has_word(&text[end.min(hi)..hi], words)
+        has_word(text, end.min(hi), hi, words)
     }
 }
 
 /// Whether one of `words` appears as a whole word within [`BEFORE`] bytes
 /// before `start`.
 pub fn before(text: &str, start: usize, words: &[&str]) -> bool {
-    let lo = ceil_char(text, start.saturating_sub(BEFORE));
-    has_word(&text[lo..start], words)
+    before_within(text, start, BEFORE, words)
 }
 
-fn has_word(window: &str, words: &[&str]) -> bool {
-    if window.is_empty() {
+/// Whether one of `words` appears as a whole word within `bytes` bytes
+/// before `start`.
+pub fn before_within(text: &str, start: usize, bytes: usize, words: &[&str]) -> bool {
+    let lo = ceil_char(text, start.saturating_sub(bytes));
+    has_word(text, lo, start, words)
+}
+
+/// Longest token the redactor writes: `<` + 32 + `:` + 16 + `>`.
+const TOKEN_MAX: usize = 51;
+
+/// `text[lo..hi]` with every token the redactor wrote (`<kind:16 hex>`,
+/// also one cut by the window's edges) blanked out: a kind name inside a
+/// token is no context word, or redacting twice would find what redacting
+/// once did not.
+fn without_tokens(text: &str, lo: usize, hi: usize) -> String {
+    let a = ceil_char(text, lo.saturating_sub(TOKEN_MAX));
+    let z = floor_char(text, (hi + TOKEN_MAX).min(text.len()));
+    let mut region = text.as_bytes()[a..z].to_vec();
+    let mut i = 0;
+    while i < region.len() {
+        if region[i] == b'<' {
+            if let Some(len) = token_len(&region[i..]) {
+                region[i..i + len].fill(b' ');
+                i += len;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    // Only ASCII bytes were replaced by ASCII, so the region stays UTF-8.
+    String::from_utf8(region[lo - a..hi - a].to_vec()).unwrap_or_default()
+}
+
+/// The length of the token `<kind:16 hex>` at the start of `b`, if one is.
+fn token_len(b: &[u8]) -> Option<usize> {
+    let colon = b.iter().take(34).position(|&c| c == b':')?;
+    let kind = &b[1..colon];
+    let ok_kind = !kind.is_empty()
+        && kind[0].is_ascii_lowercase()
+        && kind
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_');
+    let hex = b.get(colon + 1..colon + 17)?;
+    let ok = ok_kind
+        && hex.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        && b.get(colon + 17) == Some(&b'>');
+    ok.then_some(colon + 18)
+}
+
+fn has_word(text: &str, lo: usize, hi: usize, words: &[&str]) -> bool {
+    if lo >= hi {
         return false;
     }
+    let window = without_tokens(text, lo, hi);
     let lower = window.to_lowercase();
     let alnum = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
-    // A kind name inside a token the redactor wrote (`<ssn:...>`) is no
-    // context word: redacting twice must find what redacting once did.
     words.iter().any(|w| {
         lower.match_indices(w).any(|(i, _)| {
-            let before = lower[..i].chars().next_back();
-            !alnum(before) && before != Some('<') && !alnum(lower[i + w.len()..].chars().next())
+            !alnum(lower[..i].chars().next_back()) && !alnum(lower[i + w.len()..].chars().next())
         })
     })
 }
@@ -59,7 +105,7 @@ pub const SSN: &[&str] = &["ssn", "ssn#", "ss#", "social security", "soc. sec."]
 /// Words that say a number is a Canadian social insurance number.
 pub const SIN: &[&str] = &["sin", "social insurance", "assurance sociale", "nas"];
 /// Words that say a number is an Aadhaar number.
-pub const AADHAAR: &[&str] = &["aadhaar", "aadhar", "uidai", "uid"];
+pub const AADHAAR: &[&str] = &["aadhaar", "aadhar", "uidai", "uid no", "uid number"];
 /// Words that say a number is a German tax id.
 pub const DE_TAX_ID: &[&str] = &[
     "steuer-id",
@@ -74,7 +120,7 @@ pub const DE_TAX_ID: &[&str] = &[
 /// Words that say a number is a Brazilian CPF.
 pub const CPF: &[&str] = &["cpf"];
 /// Words that say a number is a US routing number.
-pub const ABA: &[&str] = &["routing", "aba", "rtn", "routing number", "transit"];
+pub const ABA: &[&str] = &["routing", "aba", "rtn", "routing number", "transit number"];
 /// Words that say a code is a BIC.
 pub const BIC: &[&str] = &["bic", "swift", "swift code", "bic code", "bank identifier"];
 /// Words that say a number is a phone number.
@@ -104,6 +150,16 @@ pub const PHONE: &[&str] = &[
     "call",
     "sms",
     "ring",
+    "mob",
+    "ph",
+    "telephone",
+    "téléphone",
+    "contact",
+    "llámame",
+    "llamar",
+    "ligue",
+    "ligar",
+    "cellulare",
 ];
 /// Words that say a number with a leading 0 is a reference, not a phone.
 pub const REFERENCE: &[&str] = &[
@@ -136,6 +192,14 @@ pub const REFERENCE: &[&str] = &[
     "factura",
     "fatura",
     "processo",
+    "konto",
+    "kontonummer",
+    "iban",
+    "blz",
+    "facture",
+    "commande",
+    "contrat",
+    "account",
 ];
 /// Words before a dotted quad that make it a version, not an address.
 pub const VERSION: &[&str] = &[
@@ -158,7 +222,13 @@ mod tests {
         let s = t.find("0612").unwrap();
         assert!(!near(t, s, t.len(), &["tel"]));
         let t = "<ssn:0123456789abcdef> and 123456789";
-        let s = t.find("123456789").unwrap();
+        let s = t.find(" and").unwrap() + 5;
         assert!(!near(t, s, s + 9, SSN), "a token is no context");
+        let t = "<br_cpf:0123456789abcdef> 29141777638";
+        let s = t.find(' ').unwrap() + 1;
+        assert!(!near(t, s, s + 11, CPF), "nor a kind after an underscore");
+        let t = "x".repeat(40) + "<ssn:0123456789abcdef> 123456789";
+        let s = t.len() - 9;
+        assert!(!near(&t, s, s + 9, SSN), "nor a token cut by the window");
     }
 }

@@ -11,15 +11,18 @@ const DATE: &str = r"(?x)
     [0-9]{1,2}[./-][0-9]{1,2}[./-][0-9]{2,4}
   | [0-9]{4}[./-][0-9]{1,2}[./-][0-9]{1,2}
   | [0-9]{1,2}(?:st|nd|rd|th|er|º|°)?\.?[\ \t]+(?:de[\ \t]+|of[\ \t]+)?\p{L}{3,10}\.?,?[\ \t]+(?:de[\ \t]+)?[0-9]{4}
-  | \p{L}{3,10}\.?[\ \t]+[0-9]{1,2}(?:st|nd|rd|th)?,?[\ \t]+[0-9]{4}";
+  | \p{L}{3,10}\.?[\ \t]+[0-9]{1,2}(?:st|nd|rd|th)?,?[\ \t]+[0-9]{4}
+  | [0-9]{1,2}[-/\ ]\p{L}{3}\.?[-/\ ][0-9]{4}";
 
 /// The words that introduce a date of birth.
-const CUE: &str = r"(?i:d\.?o\.?b\.?|date[ \t]+of[ \t]+birth|birth[ \t]?date|birthday|born(?:[ \t]+on)?|geboren(?:[ \t]+am)?|geburtsdatum|geb\.|née?(?:[ \t]+le)?|date[ \t]+de[ \t]+naissance|fecha[ \t]+de[ \t]+nacimiento|nacid[oa](?:[ \t]+el)?|data[ \t]+de[ \t]+nascimento|nascid[oa](?:[ \t]+em)?|data[ \t]+di[ \t]+nascita|nat[oa][ \t]+il)";
+const CUE: &str = r"(?i:d\.?o\.?b\.?|date[ \t_]+of[ \t_]+birth|dateofbirth|birth[ \t_]?date|birthday|born(?:[ \t]+on)?|geboren(?:[ \t]+am)?|geburtsdatum|geburtstag|geb\.(?:-datum|[ \t]+am)?|née?(?:[ \t]+le)?|date[ \t]+de[ \t]+naissance|fecha[ \t]+de[ \t]+nacimiento|fecha[ \t]+(?:de[ \t]+)?nac\.|nacimiento|nacid[oa](?:[ \t]+el)?|data[ \t]+de[ \t]+nascimento|data[ \t]+(?:de[ \t]+)?nasc\.|nascimento|nascid[oa](?:[ \t]+em)?|data[ \t]+di[ \t]+nascita|nat[oa][ \t]+il)";
 
 /// The pattern of the `dob` kind: a cue, separators, a date.
 pub fn pattern() -> String {
     let date = DATE.trim_start_matches("(?x)");
-    format!(r"(?-u:\b){CUE}[ \t]*[:,]?[ \t]*(?x:{date})")
+    format!(
+        r#"(?-u:\b){CUE}(?:[ \t\r\n]*(?i:is|was|ist|est|es|é|[:=,(\-"']))*[ \t\r\n]*(?x:{date})"#
+    )
 }
 
 static DATE_RE: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(DATE).ok());

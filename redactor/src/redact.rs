@@ -295,13 +295,13 @@ fn compile(config: &RedactionConfig) -> Result<Compiled, Error> {
             })
             .collect()
     };
-    let base = Arc::new(Engine::new(&enabled, &custom_for(None))?);
+    let base = Engine::shared(&enabled, &custom_for(None))?;
     let mut per_tenant = HashMap::new();
     for c in config.custom.iter().filter(|c| c.tenant != "*") {
         if !per_tenant.contains_key(&c.tenant) {
             per_tenant.insert(
                 c.tenant.clone(),
-                Arc::new(Engine::new(&enabled, &custom_for(Some(&c.tenant)))?),
+                Engine::shared(&enabled, &custom_for(Some(&c.tenant)))?,
             );
         }
     }

@@ -43,6 +43,22 @@ pub fn password(s: &str) -> Option<(usize, usize)> {
     (v.len() >= 3 && !placeholder(v) && !v.contains(['<', '>'])).then_some((start, end))
 }
 
+/// The span (relative to `s`) of the value in a matched `key: value` or
+/// `key = "value"` pair: after the first `:` or `=`, without spaces and
+/// quotes. Unquoted (`quoted` false), it must hold a digit or a symbol, so
+/// that "password: reset" is not one.
+pub fn password_pair(s: &str, quoted: bool) -> Option<(usize, usize)> {
+    let sep = s.find([':', '='])?;
+    let rest = &s[sep + 1..];
+    let start = sep + 1 + (rest.len() - rest.trim_start_matches([' ', '\t', '"', '\'']).len());
+    let end = s.trim_end_matches(['"', '\'', '.', ')']).len();
+    let v = s.get(start..end)?;
+    let strong = quoted
+        || v.bytes()
+            .any(|b| b.is_ascii_digit() || b.is_ascii_punctuation());
+    (v.len() >= 3 && strong && !placeholder(v) && !v.contains(['<', '>'])).then_some((start, end))
+}
+
 /// The span of the secret in a matched cloud-secret pattern: after the
 /// first `=`, inside the last quotes, after the last space or colon, or
 /// all of it.

@@ -115,6 +115,9 @@ fn iban_length(country: &[u8]) -> Option<usize> {
 /// between groups, either case), if any. One written with lower-case
 /// letters must be of a country whose IBAN length is known.
 pub fn iban(s: &str) -> Option<usize> {
+    if !s.is_ascii() {
+        return None;
+    }
     let b = s.as_bytes();
     let mut compact = Vec::with_capacity(34);
     let mut end_of = Vec::with_capacity(34);
@@ -124,10 +127,9 @@ pub fn iban(s: &str) -> Option<usize> {
             end_of.push(i + 1);
         }
     }
-    let lower = b.iter().any(u8::is_ascii_lowercase);
-    let lengths: Vec<usize> = match iban_length(&compact[..2.min(compact.len())]) {
+    let known = iban_length(&compact[..2.min(compact.len())]);
+    let lengths: Vec<usize> = match known {
         Some(l) => vec![l],
-        None if lower => return None,
         None => (15..=34).rev().collect(),
     };
     lengths
@@ -137,6 +139,9 @@ pub fn iban(s: &str) -> Option<usize> {
             let end = end_of[l - 1];
             // The IBAN must end at a token boundary.
             if end < b.len() && b[end].is_ascii_alphanumeric() {
+                return None;
+            }
+            if known.is_none() && b[..end].iter().any(u8::is_ascii_lowercase) {
                 return None;
             }
             let rearranged = compact[4..l].iter().chain(&compact[..4]).copied();
@@ -178,7 +183,14 @@ pub fn ipv4(text: &str, start: usize, end: usize) -> bool {
         .next()
         .unwrap_or("")
         .to_lowercase();
-    !crate::context::VERSION.contains(&previous_word.as_str())
+    // Chrome/120.0.0.0, torch==2.1.0.1: a version too (http://10.0.0.5 is not).
+    let pinned = text[..start].ends_with("==")
+        || (text[..start].ends_with('/')
+            && text[..start.saturating_sub(1)]
+                .chars()
+                .next_back()
+                .is_some_and(char::is_alphanumeric));
+    !pinned && !crate::context::VERSION.contains(&previous_word.as_str())
 }
 
 /// The byte length of an IPv6 address with three or more groups at the
@@ -213,8 +225,12 @@ fn ssn_shaped(s: &str) -> bool {
 /// the token is not part of it).
 pub fn bearer(s: &str) -> Option<usize> {
     let t = s.trim_end_matches(['.', ',']);
-    let token_len = t.split_whitespace().nth(1).map_or(0, str::len);
-    (token_len >= 16).then_some(t.len())
+    let token = t.split_whitespace().nth(1).unwrap_or("");
+    // A credential has a digit or both cases; "bearer responsibilities" has neither.
+    let random = token.bytes().any(|b| b.is_ascii_digit())
+        || (token.bytes().any(|b| b.is_ascii_uppercase())
+            && token.bytes().any(|b| b.is_ascii_lowercase()));
+    (token.len() >= 16 && random).then_some(t.len())
 }
 
 /// The length of a phone candidate matched by pattern form `form` at
@@ -231,8 +247,15 @@ pub fn phone(text: &str, start: usize, s: &str, form: usize) -> Option<usize> {
     let end = start + trimmed.len();
     let said = || near(text, start, end, PHONE);
     let ok = match form {
-        // +44 20 7946 0958
-        0 => (8..=15).contains(&digits),
+        // +44 20 7946 0958, 0049 30 12345678; not an amount (+12.345.678).
+        0 => {
+            let trunk = trimmed.starts_with("00");
+            let digits = if trunk { digits - 2 } else { digits };
+            let groups: Vec<&str> = trimmed.split(['.', ' ']).collect();
+            let thousands = groups.len() >= 3 && groups[1..].iter().all(|g| g.len() == 3);
+            let reference = trunk && !said() && before(text, start, REFERENCE);
+            (8..=15).contains(&digits) && !thousands && !reference
+        }
         // (415) 555-0142, 1-800-555-0199
         1 => digits == if trimmed.starts_with('1') { 11 } else { 10 },
         // 030 1234567, 06 12 34 56 78; not a reference number.
@@ -249,7 +272,11 @@ pub fn phone(text: &str, start: usize, s: &str, form: usize) -> Option<usize> {
         }
         // National numbers without a trunk 0 (Spain, Portugal, Italy,
         // India): only beside a phone word.
-        _ => (9..=10).contains(&digits) && said(),
+        4 => (9..=10).contains(&digits) && said(),
+        // 06.12.34.56.78
+        5 => digits == 10 && (said() || !before(text, start, REFERENCE)),
+        // (11) 98765-4321
+        _ => (10..=11).contains(&digits),
     };
     ok.then_some(trimmed.len())
 }
@@ -283,7 +310,14 @@ pub fn email(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
     let next = after.next();
     let then = after.next();
     let code = match next {
-        Some(':') => then.is_some_and(|c| !c.is_whitespace()),
+        Some(':') => {
+            let rest: String = text[end + 1..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect();
+            then.is_some_and(|c| !c.is_whitespace())
+                && (rest.contains('/') || rest.starts_with('~'))
+        }
         Some('.') => then.is_some_and(char::is_alphanumeric),
         Some('(') => true,
         Some(c) => c.is_alphanumeric(),
@@ -301,7 +335,11 @@ pub fn email(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
 /// The span of the passport number in a matched passport phrase: its last
 /// run of letters and digits, 6 to 9 long, with a digit in it.
 pub fn passport(s: &str) -> Option<(usize, usize)> {
-    let start = s.rfind(|c: char| !c.is_ascii_alphanumeric())? + 1;
+    let start = s
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !c.is_ascii_alphanumeric())
+        .map(|(i, c)| i + c.len_utf8())?;
     let v = &s[start..];
     // A digit in it, or nine letters of the German alphabet of passport
     // numbers (no vowels, so no word).
@@ -367,7 +405,8 @@ mod tests {
         assert_eq!(phone(t, 13, &t[13..], 2), None, "a reference number");
         let t = "Tel.-Nr. 0301 2345678";
         assert_eq!(phone(t, 9, &t[9..], 2), Some(12));
-        assert_eq!(bearer("Bearer abcdefghijklmnopqrstu."), Some(28));
+        assert_eq!(bearer("Bearer abcDEFghijklmnopqrstu."), Some(28));
+        assert_eq!(bearer("bearer responsibilities"), None);
         assert!(ipv6("12:30:45").is_none());
         assert!(
             ipv6("fe80::1").is_none(),
