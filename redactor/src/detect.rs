@@ -111,6 +111,10 @@ fn builtin_patterns(kind: Kind) -> Vec<String> {
             r#"(?i:[ \t]+(?:is|was|ist|est|es|é))?[ \t]*[-:#(="'/]*[ \t]*[A-Za-z0-9]{6,9}(?-u:\b)"#
         )],
         Kind::Dob => return vec![crate::dob::pattern()],
+        // Scanned by an automaton of their own.
+        Kind::Address => &[],
+        // Found by the names pass, not by a pattern.
+        Kind::Person => &[],
         Kind::Iban => &[r"(?-u:\b)(?i-u:[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30})(?-u:\b)"],
         Kind::BtcAddress => &[
             r"(?-u:\b)(?:[13][1-9A-HJ-NP-Za-km-z]{25,34}|bc1[02-9ac-hj-np-z]{11,71}|BC1[02-9AC-HJ-NP-Z]{11,71})(?-u:\b)",
@@ -181,6 +185,12 @@ pub struct Engine {
     /// at a place where the first one's candidate failed.
     all: Regex,
     slots: Vec<Slot>,
+    /// Whether person names are looked for (a pass of its own).
+    names: bool,
+    /// The address patterns, scanned on their own: in the main automaton
+    /// their street and town words multiply its states past the lazy
+    /// DFA's cache, and every scan slows a hundredfold.
+    addresses: Option<Regex>,
 }
 
 impl Engine {
@@ -213,7 +223,10 @@ impl Engine {
             patterns.push(c.pattern.clone());
             slots.push(Slot::Custom(c.name.clone()));
         }
-        for kind in Kind::ALL.into_iter().filter(|k| enabled.contains(k)) {
+        for kind in Kind::ALL
+            .into_iter()
+            .filter(|k| enabled.contains(k) && *k != Kind::Address)
+        {
             for (form, pattern) in builtin_patterns(kind).into_iter().enumerate() {
                 patterns.push(pattern);
                 slots.push(Slot::Builtin(kind, form));
@@ -226,7 +239,21 @@ impl Engine {
             .configure(Regex::config().match_kind(MatchKind::All))
             .build_many(&patterns)
             .map_err(|e| Error::Config(format!("compiling detectors: {e}")))?;
-        Ok(Self { regex, all, slots })
+        let addresses = if enabled.contains(&Kind::Address) {
+            Some(
+                Regex::new_many(&crate::address::patterns())
+                    .map_err(|e| Error::Config(format!("compiling address detectors: {e}")))?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            regex,
+            all,
+            slots,
+            names: enabled.contains(&Kind::Person),
+            addresses,
+        })
     }
 
     /// The engine for these kinds and patterns, compiled once per process
@@ -262,6 +289,95 @@ impl Engine {
 
     /// Calls `found` for each finding, left to right.
     pub fn scan(&self, text: &str, mut found: impl FnMut(Finding)) {
+        if !self.names && self.addresses.is_none() {
+            return self.scan_patterns(text, |hit| {
+                if let Hit::Found(f) = hit {
+                    found(f)
+                }
+            });
+        }
+        // Addresses take the place of what the patterns found inside them
+        // (a ZIP+4 code is no phone number); names are looked for outside
+        // every other finding and the tokens.
+        let mut others = Vec::new();
+        let mut tokens = Vec::new();
+        self.scan_patterns(text, |hit| match hit {
+            Hit::Found(f) => others.push(f),
+            Hit::Token(a, z) => tokens.push((a, z)),
+        });
+        if let Some(re) = &self.addresses {
+            let addresses = self.addresses(re, text, &tokens);
+            if !addresses.is_empty() {
+                others.retain(|f| !addresses.iter().any(|a| f.start < a.end && a.start < f.end));
+                others.extend(addresses);
+                others.sort_by_key(|f| f.start);
+            }
+        }
+        if !self.names {
+            others.into_iter().for_each(found);
+            return;
+        }
+        let mut taken: Vec<(usize, usize)> = others
+            .iter()
+            .map(|f| (f.start, f.end))
+            .chain(tokens)
+            .collect();
+        taken.sort_unstable();
+        let names = crate::names::find(text, &taken);
+        let mut names = names.into_iter().peekable();
+        for f in others {
+            while let Some(&(a, z)) = names.peek().filter(|&&(a, _)| a < f.start) {
+                found(Finding {
+                    kind: Detected::Builtin(Kind::Person),
+                    start: a,
+                    end: z,
+                });
+                names.next();
+            }
+            found(f);
+        }
+        for (a, z) in names {
+            found(Finding {
+                kind: Detected::Builtin(Kind::Person),
+                start: a,
+                end: z,
+            });
+        }
+    }
+
+    /// Every address in `text` outside the tokens.
+    fn addresses(&self, re: &Regex, text: &str, tokens: &[(usize, usize)]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < text.len() {
+            let Some(m) = re.search(&Input::new(text).range(pos..)) else {
+                break;
+            };
+            let span = crate::address::check(text, m.start(), m.end(), m.pattern().as_usize())
+                .filter(|&(a, z)| {
+                    within_words(text.as_bytes(), a, z)
+                        && !tokens.iter().any(|&(s, e)| s < z && a < e)
+                });
+            match span {
+                Some((a, z)) => {
+                    out.push(Finding {
+                        kind: Detected::Builtin(Kind::Address),
+                        start: a,
+                        end: z,
+                    });
+                    pos = z;
+                }
+                None => {
+                    pos = m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8)
+                }
+            }
+        }
+        out
+    }
+
+    /// The pattern pass: each finding and each token the redactor wrote,
+    /// left to right.
+    fn scan_patterns(&self, text: &str, mut hit: impl FnMut(Hit)) {
         let mut pos = 0;
         while pos < text.len() {
             let Some(m) = self.regex.search(&Input::new(text).range(pos..)) else {
@@ -270,10 +386,13 @@ impl Engine {
             let start = m.start();
             match self.resolve(text, start, m.pattern(), m.end()) {
                 Some(Resolved::Found(kind, start, end)) => {
-                    found(Finding { kind, start, end });
+                    hit(Hit::Found(Finding { kind, start, end }));
                     pos = end;
                 }
-                Some(Resolved::Token(end)) => pos = end,
+                Some(Resolved::Token(end)) => {
+                    hit(Hit::Token(start, end));
+                    pos = end;
+                }
                 None if matches!(
                     self.slots[m.pattern().as_usize()],
                     Slot::Builtin(Kind::Card, _)
@@ -360,6 +479,14 @@ impl Engine {
     }
 }
 
+/// What the pattern pass reports.
+enum Hit {
+    /// A finding.
+    Found(Finding),
+    /// A token the redactor wrote, at this span.
+    Token(usize, usize),
+}
+
 /// What a match resolved to.
 enum Resolved {
     /// A finding and its span.
@@ -437,6 +564,7 @@ fn span(
         Kind::Jwt | Kind::AwsKey | Kind::ApiKey | Kind::PrivateKey | Kind::WebhookUrl => {
             Some((start, end))
         }
+        Kind::Address | Kind::Person => None,
     }
 }
 
@@ -571,7 +699,7 @@ mod tests {
             "pip install torch==2.1.0.1",
             "Termin am 05.03.2024 14.00 Uhr",
             "Kontonummer 0532 013000 bei der Sparkasse",
-            "pedido 40000016 a nombre de Juan",
+            "pedido 40000016 a nombre de la empresa",
             "Umsatz +12.345.678 EUR im Q3",
             "AWS account 2345-6789-0124",
             "password: reset",

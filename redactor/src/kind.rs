@@ -76,11 +76,17 @@ pub enum Kind {
     BtcAddress,
     /// Ethereum address (EIP-55 checksum verified when mixed case).
     EthAddress,
+    /// A postal address in the US, the UK, Germany or France: street,
+    /// number, town and postcode.
+    Address,
+    /// A person's name in free text: gazetteers of first and last names
+    /// with titles, greetings and labels as cues.
+    Person,
 }
 
 impl Kind {
     /// Every built-in kind, in detection priority order.
-    pub const ALL: [Kind; 31] = [
+    pub const ALL: [Kind; 33] = [
         Kind::PrivateKey,
         Kind::Bearer,
         Kind::BasicAuth,
@@ -91,6 +97,7 @@ impl Kind {
         Kind::CloudSecret,
         Kind::ApiKey,
         Kind::Email,
+        Kind::Address,
         Kind::Passport,
         Kind::Dob,
         Kind::Iban,
@@ -112,6 +119,7 @@ impl Kind {
         Kind::Phone,
         Kind::Ipv4,
         Kind::Ipv6,
+        Kind::Person,
     ];
 
     /// The name used in tokens, config and the CLI.
@@ -148,6 +156,8 @@ impl Kind {
             Kind::AbaRouting => "aba_routing",
             Kind::BtcAddress => "btc_address",
             Kind::EthAddress => "eth_address",
+            Kind::Address => "address",
+            Kind::Person => "person",
         }
     }
 

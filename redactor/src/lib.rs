@@ -6,6 +6,7 @@
 //!
 //! [`Redactor`] works on text, JSON, whole events and Arrow record batches.
 
+mod address;
 mod columnar;
 pub mod config;
 mod context;
@@ -14,6 +15,7 @@ mod detect;
 mod dob;
 pub mod keys;
 mod kind;
+mod names;
 mod national_id;
 mod redact;
 mod secret;
@@ -24,6 +26,7 @@ pub use columnar::{Content, KEY_ID_COLUMN};
 pub use config::{CustomPatternConfig, PolicyConfig, RedactionConfig};
 pub use detect::{CustomPattern, Detected, Engine, Finding};
 pub use kind::Kind;
+pub use names::gazetteer_len;
 pub use redact::{Counts, EventRedaction, Redactor};
 pub use token::{normalise, token};
 

@@ -29,7 +29,7 @@ struct Score {
 
 #[test]
 fn labelled_corpus_recall_and_precision() {
-    score_corpus("pii-corpus.jsonl", 500, 500);
+    score_corpus("pii-corpus.jsonl", 500, 500, 0.99, 0.98);
 }
 
 /// National ids, dates of birth, secrets, bank codes, wallets and national
@@ -37,12 +37,35 @@ fn labelled_corpus_recall_and_precision() {
 /// (`fixtures/data/make_pii_corpus_intl.py`).
 #[test]
 fn international_corpus_recall_and_precision() {
-    score_corpus("pii-corpus-intl.jsonl", 500, 250);
+    score_corpus("pii-corpus-intl.jsonl", 500, 250, 0.99, 0.98);
+}
+
+/// Person names of many cultures in five languages, with titles,
+/// greetings, sign-offs, CRM look-ups and lower case, and near misses
+/// (everyday words, companies and models named after people), written
+/// apart from the gazetteers (`fixtures/data/make_pii_corpus_names.py`).
+#[test]
+fn names_corpus_recall_and_precision() {
+    score_corpus("pii-corpus-names.jsonl", 280, 50, 0.90, 0.97);
+}
+
+/// Names and postal addresses of the US, UK, Germany and France in tickets,
+/// CRM exports, e-mails, code and logs, from a reviewer's corpus written
+/// without the code (`fixtures/data/make_pii_corpus_people.py`).
+#[test]
+fn people_corpus_recall_and_precision() {
+    score_corpus("pii-corpus-people.jsonl", 600, 500, 0.90, 0.97);
 }
 
 /// Scores the engine on a labelled corpus in `fixtures/data`, prints the
-/// table per kind and asserts recall >= 99 % and precision >= 98 %.
-fn score_corpus(file: &str, min_pii: usize, min_near_misses: usize) {
+/// table per kind and asserts the recall and precision given.
+fn score_corpus(
+    file: &str,
+    min_pii: usize,
+    min_near_misses: usize,
+    min_recall: f64,
+    min_precision: f64,
+) {
     let corpus = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../fixtures/data")
@@ -139,8 +162,11 @@ fn score_corpus(file: &str, min_pii: usize, min_near_misses: usize) {
         precision * 100.0
     );
     println!("missed: {misses:#?}\nfalse positives: {false_positives:#?}");
-    assert!(recall >= 0.99, "recall {recall:.4} < 0.99");
-    assert!(precision >= 0.98, "precision {precision:.4} < 0.98");
+    assert!(recall >= min_recall, "recall {recall:.4} < {min_recall}");
+    assert!(
+        precision >= min_precision,
+        "precision {precision:.4} < {min_precision}"
+    );
 }
 
 /// Text with PII of several kinds mixed into arbitrary text.
