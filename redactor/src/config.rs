@@ -39,6 +39,20 @@ pub struct RedactionConfig {
     pub policy: PolicyConfig,
     /// Extra patterns, per tenant (`tenant = "*"` for every tenant).
     pub custom: Vec<CustomPatternConfig>,
+    /// Kinds switched on or off for one tenant, by tenant
+    /// (`[redaction.tenants.acme] disable = ["person"]`).
+    pub tenants: BTreeMap<String, TenantKindsConfig>,
+}
+
+/// `[redaction.tenants.<tenant>]`: the tenant's kinds, relative to
+/// `redaction.detectors`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantKindsConfig {
+    /// Kinds to look for in this tenant's content beyond `detectors`.
+    pub enable: Vec<String>,
+    /// Kinds not to look for in this tenant's content.
+    pub disable: Vec<String>,
 }
 
 impl Default for RedactionConfig {
@@ -52,6 +66,7 @@ impl Default for RedactionConfig {
             detectors: Kind::ALL.iter().map(|k| k.as_str().to_string()).collect(),
             policy: PolicyConfig::default(),
             custom: Vec::new(),
+            tenants: BTreeMap::new(),
         }
     }
 }

@@ -23,7 +23,7 @@ mod token;
 mod validate;
 
 pub use columnar::{Content, KEY_ID_COLUMN};
-pub use config::{CustomPatternConfig, PolicyConfig, RedactionConfig};
+pub use config::{CustomPatternConfig, PolicyConfig, RedactionConfig, TenantKindsConfig};
 pub use detect::{CustomPattern, Detected, Engine, Finding};
 pub use kind::Kind;
 pub use names::gazetteer_len;

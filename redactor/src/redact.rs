@@ -252,16 +252,18 @@ type Compiled = (Arc<Engine>, HashMap<String, Arc<Engine>>, Policy);
 
 /// The engines (shared and per tenant with custom patterns) and the policy.
 fn compile(config: &RedactionConfig) -> Result<Compiled, Error> {
-    let mut enabled = Vec::new();
-    for name in &config.detectors {
-        let kind = Kind::from_name(name).ok_or_else(|| {
+    let kind_named = |field: &str, name: &str| {
+        Kind::from_name(name).ok_or_else(|| {
             let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
             Error::Config(format!(
-                "redaction.detectors: unknown detector {name:?}; known: {}",
+                "{field}: unknown detector {name:?}; known: {}",
                 all.join(", ")
             ))
-        })?;
-        enabled.push(kind);
+        })
+    };
+    let mut enabled = Vec::new();
+    for name in &config.detectors {
+        enabled.push(kind_named("redaction.detectors", name)?);
     }
     let mut policy = Policy {
         arguments: false,
@@ -295,13 +297,37 @@ fn compile(config: &RedactionConfig) -> Result<Compiled, Error> {
             })
             .collect()
     };
+    // Each tenant's kinds: the shared list, with its own switched on or off.
+    let mut kinds_for: HashMap<String, Vec<Kind>> = HashMap::new();
+    for (tenant, t) in &config.tenants {
+        let mut kinds = enabled.clone();
+        for name in &t.enable {
+            let kind = kind_named(&format!("redaction.tenants.{tenant}.enable"), name)?;
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        for name in &t.disable {
+            let kind = kind_named(&format!("redaction.tenants.{tenant}.disable"), name)?;
+            kinds.retain(|k| *k != kind);
+        }
+        kinds.sort();
+        kinds_for.insert(tenant.clone(), kinds);
+    }
     let base = Engine::shared(&enabled, &custom_for(None))?;
     let mut per_tenant = HashMap::new();
-    for c in config.custom.iter().filter(|c| c.tenant != "*") {
-        if !per_tenant.contains_key(&c.tenant) {
+    let tenants = config
+        .custom
+        .iter()
+        .filter(|c| c.tenant != "*")
+        .map(|c| &c.tenant)
+        .chain(config.tenants.keys());
+    for tenant in tenants {
+        if !per_tenant.contains_key(tenant) {
+            let kinds = kinds_for.get(tenant).unwrap_or(&enabled);
             per_tenant.insert(
-                c.tenant.clone(),
-                Engine::shared(&enabled, &custom_for(Some(&c.tenant)))?,
+                tenant.clone(),
+                Engine::shared(kinds, &custom_for(Some(tenant)))?,
             );
         }
     }
@@ -468,15 +494,79 @@ fn redact_once<'t>(
 }
 
 fn redact_value(engine: &Engine, key: &TenantKey, value: &mut Value, counts: &mut Counts) {
+    redact_field(engine, key, None, value, counts)
+}
+
+/// The words of a JSON key as context for its value: `customer_name`,
+/// `customerName` and `customer-name` all read "customer name: ".
+fn key_context(field: &str) -> Option<String> {
+    let mut out = String::with_capacity(field.len() + 8);
+    let mut prev_lower = false;
+    for c in field.chars() {
+        if c == '_' || c == '-' || c == '.' {
+            out.push(' ');
+            prev_lower = false;
+        } else if c.is_alphabetic() {
+            if c.is_uppercase() && prev_lower {
+                out.push(' ');
+            }
+            out.push(c);
+            prev_lower = c.is_lowercase();
+        } else {
+            return None;
+        }
+    }
+    let words = out.trim();
+    // A bare `name` names anything (a tool, a file, a plan): no context.
+    let useful = !words.is_empty() && words.len() <= 64 && !words.eq_ignore_ascii_case("name");
+    useful.then(|| format!("{words}: "))
+}
+
+/// Redacts a string value, read after its key's words so that the key is
+/// context (`{"ssn": "123456789"}`, `{"date_of_birth": "1985-03-14"}`,
+/// `{"first_name": "June"}`).
+fn redact_keyed_string(
+    engine: &Engine,
+    key: &TenantKey,
+    field: Option<&str>,
+    s: &str,
+    counts: &mut Counts,
+) -> Option<String> {
+    if let Some(ctx) = field.and_then(key_context) {
+        let joined = format!("{ctx}{s}");
+        let mut found = Counts::default();
+        let redacted = redact_with(engine, key, &joined, &mut found);
+        if let Some(rest) = redacted.strip_prefix(ctx.as_str()) {
+            if found.total() == 0 {
+                return None;
+            }
+            counts.merge(&found);
+            return Some(rest.to_string());
+        }
+        // A finding ran into the key's words: the value on its own.
+    }
+    match redact_with(engine, key, s, counts) {
+        Cow::Owned(r) => Some(r),
+        Cow::Borrowed(_) => None,
+    }
+}
+
+fn redact_field(
+    engine: &Engine,
+    key: &TenantKey,
+    field: Option<&str>,
+    value: &mut Value,
+    counts: &mut Counts,
+) {
     match value {
         Value::String(s) => {
-            if let Cow::Owned(r) = redact_with(engine, key, s, counts) {
+            if let Some(r) = redact_keyed_string(engine, key, field, s, counts) {
                 *s = r;
             }
         }
         Value::Array(items) => {
             for v in items {
-                redact_value(engine, key, v, counts);
+                redact_field(engine, key, field, v, counts);
             }
         }
         Value::Object(map) => {
@@ -490,8 +580,8 @@ fn redact_value(engine: &Engine, key: &TenantKey, value: &mut Value, counts: &mu
                 }
                 *map = new;
             }
-            for v in map.values_mut() {
-                redact_value(engine, key, v, counts);
+            for (k, v) in map.iter_mut() {
+                redact_field(engine, key, Some(k), v, counts);
             }
         }
         Value::Number(n) => {
@@ -505,9 +595,17 @@ fn redact_value(engine: &Engine, key: &TenantKey, value: &mut Value, counts: &mu
             };
             let unsigned = s.trim_start_matches('-');
             if unsigned.bytes().filter(u8::is_ascii_digit).count() >= MIN_NUMBER_DIGITS {
-                let findings = engine.find(unsigned);
+                // Read after the key's words: `{"ssn": 123456789}`.
+                let ctx = field.and_then(key_context).unwrap_or_default();
+                let joined = format!("{ctx}{unsigned}");
+                let at = ctx.len();
+                let findings: Vec<_> = engine
+                    .find(&joined)
+                    .into_iter()
+                    .filter(|f| f.end > at)
+                    .collect();
                 if let [f] = findings.as_slice() {
-                    if f.start == 0 && f.end == unsigned.len() {
+                    if f.start == at && f.end == joined.len() {
                         let kind = f.kind.name();
                         counts.add(kind);
                         *value =

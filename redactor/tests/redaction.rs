@@ -12,7 +12,9 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use tollgate_redactor::{Content, Engine, Kind, RedactionConfig, Redactor, KEY_ID_COLUMN};
+use tollgate_redactor::{
+    Content, Engine, Kind, RedactionConfig, Redactor, TenantKindsConfig, KEY_ID_COLUMN,
+};
 use tollgate_storage::StorageConfig;
 
 fn redactor(dir: &Path) -> Redactor {
@@ -487,6 +489,36 @@ fn extension_attributes_are_redacted() {
 }
 
 #[test]
+fn json_keys_are_context_for_their_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = redactor(dir.path());
+    let mut v = json!({
+        "ssn": "123456789",
+        "customer": {"SSN": 123456789, "date_of_birth": "1985-03-14", "firstName": "June"},
+        "aba_routing_number": "011000015",
+        "name": "Premium Plan",
+        "batch": "123456789",
+        "count": 123456789
+    });
+    let counts = r.redact_json("acme", &mut v).unwrap();
+    let out = v.to_string();
+    let token = |v: &Value, kind: &str| {
+        v.as_str()
+            .is_some_and(|t| t.starts_with(&format!("<{kind}:")))
+    };
+    assert!(token(&v["ssn"], "ssn"), "{out}");
+    assert!(token(&v["customer"]["SSN"], "ssn"), "{out}");
+    assert!(token(&v["customer"]["date_of_birth"], "dob"), "{out}");
+    assert!(token(&v["customer"]["firstName"], "person"), "{out}");
+    assert!(token(&v["aba_routing_number"], "aba_routing"), "{out}");
+    // Without a telling key, nine digits and a plan's name stay.
+    assert_eq!(v["batch"], "123456789", "{out}");
+    assert_eq!(v["count"], 123456789, "{out}");
+    assert_eq!(v["name"], "Premium Plan", "{out}");
+    assert!(counts.counts.total() >= 5, "{counts:?}");
+}
+
+#[test]
 fn pii_behind_floats_numbers_and_nested_escapes_is_found() {
     let dir = tempfile::tempdir().unwrap();
     let r = redactor(dir.path());
@@ -505,4 +537,60 @@ fn pii_behind_floats_numbers_and_nested_escapes_is_found() {
         .redact_payload("acme", br#"{"note":"alice\\u0040example.com""#)
         .unwrap();
     assert!(!text.contains("alice"), "{text}");
+}
+
+#[test]
+fn kinds_are_switched_on_and_off_per_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = RedactionConfig::default();
+    config.detectors.retain(|d| d != "ipv4");
+    config.tenants.insert(
+        "acme".into(),
+        TenantKindsConfig {
+            disable: vec!["person".into(), "address".into()],
+            ..TenantKindsConfig::default()
+        },
+    );
+    config.tenants.insert(
+        "netops".into(),
+        TenantKindsConfig {
+            enable: vec!["ipv4".into()],
+            ..TenantKindsConfig::default()
+        },
+    );
+    let r = Redactor::new(&config, &StorageConfig::local(dir.path())).unwrap();
+    let text = "Dear Ms Okafor, host 10.20.30.40 ships to 12 rue de la Paix, 75002 Paris";
+    let out = |tenant: &str| r.redact_text(tenant, text).unwrap().0.into_owned();
+    // Everyone else: the shared list (no ipv4).
+    let other = out("globex");
+    assert!(
+        !other.contains("Okafor") && !other.contains("rue de la Paix"),
+        "{other}"
+    );
+    assert!(other.contains("10.20.30.40"), "{other}");
+    // acme: no names, no addresses.
+    let acme = out("acme");
+    assert!(
+        acme.contains("Okafor") && acme.contains("12 rue de la Paix"),
+        "{acme}"
+    );
+    // netops: ipv4 on top of the shared list.
+    let netops = out("netops");
+    assert!(
+        !netops.contains("10.20.30.40") && !netops.contains("Okafor"),
+        "{netops}"
+    );
+    // A kind's name is checked, and the field named in the error.
+    config.tenants.insert(
+        "typo".into(),
+        TenantKindsConfig {
+            disable: vec!["persons".into()],
+            ..TenantKindsConfig::default()
+        },
+    );
+    let err = Redactor::check(&config).unwrap_err().to_string();
+    assert!(
+        err.contains("redaction.tenants.typo.disable") && err.contains("\"persons\""),
+        "{err}"
+    );
 }
