@@ -1,9 +1,16 @@
 //! Redaction throughput against a Python `re` peer with the same patterns,
 //! validators and tokens (`redactor/bench/peer_redact.py`), on the same
-//! corpus, in the same run, one thread each. Prints ratios; asserts nothing.
+//! corpus, in the same run, one thread each; then recall, precision and
+//! speed per kind on the labelled corpora of `fixtures/data`, against
+//! Microsoft Presidio with a spaCy English model
+//! (`redactor/bench/presidio_peer.py`, which says how to install it).
+//! Prints ratios; asserts nothing.
 //!
 //! `cargo bench -p tollgate-redactor` (set `TOLLGATE_BENCH_SECONDS` to
-//! change the minimum time per measurement, 2 by default).
+//! change the minimum time per measurement, 2 by default;
+//! `TOLLGATE_PRESIDIO_PYTHON` to the Python that has Presidio, `python3`
+//! by default; `TOLLGATE_BENCH_CORPUS` to more labelled corpora, comma
+//! separated).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly
 
@@ -13,7 +20,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use secrecy::SecretString;
-use tollgate_redactor::{RedactionConfig, Redactor};
+use tollgate_redactor::{Engine, Kind, RedactionConfig, Redactor};
 
 /// Sentences of the kind tool arguments and prompts hold, with the numbers,
 /// dates, versions and ids that make redaction hard, and no PII.
@@ -83,11 +90,27 @@ fn corpus(density: f64, fields: usize) -> Vec<String> {
         .collect()
 }
 
+/// Resident memory of this process in bytes (Linux), if known.
+fn rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 fn main() {
     let min_seconds: f64 = std::env::var("TOLLGATE_BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2.0);
+    let before = rss();
+    let words = tollgate_redactor::gazetteer_len();
+    if let (Some(a), Some(b)) = (before, rss()) {
+        println!(
+            "name gazetteers: {words} words, {:.1} MB of resident memory",
+            b.saturating_sub(a) as f64 / 1e6
+        );
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut config = RedactionConfig {
         keys: BTreeMap::from([("bench".to_string(), SecretString::from(KEY.to_string()))]),
@@ -180,4 +203,218 @@ fn main() {
     // Cost per byte is 1 / throughput.
     let clean_vs_dense = rates[2] / rates[0];
     println!("clean-text cost per byte / PII-dense (30 %) cost per byte: {clean_vs_dense:.2} (goal: at most 0.33)");
+    quality(min_seconds);
+}
+
+/// Per-kind counts on a labelled corpus.
+#[derive(Default, Clone, Copy)]
+struct Score {
+    labelled: u64,
+    found: u64,
+    flagged: u64,
+    correct: u64,
+}
+
+impl Score {
+    fn recall(&self) -> f64 {
+        if self.labelled == 0 {
+            1.0
+        } else {
+            self.found as f64 / self.labelled as f64
+        }
+    }
+    fn precision(&self) -> f64 {
+        if self.flagged == 0 {
+            1.0
+        } else {
+            self.correct as f64 / self.flagged as f64
+        }
+    }
+    fn add(&mut self, o: &Score) {
+        self.labelled += o.labelled;
+        self.found += o.found;
+        self.flagged += o.flagged;
+        self.correct += o.correct;
+    }
+}
+
+/// Recall, precision and speed on the labelled corpora, ours and
+/// Presidio's.
+fn quality(min_seconds: f64) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data");
+    let mut files: Vec<std::path::PathBuf> = [
+        "pii-corpus.jsonl",
+        "pii-corpus-intl.jsonl",
+        "pii-corpus-names.jsonl",
+        "pii-corpus-people.jsonl",
+    ]
+    .iter()
+    .map(|f| data.join(f))
+    .collect();
+    if let Ok(more) = std::env::var("TOLLGATE_BENCH_CORPUS") {
+        files.extend(more.split(',').filter(|p| !p.is_empty()).map(Into::into));
+    }
+    let mut items: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for f in &files {
+        for line in std::fs::read_to_string(f).unwrap().lines() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let labels = v["pii"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    (
+                        p["kind"].as_str().unwrap().to_string(),
+                        p["value"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            items.push((v["text"].as_str().unwrap().to_string(), labels));
+        }
+    }
+    let bytes: usize = items.iter().map(|(t, _)| t.len()).sum();
+    println!(
+        "\nquality: {} labelled texts ({} bytes) from {}",
+        items.len(),
+        bytes,
+        files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let engine = Engine::new(&Kind::ALL, &[]).unwrap();
+    let start = Instant::now();
+    let mut passes = 0u64;
+    loop {
+        for (t, _) in &items {
+            std::hint::black_box(engine.find(t));
+        }
+        passes += 1;
+        if start.elapsed().as_secs_f64() >= min_seconds {
+            break;
+        }
+    }
+    let ours_speed = bytes as f64 * passes as f64 / start.elapsed().as_secs_f64();
+    let mut ours: BTreeMap<String, Score> = BTreeMap::new();
+    for (text, labels) in &items {
+        let found: Vec<(String, String)> = engine
+            .find(text)
+            .into_iter()
+            .map(|f| (f.kind.name().to_string(), text[f.start..f.end].to_string()))
+            .collect();
+        for (kind, value) in labels {
+            let s = ours.entry(kind.clone()).or_default();
+            s.labelled += 1;
+            s.found += u64::from(found.iter().any(|(k, v)| k == kind && v == value));
+        }
+        for (kind, value) in &found {
+            let s = ours.entry(kind.clone()).or_default();
+            s.flagged += 1;
+            s.correct += u64::from(labels.iter().any(|(k, v)| k == kind && v == value));
+        }
+    }
+
+    let python =
+        std::env::var("TOLLGATE_PRESIDIO_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/presidio_peer.py");
+    let out = Command::new(&python)
+        .arg(&peer)
+        .arg(min_seconds.to_string())
+        .args(&files)
+        .output();
+    let (theirs, theirs_speed): (BTreeMap<String, Score>, Option<f64>) = match out {
+        Ok(o) if o.status.success() => {
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("peer report");
+            let mut m = BTreeMap::new();
+            for (k, s) in v["by_kind"].as_object().unwrap() {
+                let n = |f: &str| s[f].as_u64().unwrap_or(0);
+                m.insert(
+                    k.clone(),
+                    Score {
+                        labelled: n("labelled"),
+                        found: n("found"),
+                        flagged: n("flagged"),
+                        correct: n("correct"),
+                    },
+                );
+            }
+            println!(
+                "presidio: {} with its default English recognizers, types mapped to kinds: {}",
+                v["model"].as_str().unwrap_or("?"),
+                v["mapping"]
+            );
+            (m, v["bytes_per_second"].as_f64())
+        }
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            println!(
+                "presidio peer not run ({python}: {}); see redactor/bench/presidio_peer.py to install it",
+                err.lines().last().unwrap_or("failed")
+            );
+            (BTreeMap::new(), None)
+        }
+        Err(e) => {
+            println!("presidio peer not run ({python}: {e})");
+            (BTreeMap::new(), None)
+        }
+    };
+
+    println!(
+        "{:<16} {:>8} {:>12} {:>12} {:>12} {:>12}",
+        "kind", "labelled", "ours recall", "ours prec.", "presidio rec", "presidio prec"
+    );
+    let kinds: std::collections::BTreeSet<&String> = ours.keys().chain(theirs.keys()).collect();
+    let (mut all_ours, mut all_theirs) = (Score::default(), Score::default());
+    let pct = |x: f64| format!("{:.1}%", x * 100.0);
+    for kind in kinds {
+        let o = ours.get(kind).copied().unwrap_or_default();
+        let t = theirs.get(kind).copied().unwrap_or_default();
+        all_ours.add(&o);
+        all_theirs.add(&t);
+        let labelled = o.labelled.max(t.labelled);
+        let (tr, tp) = if theirs_speed.is_some() {
+            (pct(t.recall()), pct(t.precision()))
+        } else {
+            ("-".into(), "-".into())
+        };
+        println!(
+            "{kind:<16} {labelled:>8} {:>12} {:>12} {tr:>12} {tp:>12}",
+            pct(o.recall()),
+            pct(o.precision())
+        );
+    }
+    println!(
+        "{:<16} {:>8} {:>12} {:>12} {:>12} {:>12}",
+        "all",
+        all_ours.labelled,
+        pct(all_ours.recall()),
+        pct(all_ours.precision()),
+        if theirs_speed.is_some() {
+            pct(all_theirs.recall())
+        } else {
+            "-".into()
+        },
+        if theirs_speed.is_some() {
+            pct(all_theirs.precision())
+        } else {
+            "-".into()
+        },
+    );
+    match theirs_speed {
+        Some(t) => println!(
+            "speed on these texts: tollgate {:.2} MB/s, presidio {:.4} MB/s, ratio {:.0}x",
+            ours_speed / 1e6,
+            t / 1e6,
+            ours_speed / t
+        ),
+        None => println!(
+            "speed on these texts: tollgate {:.2} MB/s",
+            ours_speed / 1e6
+        ),
+    }
 }

@@ -1424,7 +1424,8 @@ fn cue(text: &str, w: &[Word], i: usize) -> Cue {
     }
     if p.flags & SIGNOFF != 0 {
         let g = gap.trim_start_matches([',', '!', '.', ' ']);
-        return if g.starts_with('\n') || g.starts_with("\r\n") || tight(gap) {
+        return if g.starts_with('\n') || g.starts_with("\r\n") || (tight(gap) && !gap.contains('.'))
+        {
             Cue::Greeting
         } else {
             Cue::None
@@ -1434,6 +1435,11 @@ fn cue(text: &str, w: &[Word], i: usize) -> Cue {
         return Cue::None;
     }
     let f = p.flags;
+    if gap.contains('.') && f & TITLE == 0 {
+        // A full stop ends the cue's sentence ("... yesterday evening.
+        // Summarise ..."); only a title is written with one ("Dr. Chen").
+        return Cue::None;
+    }
     if f & TITLE != 0 && (p.cap || p.caps) {
         // "Sehr geehrter Herr Müller": the title, not the greeting.
         Cue::Title
@@ -1872,6 +1878,7 @@ mod tests {
             "Hi team, the report is ready",
             "Dear Customer,",
             "Ask Claude to summarise the ticket",
+            "on the search API yesterday evening. Summarise the open incidents",
         ] {
             assert_eq!(names(t), Vec::<&str>::new(), "{t}");
         }
