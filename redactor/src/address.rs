@@ -28,7 +28,7 @@ const COUNTRIES: &str = "USA|U\\.S\\.A\\.|U\\.S\\.|US|United States(?: of Americ
 pub fn patterns() -> Vec<String> {
     // Between the parts: a comma, a space or a line break.
     let sep = r"(?:,?[ ]|,?\r?\n)";
-    let country = format!(r"(?:,?[ ](?:{COUNTRIES}))?");
+    let country = format!(r"(?:{sep}(?i:{COUNTRIES})(?-u:\b))?");
     // A capitalised word of a street or town name (ASCII for the US and UK).
     let word = r"[A-Z0-9][A-Za-z0-9'.-]*";
     let town = r"[A-Z][A-Za-z.'-]*";
@@ -36,8 +36,8 @@ pub fn patterns() -> Vec<String> {
         concat!(
             r"(?-u:\b)[0-9]{{1,6}}[A-Za-z]?(?:-[0-9]{{1,4}})? ",
             r"(?:(?:[NSEW]|North|South|East|West|NE|NW|SE|SW)\.? )?",
-            r"(?:{word} ){{0,4}}(?:{types})\.?(?: (?:[NSEW]|NE|NW|SE|SW)\.?)?",
-            r"(?:,? (?:Apt|Apartment|Suite|Ste|Unit|Fl|Floor|Rm|Room|Bldg|#)\.? ?#?[A-Za-z0-9-]{{1,6}})?",
+            r"(?:{word} ){{0,4}}(?i:{types})\.?(?: (?:[NSEW]|NE|NW|SE|SW)\.?)?",
+            r"(?:,? (?i:Apt|Apartment|Suite|Ste|Unit|Fl|Floor|Rm|Room|Bldg|#)\.? ?#?[A-Za-z0-9-]{{1,6}})?",
             r"{sep}(?:{town} ){{0,3}}{town},? (?:{states})(?:,? [0-9]{{5}}(?:-[0-9]{{4}})?)?(?-u:\b){country}"
         ),
         word = word,
@@ -49,8 +49,9 @@ pub fn patterns() -> Vec<String> {
     );
     let uk = format!(
         concat!(
-            r"(?:(?:Flat|Apartment|Apt|Unit|Suite) [0-9A-Za-z]{{1,5}},? )?",
-            r"(?-u:\b)[0-9]{{1,4}}[A-Za-z]?(?:-[0-9]{{1,4}})?,? (?:{word} ){{1,4}}(?:{types})\.?",
+            r"(?:(?:Flat|Apartment|Apt|Unit|Suite) [0-9A-Za-z/]{{1,5}}{sep})?",
+            r"(?:[A-Z][a-z]+ (?:House|Cottage|Lodge|Farm|Court|Manor|Barn|Villa|Mansions|Chambers){sep})?",
+            r"(?-u:\b)[0-9]{{1,4}}[A-Za-z]?(?:-[0-9]{{1,4}})?,? (?:{word} ){{1,4}}(?i:{types})\.?",
             r"(?:{sep}{town}(?: {town}){{0,2}}){{0,2}}{sep}",
             r"[A-Z]{{1,2}}[0-9][A-Z0-9]? ?[0-9][ABD-HJLNP-UW-Z]{{2}}(?-u:\b){country}"
         ),
@@ -82,7 +83,7 @@ pub fn patterns() -> Vec<String> {
     );
     let fr = format!(
         concat!(
-            r"(?:(?:(?:Appt|Appartement|Apt)\.? [0-9A-Z]{{1,5}}|Bât(?:\.|iment) [A-Z0-9]{{1,3}}|Résidence(?: \p{{Lu}}[\p{{L}}'’-]*){{1,3}}|Escalier [A-Z0-9]{{1,3}}),? )*",
+            r"(?:(?:(?:Appt|Appartement|Apt)\.? [0-9A-Z]{{1,5}}|Bât(?:\.|iment) [A-Z0-9]{{1,3}}|Résidence(?: \p{{Lu}}[\p{{L}}'’-]*){{1,3}}|Escalier [A-Z0-9]{{1,3}}|Porte [0-9A-Z]{{1,4}}|[0-9]{{1,2}}(?:e|er|ème) étage){sep})*",
             r"(?-u:\b)[0-9]{{1,4}}(?: ?(?:bis|ter|quater|B|C))?,? (?i:{types})",
             r"(?: [\p{{L}}'’.-]+){{1,6}}?{sep}(?:(?:BP|CS) [0-9]+,? )?[0-9]{{5}} ",
             r"(?:(?:Le|La|Les|L'|LE|LA|LES) ?)?\p{{Lu}}[\p{{L}}'’-]*",

@@ -161,6 +161,11 @@ fn builtin_patterns(kind: Kind) -> Vec<String> {
     forms.iter().map(|f| f.to_string()).collect()
 }
 
+/// The lazy DFA's cache per automaton and thread. With every kind on, the
+/// default (2 MiB) filled up on text dense with candidates, and the engine
+/// kept clearing it and falling back to slower engines.
+const LAZY_DFA_CACHE: usize = 16 << 20;
+
 /// The API key pattern alone, to tell a provider's key after `token=` from
 /// a password.
 static API_KEY: LazyLock<Option<Regex>> =
@@ -191,6 +196,9 @@ pub struct Engine {
     /// their street and town words multiply its states past the lazy
     /// DFA's cache, and every scan slows a hundredfold.
     addresses: Option<Regex>,
+    /// The kinds found by column in pasted tables (names, dates of birth,
+    /// addresses), when enabled.
+    table_kinds: Vec<Kind>,
 }
 
 impl Engine {
@@ -233,10 +241,15 @@ impl Engine {
             }
         }
         let regex = Regex::builder()
+            .configure(Regex::config().hybrid_cache_capacity(LAZY_DFA_CACHE))
             .build_many(&patterns)
             .map_err(|e| Error::Config(format!("compiling detectors: {e}")))?;
         let all = Regex::builder()
-            .configure(Regex::config().match_kind(MatchKind::All))
+            .configure(
+                Regex::config()
+                    .match_kind(MatchKind::All)
+                    .hybrid_cache_capacity(LAZY_DFA_CACHE),
+            )
             .build_many(&patterns)
             .map_err(|e| Error::Config(format!("compiling detectors: {e}")))?;
         let addresses = if enabled.contains(&Kind::Address) {
@@ -253,6 +266,10 @@ impl Engine {
             slots,
             names: enabled.contains(&Kind::Person),
             addresses,
+            table_kinds: [Kind::Person, Kind::Dob, Kind::Address]
+                .into_iter()
+                .filter(|k| enabled.contains(k))
+                .collect(),
         })
     }
 
@@ -289,7 +306,7 @@ impl Engine {
 
     /// Calls `found` for each finding, left to right.
     pub fn scan(&self, text: &str, mut found: impl FnMut(Finding)) {
-        if !self.names && self.addresses.is_none() {
+        if !self.names && self.addresses.is_none() && self.table_kinds.is_empty() {
             return self.scan_patterns(text, |hit| {
                 if let Hit::Found(f) = hit {
                     found(f)
@@ -305,14 +322,34 @@ impl Engine {
             Hit::Found(f) => others.push(f),
             Hit::Token(a, z) => tokens.push((a, z)),
         });
+        // Values in a table's named columns come first: the column says
+        // what they are.
+        let mut cells: Vec<Finding> = if self.table_kinds.is_empty() {
+            Vec::new()
+        } else {
+            crate::table::find(text, &self.table_kinds)
+                .into_iter()
+                .filter(|&(_, a, z)| !tokens.iter().any(|&(s, e)| s < z && a < e))
+                .map(|(kind, start, end)| Finding {
+                    kind: Detected::Builtin(kind),
+                    start,
+                    end,
+                })
+                .collect()
+        };
         if let Some(re) = &self.addresses {
-            let addresses = self.addresses(re, text, &tokens);
+            let mut addresses = self.addresses(re, text, &tokens);
+            addresses.retain(|a| !cells.iter().any(|c| a.start < c.end && c.start < a.end));
             if !addresses.is_empty() {
                 others.retain(|f| !addresses.iter().any(|a| f.start < a.end && a.start < f.end));
                 others.extend(addresses);
-                others.sort_by_key(|f| f.start);
             }
         }
+        if !cells.is_empty() {
+            others.retain(|f| !cells.iter().any(|c| f.start < c.end && c.start < f.end));
+            others.append(&mut cells);
+        }
+        others.sort_by_key(|f| f.start);
         if !self.names {
             others.into_iter().for_each(found);
             return;

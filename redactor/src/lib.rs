@@ -19,6 +19,7 @@ mod names;
 mod national_id;
 mod redact;
 mod secret;
+mod table;
 mod token;
 mod validate;
 

@@ -54,6 +54,26 @@ const PREP: u16 = 2048;
 
 /// Fields and labels that hold a name.
 const NAME_LABELS: &[&str] = &[
+    "bénéficiaire",
+    "attendees",
+    "participants",
+    "teilnehmer",
+    "asistentes",
+    "participantes",
+    "requester",
+    "guarantor",
+    "borrower",
+    "bearbeiter",
+    "antragsteller",
+    "solicitante",
+    "demandeur",
+    "emprunteur",
+    "garant",
+    "avalista",
+    "fiador",
+    "reporter",
+    "assignee",
+    "owner",
     "name",
     "firstname",
     "lastname",
@@ -88,13 +108,21 @@ const NAME_LABELS: &[&str] = &[
 
 /// Prepositions and conjunctions a name may follow.
 const PREPS: &[&str] = &[
-    "de", "do", "da", "dos", "das", "del", "di", "du", "of", "for", "to", "and", "und", "et", "e",
-    "y", "para", "pour", "für", "per", "a", "à", "an", "at", "laut", "selon", "según", "segundo",
+    "soy", "sou", "sono", "suis", "heiße", "heisse", "llamo", "chamo", "chiamo", "named", "de",
+    "do", "da", "dos", "das", "del", "di", "du", "of", "for", "to", "and", "und", "et", "e", "y",
+    "para", "pour", "für", "per", "a", "à", "an", "at", "laut", "selon", "según", "segundo",
     "secondo", "via", "sobre", "about", "über",
 ];
 
 /// Sign-offs (also greetings).
 const SIGNOFFS: &[&str] = &[
+    "vg",
+    "lg",
+    "mfg",
+    "kr",
+    "br",
+    "groet",
+    "groeten",
     "regards",
     "cheers",
     "thanks",
@@ -130,6 +158,12 @@ const SIGNOFFS: &[&str] = &[
 
 /// Names that are everyday words in one of the five languages.
 const AMBIGUOUS_WORDS: &[&str] = &[
+    "concepción",
+    "rosario",
+    "vittoria",
+    "marsala",
+    "destiny",
+    "liberty",
     "will",
     "may",
     "mark",
@@ -381,6 +415,32 @@ const AMBIGUOUS_WORDS: &[&str] = &[
 /// Never part of a name: products, places, titles and words the name lists
 /// hold by accident.
 const STOP_WORDS: &[&str] = &[
+    "oetker",
+    "porsche",
+    "bosch",
+    "siemens",
+    "numbers",
+    "column",
+    "table",
+    "alter",
+    "drop",
+    "create",
+    "index",
+    "date",
+    "pan",
+    "treasury",
+    "payments",
+    "collections",
+    "accounts",
+    "onboarding",
+    "kyc",
+    "fraud",
+    "equipa",
+    "apoio",
+    "sud",
+    "nord",
+    "norte",
+    "arbor",
     "claude",
     "julia",
     "gemini",
@@ -1077,6 +1137,8 @@ const PARTICLES: &[&str] = &[
 
 /// Companies and models whose words are all names.
 const NOT_PEOPLE: &[&str] = &[
+    "massimo dutti",
+    "albert heijn",
     "morgan stanley",
     "goldman sachs",
     "wells fargo",
@@ -1478,9 +1540,17 @@ pub fn find(text: &str, skip: &[(usize, usize)]) -> Vec<(usize, usize)> {
         return Vec::new();
     }
     let w = words(text, skip);
-    let mut out = Vec::new();
+    let mut out: Vec<(usize, usize)> = Vec::new();
     let mut i = 0;
     while i < w.len() {
+        // "attendees: Thijs Verhoeven, Raghav Bhatnagar, M. Dvořák and ...":
+        // a name right after another, in a list, has the list's cue.
+        let in_list = out.last().is_some_and(|&(_, end)| {
+            matches!(
+                &text[end..w[i].start],
+                ", " | " and " | " und " | " et " | " y " | " e " | ", and " | " & " | "; "
+            )
+        });
         if !w[i].cap && !w[i].looked {
             i += 1;
             continue;
@@ -1491,13 +1561,13 @@ pub fn find(text: &str, skip: &[(usize, usize)]) -> Vec<(usize, usize)> {
             i += 1;
             continue;
         }
-        if let Some(j) = last_comma_first(text, &w, i) {
+        if let Some(j) = last_comma_first(text, &w, i).filter(|_| !in_list) {
             let start = with_particles(text, &w, i);
             out.push((start, trim_suffix(text, w[j].start, w[j].end)));
             i = j + 1;
             continue;
         }
-        match name_at(text, &w, i) {
+        match name_at(text, &w, i, in_list) {
             Some(j) => {
                 let start = with_particles(text, &w, i);
                 out.push((start, trim_suffix(text, w[j].start, w[j].end)));
@@ -1599,7 +1669,7 @@ impl Run {
 }
 
 /// The last word of a name starting at word `i`, if one does.
-fn name_at(text: &str, w: &[Word], i: usize) -> Option<usize> {
+fn name_at(text: &str, w: &[Word], i: usize, in_list: bool) -> Option<usize> {
     let first = &w[i];
     let particle_after_title = !first.cap
         && first.flags & PARTICLE != 0
@@ -1611,7 +1681,10 @@ fn name_at(text: &str, w: &[Word], i: usize) -> Option<usize> {
     if !first.cap && !particle_after_title && (!first.looked || !lower_after_cue(text, w, i)) {
         return None;
     }
-    let cue = cue(text, w, i);
+    let cue = match cue(text, w, i) {
+        Cue::None if in_list => Cue::Label,
+        c => c,
+    };
     let next_adjacent_cap = w
         .get(i + 1)
         .is_some_and(|n| n.cap && &text[first.end..n.start] == " ");
@@ -1685,7 +1758,15 @@ fn name_at(text: &str, w: &[Word], i: usize) -> Option<usize> {
     let mut best = None;
     // The longest run that is a name.
     while n >= 1 {
-        if accept(text, w, &run[..n], &f[..n], cue) {
+        // "From: Ségolène Duchâtel <segolene@...>": a name before an address.
+        let mail_follows = n >= 2
+            && (0..n).all(|j| w[run[j]].cap)
+            && text[w[run[n - 1]].end..].starts_with(" <")
+            && text[w[run[n - 1]].end..]
+                .split('>')
+                .next()
+                .is_some_and(|s| s.contains('@'));
+        if mail_follows || accept(text, w, &run[..n], &f[..n], cue) {
             best = Some(run[n - 1]);
             break;
         }
@@ -1734,6 +1815,18 @@ fn lower_after_cue(text: &str, w: &[Word], i: usize) -> bool {
         && w[i].flags & (STOP | AMBIGUOUS) == 0
 }
 
+/// Whether the run's words follow each other with single spaces (no
+/// particle skipped between them) and its cue word is in lower case (not
+/// an article starting a sentence: "Das Depot von ...").
+fn run_is_plain(text: &str, w: &[Word], run: &[usize]) -> bool {
+    let first = run[0];
+    let cue_lower = first > 0 && !w[first - 1].cap;
+    cue_lower
+        && run
+            .windows(2)
+            .all(|p| p[1] == p[0] + 1 && &text[w[p[0]].end..w[p[1]].start] == " ")
+}
+
 fn accept(text: &str, w: &[Word], run: &[usize], f: &[u16], cue: Cue) -> bool {
     let known = |x: u16| x & (FIRST | LAST) != 0 && x & STOP == 0;
     let clean = |x: u16| known(x) && x & AMBIGUOUS == 0;
@@ -1741,12 +1834,27 @@ fn accept(text: &str, w: &[Word], run: &[usize], f: &[u16], cue: Cue) -> bool {
     let n = run.len();
     let capitalised = (0..n).all(|j| w[run[j]].cap);
     let particle = |j: usize| f[j] & PARTICLE != 0;
+    if n == 1 && w[run[0]].end - w[run[0]].start < 2 {
+        // `last_name = 'X'`: one letter is no name.
+        return false;
+    }
     match cue {
         Cue::Title | Cue::NameLabel | Cue::Mention => return w[run[0]].cap || known(f[0]),
+        // "Spoke with Wenjie Shangguan", "addressed to Venkatesh
+        // Subramaniam": two capitalised words, none an everyday one.
+        Cue::Verb | Cue::Prep
+            if n >= 2
+                && capitalised
+                && (0..n).all(|j| f[j] & (STOP | AMBIGUOUS) == 0)
+                && (cue == Cue::Verb || (0..n).any(|j| known(f[j])))
+                && run_is_plain(text, w, run) =>
+        {
+            return true
+        }
         Cue::Prep if n == 1 => return clean(f[0]) && f[0] & FIRST != 0,
         Cue::Prep => {
             // A lower-case unknown last word was checked to end the name.
-            let last_ok = f[n - 1] & LAST != 0 || capitalised || f[n - 1] == 0;
+            let last_ok = f[n - 1] & (FIRST | LAST) != 0 || capitalised || f[n - 1] == 0;
             return f[0] & FIRST != 0 && (clean(f[0]) || capitalised) && last_ok;
         }
         // "Hi Haruto", "Hola Abebe": any capitalised word not a stop word.
@@ -1796,6 +1904,12 @@ fn accept(text: &str, w: &[Word], run: &[usize], f: &[u16], cue: Cue) -> bool {
     false
 }
 
+/// Words that end the name of a place rather than a person's.
+const PLACE_WORDS: &[&str] = &[
+    "park", "plaza", "square", "mall", "centre", "center", "gardens", "heights", "valley",
+    "bridge", "station", "airport", "arena", "tower", "towers",
+];
+
 /// Whether the run is a company, a model or a place named after people.
 fn not_people(text: &str, w: &[Word], i: usize, last: usize) -> bool {
     if let Some(next) = w.get(last + 1) {
@@ -1811,6 +1925,18 @@ fn not_people(text: &str, w: &[Word], i: usize, last: usize) -> bool {
         }
     }
     let low = |x: &Word| lower(&text[x.start..x.end]);
+    if last > i && cue(text, w, i) == Cue::None && PLACE_WORDS.contains(&low(&w[last]).as_str()) {
+        // "Destiny Park", "Liberty Plaza".
+        return true;
+    }
+    let tail = text[w[last].start..w[last].end]
+        .rsplit('-')
+        .next()
+        .unwrap_or("");
+    if text[w[last].start..w[last].end].contains('-') && tail.starts_with(char::is_lowercase) {
+        // "Albert Heijn-klanten": a name inside a compound word.
+        return true;
+    }
     if NOT_BEFORE.contains(&low(&w[i]).as_str()) {
         // "San Diego", "Santa Clara", "Mount Vernon".
         return true;
@@ -1862,6 +1988,10 @@ mod tests {
         assert_eq!(names("Best regards,\nJean-Luc Picard"), ["Jean-Luc Picard"]);
         assert_eq!(names("Dr. Wei Zhang reviewed it"), ["Wei Zhang"]);
         assert_eq!(names("signed: JOHN SMITH"), ["JOHN SMITH"]);
+        assert_eq!(
+            names("Das Depot von Annegret Zwanziger wurde übertragen"),
+            ["Annegret Zwanziger"]
+        );
     }
 
     #[test]
@@ -1878,6 +2008,8 @@ mod tests {
             "Hi team, the report is ready",
             "Dear Customer,",
             "Ask Claude to summarise the ticket",
+            "Die Lage ist ernst, wir brauchen mehr",
+            "Crédit Agricole et BNP Paribas ont publié",
             "on the search API yesterday evening. Summarise the open incidents",
         ] {
             assert_eq!(names(t), Vec::<&str>::new(), "{t}");

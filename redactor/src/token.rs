@@ -25,6 +25,19 @@ pub fn normalise(kind: &str, value: &str) -> String {
         Some(Kind::Ipv6) => value
             .parse::<std::net::Ipv6Addr>()
             .map_or_else(|_| value.to_ascii_lowercase(), |a| a.to_string()),
+        // "JOHN SMITH" and "John  Smith" are one person; an address is the
+        // same whether its parts are split by commas, spaces or lines.
+        Some(Kind::Person) => value
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase(),
+        Some(Kind::Address) => value
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase(),
         _ => value.to_string(),
     }
 }
@@ -77,5 +90,13 @@ mod tests {
         assert!(a.starts_with("<email:") && a.len() == "<email:>".len() + 16);
         assert_eq!(normalise("card", "4111-1111 1111-1111"), "4111111111111111");
         assert_eq!(normalise("ipv6", "2001:0db8:0000::1"), "2001:db8::1");
+        assert_eq!(
+            normalise("person", "JOHN  SMITH"),
+            normalise("person", "John Smith")
+        );
+        assert_eq!(
+            normalise("address", "221B Baker Street,\nLondon NW1 6XE"),
+            "221b baker street london nw1 6xe"
+        );
     }
 }

@@ -1,0 +1,263 @@
+//! Tables pasted into prompts (CRM exports, CSV, `;`- or tab-separated
+//! lists): a header line names the columns, and a column called `name`,
+//! `Nachname`, `prénom`, `date_of_birth`, `Geburtsdatum`, `address`, ...
+//! makes each row's field in it a finding of that kind, whatever the
+//! field holds ("Tepox Xolalpa", "30.1.1994", "Wit-Bakker").
+
+use crate::kind::Kind;
+
+/// The kind of the values in a column, from its header.
+fn column_kind(header: &str) -> Option<Kind> {
+    let h: String = header
+        .trim()
+        .trim_matches(['"', '\''])
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    let h = h.as_str();
+    let person = [
+        "name",
+        "fullname",
+        "firstname",
+        "lastname",
+        "surname",
+        "forename",
+        "givenname",
+        "familyname",
+        "middlename",
+        "customername",
+        "clientname",
+        "contactname",
+        "holder",
+        "holdername",
+        "accountholder",
+        "cardholder",
+        "cardholdername",
+        "beneficiary",
+        "beneficiaryname",
+        "payee",
+        "payeename",
+        "applicant",
+        "applicantname",
+        "nom",
+        "prénom",
+        "prenom",
+        "nomcomplet",
+        "nomdefamille",
+        "titulaire",
+        "nombre",
+        "apellido",
+        "apellidos",
+        "nombrecompleto",
+        "titular",
+        "nome",
+        "sobrenome",
+        "nomecompleto",
+        "cognome",
+        "nominativo",
+        "vorname",
+        "nachname",
+        "kontoinhaber",
+        "inhaber",
+        "kunde",
+        "kundenname",
+        "voornaam",
+        "achternaam",
+        "naam",
+    ];
+    let dob = [
+        "dob",
+        "dateofbirth",
+        "birthdate",
+        "birthday",
+        "datenaissance",
+        "datedenaissance",
+        "geburtsdatum",
+        "geburtstag",
+        "fechanacimiento",
+        "fechadenacimiento",
+        "fnac",
+        "datanascimento",
+        "datadenascimento",
+        "datadinascita",
+        "geboortedatum",
+    ];
+    let address = [
+        "address",
+        "mailingaddress",
+        "streetaddress",
+        "homeaddress",
+        "billingaddress",
+        "shippingaddress",
+        "postaladdress",
+        "adresse",
+        "anschrift",
+        "wohnadresse",
+        "direccion",
+        "dirección",
+        "domicilio",
+        "morada",
+        "endereco",
+        "endereço",
+        "indirizzo",
+        "adres",
+    ];
+    if person.contains(&h) {
+        Some(Kind::Person)
+    } else if dob.contains(&h) {
+        Some(Kind::Dob)
+    } else if address.contains(&h) {
+        Some(Kind::Address)
+    } else {
+        None
+    }
+}
+
+/// The fields of a line split at `sep`, as byte ranges (a field in double
+/// quotes may hold the separator; the quotes are not part of the range).
+fn fields(line: &str, sep: u8) -> Vec<(usize, usize)> {
+    let b = line.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        // Skip spaces before the field.
+        let mut start = i;
+        while start < b.len() && b[start] == b' ' {
+            start += 1;
+        }
+        if start < b.len() && b[start] == b'"' {
+            let open = start + 1;
+            let close = line[open..].find('"').map_or(b.len(), |n| open + n);
+            out.push((open, close));
+            let next = line[close.min(b.len())..]
+                .find(char::from(sep))
+                .map(|n| close + n);
+            match next {
+                Some(n) => i = n + 1,
+                None => return out,
+            }
+        } else {
+            let end = line[i..].find(char::from(sep)).map_or(b.len(), |n| i + n);
+            out.push((i, end));
+            if end >= b.len() {
+                return out;
+            }
+            i = end + 1;
+        }
+    }
+}
+
+/// Every value in a named column of a table in `text`: kind and byte
+/// range, for the kinds in `enabled`.
+pub fn find(text: &str, enabled: &[Kind]) -> Vec<(Kind, usize, usize)> {
+    let mut out = Vec::new();
+    if !text.contains('\n') {
+        return out;
+    }
+    let mut lines: Vec<(usize, &str)> = Vec::new();
+    let mut at = 0;
+    for line in text.split('\n') {
+        lines.push((at, line.strip_suffix('\r').unwrap_or(line)));
+        at += line.len() + 1;
+    }
+    let mut i = 0;
+    while i + 1 < lines.len() {
+        let (_, header) = lines[i];
+        let Some((sep, columns)) = header_of(header, enabled) else {
+            i += 1;
+            continue;
+        };
+        let width = fields(header, sep).len();
+        let mut j = i + 1;
+        while j < lines.len() {
+            let (offset, row) = lines[j];
+            let cells = fields(row, sep);
+            if cells.len() != width {
+                break;
+            }
+            for &(col, kind) in &columns {
+                let (a, z) = cells[col];
+                let value = row[a..z].trim();
+                if value.chars().any(char::is_alphanumeric) {
+                    let lead = row[a..z].len() - row[a..z].trim_start().len();
+                    out.push((kind, offset + a + lead, offset + a + lead + value.len()));
+                }
+            }
+            j += 1;
+        }
+        i = j.max(i + 1);
+    }
+    out
+}
+
+/// The separator and the columns of a header line, if it is one: two or
+/// more fields, one of them a column of a kind in `enabled`.
+fn header_of(line: &str, enabled: &[Kind]) -> Option<(u8, Vec<(usize, Kind)>)> {
+    let sep = [b';', b'\t', b'|', b',']
+        .into_iter()
+        .find(|&s| line.bytes().filter(|&c| c == s).count() >= 1)?;
+    if line.contains("\":") || line.contains("\" :") {
+        // A line of JSON (`"first_name": "Petr",`), not a header.
+        return None;
+    }
+    let cells = fields(line, sep);
+    if cells.len() < 2
+        || cells
+            .iter()
+            .any(|&(a, z)| z - a > 40 || line[a..z].trim().is_empty())
+    {
+        return None;
+    }
+    let columns: Vec<(usize, Kind)> = cells
+        .iter()
+        .enumerate()
+        .filter_map(|(n, &(a, z))| column_kind(&line[a..z]).map(|k| (n, k)))
+        .filter(|(_, k)| enabled.contains(k))
+        .collect();
+    (!columns.is_empty()).then_some((sep, columns))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(text: &str) -> Vec<(&'static str, &str)> {
+        find(text, &Kind::ALL)
+            .into_iter()
+            .map(|(k, a, z)| (k.as_str(), &text[a..z]))
+            .collect()
+    }
+
+    #[test]
+    fn named_columns_of_a_table() {
+        let t = "nom;prénom;date_naissance;iban\nGou;Zihan;10/12/1979;FR76 3000\nRuiz de Azúa;Alejandro;14/10/1943;BE94\n\nnext paragraph";
+        assert_eq!(
+            values(t),
+            vec![
+                ("person", "Gou"),
+                ("person", "Zihan"),
+                ("dob", "10/12/1979"),
+                ("person", "Ruiz de Azúa"),
+                ("person", "Alejandro"),
+                ("dob", "14/10/1943"),
+            ]
+        );
+        let t = "id,full_name,email\n7960,rim ben ammar,r@x.com\n7509,\"Heikkilä, Tuomas\",t@y.fi";
+        assert_eq!(
+            values(t),
+            vec![("person", "rim ben ammar"), ("person", "Heikkilä, Tuomas")]
+        );
+    }
+
+    #[test]
+    fn other_tables_and_prose_are_left_alone() {
+        for t in [
+            "region,amount,currency\nEMEA,12,EUR",
+            "We met, talked, and agreed.\nThen we left, happy.",
+            "name;\nno separator on the next line",
+        ] {
+            assert_eq!(values(t), vec![], "{t}");
+        }
+    }
+}
