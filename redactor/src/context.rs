@@ -160,6 +160,18 @@ pub const PHONE: &[&str] = &[
     "ligue",
     "ligar",
     "cellulare",
+    "handynummer",
+    "mobilnummer",
+    "mobilfunknummer",
+    "contacto",
+    "contato",
+    "tlf",
+    "tfno",
+    "telf",
+    "cel",
+    "cel.",
+    "tel:",
+    "mob.",
 ];
 /// Words that say a number with a leading 0 is a reference, not a phone.
 pub const REFERENCE: &[&str] = &[

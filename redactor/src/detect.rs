@@ -154,6 +154,12 @@ fn builtin_patterns(kind: Kind) -> Vec<String> {
             r"(?-u:\b)0[1-9](?:\.[0-9]{2}){4}(?-u:\b)",
             // Brazilian numbers with the area code in brackets: (11) 98765-4321.
             r"\([1-9][0-9]\) ?9?[0-9]{4}-[0-9]{4}(?-u:\b)",
+            // The trunk 0 and area code in brackets: (069) 76515958.
+            r"\(0[1-9][0-9]{1,4}\) ?[0-9]{3,8}(?:[ -][0-9]{2,8})?(?-u:\b)",
+            // Italian mobiles with a slash: 345/8337684.
+            r"(?-u:\b)3[0-9]{2}/[0-9]{6,7}(?-u:\b)",
+            // Brazilian mobiles with the area code: 21 99731 6690.
+            r"(?-u:\b)[1-9][0-9] 9[0-9]{4}[ -][0-9]{4}(?-u:\b)",
         ],
         Kind::Ipv4 => &[r"(?-u:\b)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?-u:\b)"],
         Kind::Ipv6 => &[r"(?-u:\b)[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){2,7}"],
@@ -197,7 +203,7 @@ pub struct Engine {
     /// DFA's cache, and every scan slows a hundredfold.
     addresses: Option<Regex>,
     /// The kinds found by column in pasted tables (names, dates of birth,
-    /// addresses), when enabled.
+    /// addresses, phone numbers), when enabled.
     table_kinds: Vec<Kind>,
 }
 
@@ -266,7 +272,7 @@ impl Engine {
             slots,
             names: enabled.contains(&Kind::Person),
             addresses,
-            table_kinds: [Kind::Person, Kind::Dob, Kind::Address]
+            table_kinds: [Kind::Person, Kind::Dob, Kind::Address, Kind::Phone]
                 .into_iter()
                 .filter(|k| enabled.contains(k))
                 .collect(),

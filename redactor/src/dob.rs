@@ -15,13 +15,13 @@ const DATE: &str = r"(?x)
   | [0-9]{1,2}[-/\ ]\p{L}{3}\.?[-/\ ][0-9]{4}";
 
 /// The words that introduce a date of birth.
-const CUE: &str = r"(?i:d\.?o\.?b\.?|date[ \t_]+of[ \t_]+birth|dateofbirth|birth[ \t_]?date|birthday|born(?:[ \t]+on)?|geboren(?:[ \t]+am)?|geburtsdatum|geburtstag|geb\.(?:-datum|[ \t]+am)?|née?(?:[ \t]+le)?|date[ \t]+de[ \t]+naissance|fecha[ \t]+de[ \t]+nacimiento|fecha[ \t]+(?:de[ \t]+)?nac\.|nacimiento|nacid[oa](?:[ \t]+el)?|data[ \t]+de[ \t]+nascimento|data[ \t]+(?:de[ \t]+)?nasc\.|nascimento|nascid[oa](?:[ \t]+em)?|data[ \t]+di[ \t]+nascita|nat[oa][ \t]+il)";
+const CUE: &str = r"(?i:d\.?o\.?b\.?|date[ \t_]+of[ \t_]+birth|dateofbirth|birth[ \t_]?date|birthday|born(?:[ \t]+on)?|geboren(?:[ \t]+(?:am|op))?|geboortedatum|geburtsdatum|geburtstag|geb\.(?:-datum|[ \t]+am)?|née?(?:[ \t]+le)?|date[ \t_]+(?:de[ \t_]+)?naissance|fecha[ \t_]+(?:de[ \t_]+)?nacimiento|fecha[ \t]+(?:de[ \t]+)?nac\.|nacimiento|nacid[oa](?:[ \t]+el)?|data[ \t_]+(?:de[ \t_]+)?nascimento|data[ \t]+(?:de[ \t]+)?nasc\.|nascimento|nascid[oa](?:[ \t]+em)?|data[ \t]+di[ \t]+nascita|nat[oa][ \t]+il)";
 
 /// The pattern of the `dob` kind: a cue, separators, a date.
 pub fn pattern() -> String {
     let date = DATE.trim_start_matches("(?x)");
     format!(
-        r#"(?-u:\b){CUE}(?:[ \t\r\n]*(?i:is|was|ist|est|es|é|[:=,(\-"']))*[ \t\r\n]*(?x:{date})"#
+        r#"(?-u:\b){CUE}(?:[ \t\r\n]*(?i:is|was|ist|est|es|é|on[ \t]+(?:file|record)|[:=,(\-"']))*[ \t\r\n]*(?x:{date})"#
     )
 }
 
@@ -53,6 +53,12 @@ const MONTHS: &[&str] = &[
     "oct",
     "nov",
     "dec",
+    // Dutch
+    "januari",
+    "februari",
+    "maart",
+    "mei",
+    "augustus",
     // German
     "januar",
     "jänner",

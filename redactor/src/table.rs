@@ -1,8 +1,8 @@
 //! Tables pasted into prompts (CRM exports, CSV, `;`- or tab-separated
 //! lists): a header line names the columns, and a column called `name`,
-//! `Nachname`, `prénom`, `date_of_birth`, `Geburtsdatum`, `address`, ...
-//! makes each row's field in it a finding of that kind, whatever the
-//! field holds ("Tepox Xolalpa", "30.1.1994", "Wit-Bakker").
+//! `Nachname`, `prénom`, `date_of_birth`, `Geburtsdatum`, `address`,
+//! `telefone`, ... makes each row's field in it a finding of that kind,
+//! whatever the field holds ("Tepox Xolalpa", "30.1.1994", "923 756 150").
 
 use crate::kind::Kind;
 
@@ -103,8 +103,37 @@ fn column_kind(header: &str) -> Option<Kind> {
         "indirizzo",
         "adres",
     ];
+    let phone = [
+        "phone",
+        "phonenumber",
+        "telephone",
+        "tel",
+        "mobile",
+        "mobilephone",
+        "cell",
+        "cellphone",
+        "telefon",
+        "telefonnummer",
+        "handy",
+        "mobil",
+        "mobilnummer",
+        "téléphone",
+        "telephone",
+        "portable",
+        "teléfono",
+        "telefono",
+        "móvil",
+        "movil",
+        "telefone",
+        "telemóvel",
+        "celular",
+        "cellulare",
+        "telefoon",
+    ];
     if person.contains(&h) {
         Some(Kind::Person)
+    } else if phone.contains(&h) {
+        Some(Kind::Phone)
     } else if dob.contains(&h) {
         Some(Kind::Dob)
     } else if address.contains(&h) {
@@ -172,6 +201,12 @@ pub fn find(text: &str, enabled: &[Kind]) -> Vec<(Kind, usize, usize)> {
         let mut j = i + 1;
         while j < lines.len() {
             let (offset, row) = lines[j];
+            let rule = !row.trim().is_empty() && row.bytes().all(|c| b"-+=|: \t".contains(&c));
+            if rule && j == i + 1 {
+                // The line under a header in psql or Markdown output.
+                j += 1;
+                continue;
+            }
             let cells = fields(row, sep);
             if cells.len() != width {
                 break;
@@ -179,7 +214,18 @@ pub fn find(text: &str, enabled: &[Kind]) -> Vec<(Kind, usize, usize)> {
             for &(col, kind) in &columns {
                 let (a, z) = cells[col];
                 let value = row[a..z].trim();
-                if value.chars().any(char::is_alphanumeric) {
+                let fits = match kind {
+                    // A phone column's field is a number: digits and the
+                    // usual separators, seven digits or more.
+                    Kind::Phone => {
+                        value.bytes().filter(u8::is_ascii_digit).count() >= 7
+                            && value
+                                .bytes()
+                                .all(|c| c.is_ascii_digit() || b"+-/(). ".contains(&c))
+                    }
+                    _ => value.chars().any(char::is_alphanumeric),
+                };
+                if fits {
                     let lead = row[a..z].len() - row[a..z].trim_start().len();
                     out.push((kind, offset + a + lead, offset + a + lead + value.len()));
                 }

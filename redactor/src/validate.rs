@@ -251,7 +251,8 @@ pub fn phone(text: &str, start: usize, s: &str, form: usize) -> Option<usize> {
         0 => {
             let trunk = trimmed.starts_with("00");
             let digits = if trunk { digits - 2 } else { digits };
-            let groups: Vec<&str> = trimmed.split(['.', ' ']).collect();
+            // Thousands are grouped with dots; "+34 657 539 486" is a phone.
+            let groups: Vec<&str> = trimmed.split('.').collect();
             let thousands = groups.len() >= 3 && groups[1..].iter().all(|g| g.len() == 3);
             let reference = trunk && !said() && before(text, start, REFERENCE);
             (8..=15).contains(&digits) && !thousands && !reference
@@ -276,7 +277,13 @@ pub fn phone(text: &str, start: usize, s: &str, form: usize) -> Option<usize> {
         // 06.12.34.56.78
         5 => digits == 10 && (said() || !before(text, start, REFERENCE)),
         // (11) 98765-4321
-        _ => (10..=11).contains(&digits),
+        6 => (10..=11).contains(&digits),
+        // (069) 76515958, (020) 8293 1043: the trunk 0 in brackets.
+        7 => (9..=12).contains(&digits),
+        // 345/8337684: an Italian mobile.
+        8 => (9..=10).contains(&digits),
+        // 21 99731 6690: a Brazilian mobile with its area code.
+        _ => digits == 11,
     };
     ok.then_some(trimmed.len())
 }
