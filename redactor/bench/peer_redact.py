@@ -13,12 +13,18 @@ Ported from redactor/src: the patterns of `builtin_patterns` (detect.rs,
 dob.rs) in `re` syntax; the validators and the value's span inside a match
 (validate.rs, national_id.rs, secret.rs, dob.rs, crypto_address.rs,
 detect.rs `span` and `within_words`); the context words with the same byte
-windows (context.rs); the address pass (address.rs, detect.rs `scan` and
-`addresses`): the four forms scanned on their own, leftmost-first, outside
-the tokens, first priority (a finding of another kind that overlaps an
-address is dropped); the names pass (names.rs: gazetteers of redactor/data,
-the same word lists, cues, look-up window and rules in the same order) over
-the text outside every other finding and the tokens; the tokens (token.rs).
+windows (context.rs); the table pass (table.rs, detect.rs `scan`): under a
+header line naming a name, birth-date, address or phone column (a rule
+line under it skipped), each row's field in it (a phone column's if it is
+a number) is a finding of that kind, outside the tokens, first priority (a
+finding of another kind or an address that overlaps it is dropped); the
+address pass (address.rs, detect.rs `scan` and `addresses`): the four forms
+scanned on their own, leftmost-first, outside the tokens, next priority (a
+pattern finding that overlaps an address is dropped); the names pass
+(names.rs: gazetteers of redactor/data, the same word lists, cues, lists of
+names, look-up window and rules in the same order) over the text outside
+every other finding and the tokens; the tokens (token.rs, person and
+address values normalised).
 As `redact_text` does, a text is redacted again until nothing more is found,
 and text with backslashes is also tried with its JSON escapes resolved.
 
@@ -29,7 +35,8 @@ Where this differs from the Rust engine:
   lost to it. Within a kind the forms are merged leftmost-first as in Rust,
   a match that fails its form's validator is tried with the kind's later
   forms at the same place, and a run of digits that fails as a card hides
-  the numbers inside it from the later kinds (as in Rust).
+  the numbers starting inside it from the later kinds (as in Rust, where the
+  scan goes on after it; one starting before it, "+49 171 ...", is kept).
 - `(?-u:\\b)` is `\\b` in patterns compiled with re.ASCII (whose `(?i)` lacks
   the Kelvin sign and long s of Rust's Unicode case folding) and `(?a:\\b)`
   in the Unicode ones (e-mail, passwords, passport, date of birth,
@@ -39,7 +46,9 @@ Where this differs from the Rust engine:
   they also take non-decimal numbers such as `²`); `\\p{Lu}` and `\\p{M}` are
   classes of the Basic Multilingual Plane built from `unicodedata` (an
   explicit class beyond it makes `re` slow on every character outside it).
-  `char::is_alphabetic` is `[^\\W\\d_]` too.
+  `char::is_alphabetic` is `[^\\W\\d_]` too, `char::is_alphanumeric` is
+  `str.isalnum` (neither takes the combining vowel signs Rust counts as
+  alphabetic).
 - Keccak-256 (EIP-55), bech32 and base58check are written out here, as
   hashlib has neither.
 """
@@ -157,6 +166,7 @@ ADDR_COUNTRIES = (
 )
 
 AMBIGUOUS_WORDS = (
+    "concepción rosario vittoria marsala destiny liberty "
     "will may mark bill frank grant rose hope faith joy grace dawn ray guy art pat jack max don "
     "sue ben rich young king long white black brown green gray grey hall wood stone hill price "
     "summer june april august sun star sky rock river lake moon snow storm rain chance case law "
@@ -177,6 +187,8 @@ AMBIGUOUS_WORDS = (
 ).split()
 
 STOP_WORDS = (
+    "oetker porsche bosch siemens numbers column table alter drop create index date pan treasury "
+    "payments collections accounts onboarding kyc fraud equipa apoio sud nord norte arbor "
     "claude julia gemini llama mistral falcon dolly cortana jarvis bard grok copilot devin siri "
     "django flask rails docker kubernetes apache spark airflow pandas polars kibana grafana "
     "prometheus loki tempo jaeger ollama cohere visa stripe plaid adyen klarna revolut monzo "
@@ -225,6 +237,7 @@ GREETINGS = (
 ).split()
 
 SIGNOFFS = (
+    "vg lg mfg kr br groet groeten "
     "regards cheers thanks best grüße gruß gruss danke merci cordialement saludos saludo "
     "gracias atenciosamente obrigado obrigada grazie abraços abraço abrazos abrazo saluti bises "
     "bisous beijos besos valeu sincerely yours thx ty"
@@ -240,6 +253,9 @@ LABELS = (
 ).split()
 
 NAME_LABELS = (
+    "bénéficiaire attendees participants teilnehmer asistentes participantes requester guarantor "
+    "borrower bearbeiter antragsteller solicitante demandeur emprunteur garant avalista fiador "
+    "reporter assignee owner "
     "name firstname lastname fullname surname forename vorname nachname nom prénom nombre "
     "apellido apellidos nome sobrenome cognome holder cardholder beneficiary payee titular "
     "titulaire inhaber kontoinhaber ansprechpartner signed signature unterschrift intestatario "
@@ -249,6 +265,7 @@ NAME_LABELS = (
 VERBS = "from by with cc called call ask tell told met emailed von mit avec con com".split()
 
 PREPS = (
+    "soy sou sono suis heiße heisse llamo chamo chiamo named "
     "de do da dos das del di du of for to and und et e y para pour für per a à an at laut selon "
     "según segundo secondo via sobre about über"
 ).split()
@@ -276,6 +293,7 @@ PARTICLES = (
 ).split()
 
 NOT_PEOPLE = [
+    "massimo dutti", "albert heijn",
     "morgan stanley", "goldman sachs", "wells fargo", "charles schwab", "lehman brothers",
     "merrill lynch", "bear stearns", "dow jones", "edward jones", "raymond james", "grant thornton",
     "fannie mae", "freddie mac", "sallie mae", "louis vuitton", "christian dior", "calvin klein",
@@ -285,6 +303,12 @@ NOT_PEOPLE = [
     "ernst young", "john deere", "st james", "marks spencer", "morgan chase", "mercedes benz",
     "julius bär", "julius baer", "ford credit", "ford motor", "unter den linden",
 ]
+
+# Words that end the name of a place rather than a person's.
+PLACE_WORDS = frozenset(
+    "park plaza square mall centre center gardens heights valley bridge station airport arena tower "
+    "towers".split()
+)
 
 SUFFIXES = "'s -san -sama -kun -chan -sensei -ssi -nim".split()
 
@@ -324,7 +348,8 @@ CX_BIC = [
 CX_PHONE = (
     "tel tel. tél phone mobile mobil cell handy telefon telefono teléfono telefone telemóvel "
     "telemovel celular portable móvil movil whatsapp fax rufnummer telefonnummer call sms ring "
-    "mob ph telephone téléphone contact llámame llamar ligue ligar cellulare"
+    "mob ph telephone téléphone contact llámame llamar ligue ligar cellulare handynummer mobilnummer "
+    "mobilfunknummer contacto contato tlf tfno telf cel cel. tel: mob."
 ).split()
 
 CX_REFERENCE = (
@@ -338,7 +363,7 @@ CX_VERSION = "version ver ver. build release firmware v".split()
 
 MONTHS = (
     "january february march april may june july august september october november december jan "
-    "feb mar apr jun jul aug sep sept oct nov dec januar jänner februar märz maerz mai juni juli "
+    "feb mar apr jun jul aug sep sept oct nov dec januari februari maart mei augustus januar jänner februar märz maerz mai juni juli "
     "oktober dezember okt dez janvier février fevrier mars avril juin juillet août aout septembre "
     "octobre novembre décembre decembre janv févr fév avr juil déc enero febrero marzo abril mayo "
     "junio julio agosto septiembre setiembre octubre noviembre diciembre ene dic janeiro "
@@ -554,7 +579,8 @@ def phone(text, start, s, form):
         trunk = trimmed.startswith("00")
         if trunk:
             digits -= 2
-        groups = re.split("[. ]", trimmed)
+        # Thousands are grouped with dots; "+34 657 539 486" is a phone.
+        groups = trimmed.split(".")
         thousands = len(groups) >= 3 and all(len(g) == 3 for g in groups[1:])
         reference = trunk and not said() and before(text, start, CX_REFERENCE)
         ok = 8 <= digits <= 15 and not thousands and not reference
@@ -571,8 +597,17 @@ def phone(text, start, s, form):
         ok = 9 <= digits <= 10 and said()
     elif form == 5:
         ok = digits == 10 and (said() or not before(text, start, CX_REFERENCE))
-    else:
+    elif form == 6:
         ok = 10 <= digits <= 11
+    elif form == 7:
+        # (069) 76515958, (020) 8293 1043: the trunk 0 in brackets.
+        ok = 9 <= digits <= 12
+    elif form == 8:
+        # 345/8337684: an Italian mobile.
+        ok = 9 <= digits <= 10
+    else:
+        # 21 99731 6690: a Brazilian mobile with its area code.
+        ok = digits == 11
     return len(trimmed) if ok else None
 
 
@@ -953,9 +988,10 @@ DATE = (rf"[0-9]{{1,2}}[./-][0-9]{{1,2}}[./-][0-9]{{2,4}}"
         rf"|[^\W\d_]{{3,10}}\.?[ \t]+[0-9]{{1,2}}(?:st|nd|rd|th)?,?[ \t]+[0-9]{{4}}"
         rf"|[0-9]{{1,2}}[-/ ][^\W\d_]{{3}}\.?[-/ ][0-9]{{4}}")
 DOB_CUE = (r"(?i:d\.?o\.?b\.?|date[ \t_]+of[ \t_]+birth|dateofbirth|birth[ \t_]?date|birthday|born(?:[ \t]+on)?"
-           r"|geboren(?:[ \t]+am)?|geburtsdatum|geburtstag|geb\.(?:-datum|[ \t]+am)?|née?(?:[ \t]+le)?"
-           r"|date[ \t]+de[ \t]+naissance|fecha[ \t]+de[ \t]+nacimiento|fecha[ \t]+(?:de[ \t]+)?nac\.|nacimiento"
-           r"|nacid[oa](?:[ \t]+el)?|data[ \t]+de[ \t]+nascimento|data[ \t]+(?:de[ \t]+)?nasc\.|nascimento"
+           r"|geboren(?:[ \t]+(?:am|op))?|geboortedatum|geburtsdatum|geburtstag|geb\.(?:-datum|[ \t]+am)?"
+           r"|née?(?:[ \t]+le)?|date[ \t_]+(?:de[ \t_]+)?naissance|fecha[ \t_]+(?:de[ \t_]+)?nacimiento"
+           r"|fecha[ \t]+(?:de[ \t]+)?nac\.|nacimiento|nacid[oa](?:[ \t]+el)?|data[ \t_]+(?:de[ \t_]+)?nascimento"
+           r"|data[ \t]+(?:de[ \t]+)?nasc\.|nascimento"
            r"|nascid[oa](?:[ \t]+em)?|data[ \t]+di[ \t]+nascita|nat[oa][ \t]+il)")
 DATE_RX = re.compile(DATE)
 ALPHA_RUN = re.compile(r"[^\W\d_]+")
@@ -986,17 +1022,18 @@ def dob(s):
 # --- Postal addresses (address.rs, detect.rs `addresses`) ------------------
 
 ADDR_SEP = r"(?:,?[ ]|,?\r?\n)"  # between the parts: a comma, a space or a line break
-ADDR_COUNTRY = rf"(?:,?[ ](?:{ADDR_COUNTRIES}))?"
+ADDR_COUNTRY = rf"(?:{ADDR_SEP}(?i:{ADDR_COUNTRIES}){UB})?"
 ADDR_WORD = r"[A-Z0-9][A-Za-z0-9'.-]*"
 ADDR_TOWN = r"[A-Z][A-Za-z.'-]*"
 ADDRESS_US = (rf"{UB}[0-9]{{1,6}}[A-Za-z]?(?:-[0-9]{{1,4}})? "
               rf"(?:(?:[NSEW]|North|South|East|West|NE|NW|SE|SW)\.? )?"
-              rf"(?:{ADDR_WORD} ){{0,4}}(?:{US_TYPES})\.?(?: (?:[NSEW]|NE|NW|SE|SW)\.?)?"
-              rf"(?:,? (?:Apt|Apartment|Suite|Ste|Unit|Fl|Floor|Rm|Room|Bldg|#)\.? ?#?[A-Za-z0-9-]{{1,6}})?"
+              rf"(?:{ADDR_WORD} ){{0,4}}(?i:{US_TYPES})\.?(?: (?:[NSEW]|NE|NW|SE|SW)\.?)?"
+              rf"(?:,? (?i:Apt|Apartment|Suite|Ste|Unit|Fl|Floor|Rm|Room|Bldg|#)\.? ?#?[A-Za-z0-9-]{{1,6}})?"
               rf"{ADDR_SEP}(?:{ADDR_TOWN} ){{0,3}}{ADDR_TOWN},? (?:{US_STATES})(?:,? [0-9]{{5}}(?:-[0-9]{{4}})?)?{UB}"
               rf"{ADDR_COUNTRY}")
-ADDRESS_UK = (rf"(?:(?:Flat|Apartment|Apt|Unit|Suite) [0-9A-Za-z]{{1,5}},? )?"
-              rf"{UB}[0-9]{{1,4}}[A-Za-z]?(?:-[0-9]{{1,4}})?,? (?:{ADDR_WORD} ){{1,4}}(?:{UK_TYPES})\.?"
+ADDRESS_UK = (rf"(?:(?:Flat|Apartment|Apt|Unit|Suite) [0-9A-Za-z/]{{1,5}}{ADDR_SEP})?"
+              rf"(?:[A-Z][a-z]+ (?:House|Cottage|Lodge|Farm|Court|Manor|Barn|Villa|Mansions|Chambers){ADDR_SEP})?"
+              rf"{UB}[0-9]{{1,4}}[A-Za-z]?(?:-[0-9]{{1,4}})?,? (?:{ADDR_WORD} ){{1,4}}(?i:{UK_TYPES})\.?"
               rf"(?:{ADDR_SEP}{ADDR_TOWN}(?: {ADDR_TOWN}){{0,2}}){{0,2}}{ADDR_SEP}"
               rf"[A-Z]{{1,2}}[0-9][A-Z0-9]? ?[0-9][ABD-HJLNP-UW-Z]{{2}}{UB}{ADDR_COUNTRY}")
 DU, DL = "[A-ZÄÖÜ]", "[a-zäöüß]"
@@ -1013,7 +1050,8 @@ ADDRESS_DE = (rf"(?:{DU}{DL}+(?:-{DU}?{DL}+)*(?:{DE_SUFFIXES})"
               rf"(?:-{DU}{DL}+| (?:am|an der|im|in|bei|ob der|vor der) {DU}{DL}+| \({DU}{DL}+\))?{ADDR_COUNTRY}")
 FR_L = r"(?:[^\W\d_]|['’-])"  # Rust's [\p{L}'’-]
 ADDRESS_FR = (rf"(?:(?:(?:Appt|Appartement|Apt)\.? [0-9A-Z]{{1,5}}|Bât(?:\.|iment) [A-Z0-9]{{1,3}}"
-              rf"|Résidence(?: [{LU}]{FR_L}*){{1,3}}|Escalier [A-Z0-9]{{1,3}}),? )*"
+              rf"|Résidence(?: [{LU}]{FR_L}*){{1,3}}|Escalier [A-Z0-9]{{1,3}}|Porte [0-9A-Z]{{1,4}}"
+              rf"|[0-9]{{1,2}}(?:e|er|ème) étage){ADDR_SEP})*"
               rf"{UB}[0-9]{{1,4}}(?: ?(?:bis|ter|quater|B|C))?,? (?i:{FR_TYPES})"
               rf"(?: (?:[^\W\d_]|['’.-])+){{1,6}}?{ADDR_SEP}(?:(?:BP|CS) [0-9]+,? )?[0-9]{{5}} "
               rf"(?:(?:Le|La|Les|L'|LE|LA|LES) ?)?[{LU}]{FR_L}*"
@@ -1112,7 +1150,7 @@ PATTERNS = [
     ("passport", [(r"(?i:passport|reisepass|passeport|pasaporte|passaporte|passaporto|passnummer|pass-nr\.?)"
                    r"(?i:[ \t_-]*(?:numbers?|nummer|num[ée]ro|n[úu]mero|no\.?|nr\.?|n\.?[°º]\.?|#))?"
                    rf"""(?i:[ \t]+(?:is|was|ist|est|es|é))?[ \t]*[-:#(="'/]*[ \t]*[A-Za-z0-9]{{6,9}}{UB}""", U)]),
-    ("dob", [(rf"""{UB}{DOB_CUE}(?:[ \t\r\n]*(?i:is|was|ist|est|es|é|[:=,(\-"']))*[ \t\r\n]*(?:{DATE})""", U)]),
+    ("dob", [(rf"""{UB}{DOB_CUE}(?:[ \t\r\n]*(?i:is|was|ist|est|es|é|on[ \t]+(?:file|record)|[:=,(\-"']))*[ \t\r\n]*(?:{DATE})""", U)]),
     ("iban", [(r"\b(?i:[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30})\b", A)]),
     ("btc_address", [(r"\b(?:[13][1-9A-HJ-NP-Za-km-z]{25,34}|bc1[02-9ac-hj-np-z]{11,71}|BC1[02-9AC-HJ-NP-Z]{11,71})\b", A)]),
     ("eth_address", [(r"\b0[xX][0-9a-fA-F]{40}\b", A)]),
@@ -1137,6 +1175,9 @@ PATTERNS = [
         (r"\b[3-9][0-9]{2,4}(?:[ .-]?[0-9]{2,5}){1,3}\b", A),
         (r"\b0[1-9](?:\.[0-9]{2}){4}\b", A),
         (r"\([1-9][0-9]\) ?9?[0-9]{4}-[0-9]{4}\b", A),
+        (r"\(0[1-9][0-9]{1,4}\) ?[0-9]{3,8}(?:[ -][0-9]{2,8})?\b", A),
+        (r"\b3[0-9]{2}/[0-9]{6,7}\b", A),
+        (r"\b[1-9][0-9] 9[0-9]{4}[ -][0-9]{4}\b", A),
     ]),
     ("ipv4", [(r"\b[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\b", A)]),
     ("ipv6", [(r"\b[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){2,7}", A)]),
@@ -1279,6 +1320,8 @@ for _w in itertools.chain(TITLES, GREETINGS, LABELS, VERBS, PARTICLES, NAME_LABE
     CUE_SHAPES[_b[0]] |= 1 << min(len(_b), 31)
 NOT_AFTER_SET, NOT_BEFORE_SET, PARTICLE_SET = frozenset(NOT_AFTER), frozenset(NOT_BEFORE), frozenset(PARTICLES)
 FOLLOWER_SET = frozenset(FOLLOWERS)
+# What lies between two names of a list.
+LIST_GAPS = frozenset([", ", " and ", " und ", " et ", " y ", " e ", ", and ", " & ", "; "])
 SUFFIX_TUPLE = tuple(SUFFIXES)
 # A word: letters with inner apostrophes and hyphens (combining accents kept).
 WORD_RX = re.compile(r"[^\W\d_]+(?:(?:[\u0300-\u036f]+|['’-](?=[^\W\d_]))[^\W\d_]*)*")
@@ -1451,6 +1494,9 @@ def find_names(text, skip):
     w = words_of(text, skip)
     out, i = [], 0
     while i < len(w):
+        # "attendees: Thijs Verhoeven, Raghav Bhatnagar, M. Dvořák and ...":
+        # a name right after another, in a list, has the list's cue.
+        in_list = bool(out) and w[i].start - out[-1][1] <= 6 and text[out[-1][1]:w[i].start] in LIST_GAPS
         if not w[i].cap and not w[i].looked:
             i += 1
             continue
@@ -1460,9 +1506,9 @@ def find_names(text, skip):
             # "Lo Russo, Speranza": the particle joins the name that follows.
             i += 1
             continue
-        j = last_comma_first(text, w, i)
+        j = None if in_list else last_comma_first(text, w, i)
         if j is None:
-            j = name_at(text, w, i)
+            j = name_at(text, w, i, in_list)
         if j is None:
             i += 1
         else:
@@ -1516,8 +1562,9 @@ def last_comma_first(text, w, i):
     return end if ok else None
 
 
-def name_at(text, w, i):
-    """The last word of a name starting at word `i`, if one does."""
+def name_at(text, w, i, in_list):
+    """The last word of a name starting at word `i`, if one does (`in_list`:
+    right after another name, in a list)."""
     first = w[i]
     particle_after_title = (not first.cap and first.flags & PARTICLE
                             and text[first.start:first.end] not in ("der", "den", "ter", "ten", "zu")
@@ -1525,6 +1572,8 @@ def name_at(text, w, i):
     if not first.cap and not particle_after_title and (not first.looked or not lower_after_cue(text, w, i)):
         return None
     c = cue(text, w, i)
+    if c == CUE_NONE and in_list:
+        c = CUE_LABEL
     next_adjacent_cap = i + 1 < len(w) and w[i + 1].cap and text[first.end:w[i + 1].start] == " "
     known_first = first.flags & (FIRST | LAST) and not first.flags & STOP
     if first.caps and not next_adjacent_cap and not (c in (CUE_TITLE, CUE_NAME_LABEL) and known_first):
@@ -1572,7 +1621,14 @@ def name_at(text, w, i):
     best = None
     # The longest run that is a name.
     while n >= 1:
-        if accept(text, w, run[:n], f[:n], c):
+        # "From: Ségolène Duchâtel <segolene@...>": a name before an address.
+        end = w[run[n - 1]].end
+        if n >= 2 and text.startswith(" <", end) and all(w[x].cap for x in run[:n]):
+            gt = text.find(">", end)
+            mail_follows = text.find("@", end, gt if gt >= 0 else len(text)) >= 0
+        else:
+            mail_follows = False
+        if mail_follows or accept(text, w, run[:n], f[:n], c):
             best = run[n - 1]
             break
         n -= 1
@@ -1599,6 +1655,15 @@ def lower_after_cue(text, w, i):
             and w[i].flags & (FIRST | LAST) != 0 and w[i].flags & (STOP | AMBIGUOUS) == 0)
 
 
+def run_is_plain(text, w, run):
+    """Whether the run's words follow each other with single spaces (no
+    particle skipped between them) and its cue word is in lower case (not an
+    article starting a sentence: "Das Depot von ...")."""
+    first = run[0]
+    return (first > 0 and not w[first - 1].cap
+            and all(b == a + 1 and text[w[a].end:w[b].start] == " " for a, b in zip(run, run[1:])))
+
+
 def accept(text, w, run, f, c):
     def known(x):
         return x & (FIRST | LAST) != 0 and x & STOP == 0
@@ -1611,15 +1676,23 @@ def accept(text, w, run, f, c):
 
     n = len(run)
     capitalised = all(w[x].cap for x in run)
+    if n == 1 and not blen_gt1(text[w[run[0]].start:w[run[0]].end]):
+        # `last_name = 'X'`: one letter is no name.
+        return False
     # The arms of the Rust `match`, in order (a guard that fails falls
     # through to the next arm).
     if c in (CUE_TITLE, CUE_NAME_LABEL, CUE_MENTION):
         return w[run[0]].cap or known(f[0])
+    if (c in (CUE_VERB, CUE_PREP) and n >= 2 and capitalised and all(not x & (STOP | AMBIGUOUS) for x in f)
+            and (c == CUE_VERB or any(known(x) for x in f)) and run_is_plain(text, w, run)):
+        # "Spoke with Wenjie Shangguan", "addressed to Venkatesh
+        # Subramaniam": two capitalised words, none an everyday one.
+        return True
     if c == CUE_PREP and n == 1:
         return clean(f[0]) and f[0] & FIRST != 0
     if c == CUE_PREP:
         # A lower-case unknown last word was checked to end the name.
-        last_ok = f[n - 1] & LAST != 0 or capitalised or f[n - 1] == 0
+        last_ok = f[n - 1] & (FIRST | LAST) != 0 or capitalised or f[n - 1] == 0
         return f[0] & FIRST != 0 and (clean(f[0]) or capitalised) and last_ok
     # "Hi Haruto", "Hola Abebe": any capitalised word not a stop word.
     if c == CUE_GREETING and (capitalised or known(f[0])):
@@ -1670,6 +1743,13 @@ def not_people(text, w, i, last):
         if gap in (" & ", "-"):
             # "Johnson & Johnson", "Black-Scholes" split by the tokenizer.
             return True
+    if last > i and cue(text, w, i) == CUE_NONE and low(w[last]) in PLACE_WORDS:
+        # "Destiny Park", "Liberty Plaza".
+        return True
+    word = text[w[last].start:w[last].end]
+    if "-" in word and word.rsplit("-", 1)[1][:1].islower():
+        # "Albert Heijn-klanten": a name inside a compound word.
+        return True
     if low(w[i]) in NOT_BEFORE_SET:
         # "San Diego", "Santa Clara", "Mount Vernon".
         return True
@@ -1682,17 +1762,150 @@ def not_people(text, w, i, last):
     return any(joined == p or joined.startswith(p + " ") for p in NOT_PEOPLE)
 
 
+# --- Tables pasted into text (table.rs) ------------------------------------
+
+TABLE_COLUMNS = {}
+for _kind, _names in (
+    ("person", "name fullname firstname lastname surname forename givenname familyname middlename "
+               "customername clientname contactname holder holdername accountholder cardholder "
+               "cardholdername beneficiary beneficiaryname payee payeename applicant applicantname nom "
+               "prénom prenom nomcomplet nomdefamille titulaire nombre apellido apellidos nombrecompleto "
+               "titular nome sobrenome nomecompleto cognome nominativo vorname nachname kontoinhaber "
+               "inhaber kunde kundenname voornaam achternaam naam"),
+    ("phone", "phone phonenumber telephone tel mobile mobilephone cell cellphone telefon telefonnummer "
+              "handy mobil mobilnummer téléphone telephone portable teléfono telefono móvil movil telefone "
+              "telemóvel celular cellulare telefoon"),
+    ("dob", "dob dateofbirth birthdate birthday datenaissance datedenaissance geburtsdatum geburtstag "
+            "fechanacimiento fechadenacimiento fnac datanascimento datadenascimento datadinascita "
+            "geboortedatum"),
+    ("address", "address mailingaddress streetaddress homeaddress billingaddress shippingaddress "
+                "postaladdress adresse anschrift wohnadresse direccion dirección domicilio morada "
+                "endereco endereço indirizzo adres"),
+):
+    for _name in _names.split():
+        TABLE_COLUMNS.setdefault(_name, _kind)  # the first list that holds it wins
+# Rust's `char::is_whitespace` (White_Space), for `str::trim`.
+RUST_WS = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
+          "\u2028\u2029\u202f\u205f\u3000"
+
+
+RULE = frozenset("-+=|: \t")  # the bytes of a rule line under a header
+PHONE_FIELD = frozenset("0123456789+-/(). ")
+
+
+def column_kind(header):
+    """The kind of the values in a column, from its header: its letters and
+    digits, in lower case."""
+    return TABLE_COLUMNS.get("".join(c.lower() for c in header if c.isalnum()))
+
+
+def fields(line, sep):
+    """The fields of a line split at `sep` as (start, end); a field in
+    double quotes may hold the separator, the quotes are not part of it."""
+    out, i, n = [], 0, len(line)
+    while True:
+        start = i
+        while start < n and line[start] == " ":
+            start += 1
+        if start < n and line[start] == '"':
+            opening = start + 1
+            close = line.find('"', opening)
+            if close < 0:
+                close = n
+            out.append((opening, close))
+            nxt = line.find(sep, close)
+            if nxt < 0:
+                return out
+            i = nxt + 1
+        else:
+            end = line.find(sep, i)
+            if end < 0:
+                end = n
+            out.append((i, end))
+            if end >= n:
+                return out
+            i = end + 1
+
+
+def header_of(line):
+    """The separator and the (column, kind) pairs of a header line, if it is
+    one: two or more fields, none empty or over 40 bytes, one of them a
+    named column."""
+    sep = next((c for c in ";\t|," if c in line), None)
+    if sep is None or '":' in line or '" :' in line:
+        # No separator, or a line of JSON (`"first_name": "Petr",`).
+        return None
+    cells = fields(line, sep)
+    if len(cells) < 2 or any(blen(line[a:z]) > 40 or not line[a:z].strip(RUST_WS) for a, z in cells):
+        return None
+    columns = [(n, k) for n, (a, z) in enumerate(cells) if (k := column_kind(line[a:z]))]
+    return (sep, columns) if columns else None
+
+
+def find_table_cells(text):
+    """Every value in a named column of a table in `text` as (start, end,
+    kind): the rows under a header line while they have its number of
+    fields (a rule line right under the header, as psql and Markdown draw,
+    skipped), each field with a letter or digit, a phone column's with seven
+    digits or more and nothing but digits and `+-/(). `."""
+    out = []
+    if "\n" not in text:
+        return out
+    lines, at = [], 0
+    for line in text.split("\n"):
+        lines.append((at, line[:-1] if line.endswith("\r") else line))
+        at += len(line) + 1
+    i = 0
+    while i + 1 < len(lines):
+        header = header_of(lines[i][1])
+        if header is None:
+            i += 1
+            continue
+        sep, columns = header
+        width = len(fields(lines[i][1], sep))
+        j = i + 1
+        while j < len(lines):
+            offset, row = lines[j]
+            if j == i + 1 and row.strip(RUST_WS) and all(c in RULE for c in row):
+                # The line under a header in psql or Markdown output.
+                j += 1
+                continue
+            cells = fields(row, sep)
+            if len(cells) != width:
+                break
+            for col, kind in columns:
+                a, z = cells[col]
+                field = row[a:z]
+                value = field.strip(RUST_WS)
+                if kind == "phone":
+                    # A phone column's field is a number: digits and the
+                    # usual separators, seven digits or more.
+                    fits = sum(c in DIGITS for c in value) >= 7 and all(c in PHONE_FIELD for c in value)
+                else:
+                    fits = any(c.isalnum() for c in value)
+                if fits:
+                    start = offset + a + len(field) - len(field.lstrip(RUST_WS))
+                    out.append((start, start + len(value), kind))
+            j += 1
+        i = max(j, i + 1)
+    return out
+
+
 # --- Redaction (detect.rs `scan`, redact.rs, token.rs) ---------------------
 
 
 def leftmost(forms, text):
-    """The matches of a kind's forms as (start, end, form), left to right,
-    not overlapping: at each place the first form that matches there, as
-    Rust's multi-pattern search (and `re` with the forms as alternatives)
-    finds them."""
+    """The matches of a kind's forms as (start, end, form), left to right:
+    at each place the first form that matches there, as Rust's multi-pattern
+    search (and `re` with the forms as alternatives) finds them. The caller
+    sends where the scan goes on (None: after the match)."""
     if len(forms) == 1:
-        for m in forms[0].finditer(text):
-            yield m.start(), m.end(), 0
+        rx = forms[0]
+        m = rx.search(text)
+        while m:
+            resume = yield m.start(), m.end(), 0
+            pos = resume if resume is not None else m.end() if m.end() > m.start() else m.end() + 1
+            m = rx.search(text, pos) if pos <= len(text) else None
         return
     pos, ahead = 0, [rx.search(text) for rx in forms]
     while True:
@@ -1705,24 +1918,34 @@ def leftmost(forms, text):
         if best is None:
             return
         m = ahead[best]
-        yield m.start(), m.end(), best
-        pos = m.end() if m.end() > m.start() else m.end() + 1
+        resume = yield m.start(), m.end(), best
+        pos = resume if resume is not None else m.end() if m.end() > m.start() else m.end() + 1
 
 
 def find(text):
     """Every finding in `text` as (start, end, kind), left to right: each
     kind's patterns in priority order, a match kept when its validator
     accepts it (or that of the kind's next form matching at the same place)
-    and it overlaps neither an earlier one, nor a token, nor a run of digits
-    that failed as a card; then the addresses outside the tokens, which
-    replace the findings they overlap; then the names outside all of them
-    and the tokens (detect.rs `scan`)."""
+    and it overlaps neither an earlier one nor a token, nor starts inside a
+    run of digits that failed as a card; the fields of a table's named
+    columns outside the tokens; the addresses outside the tokens and those
+    fields, which replace the findings they overlap; the fields, which do
+    the same; then the names outside all of them and the tokens (detect.rs
+    `scan`)."""
     tokens = [m.span() for m in TOKEN.finditer(text)]
     taken = list(tokens)  # tokens and the matches kept
     found, no_card = [], []
     for kind, forms in COMPILED:
-        for start, stop, form in leftmost(forms, text):
-            if any(a <= start < z for a, z in taken):
+        scan, resume = leftmost(forms, text), None
+        while True:
+            # Where the scan goes on, as in Rust's `scan_patterns`: after a
+            # finding, else after the span it starts in.
+            try:
+                start, stop, form = scan.send(resume)
+            except StopIteration:
+                break
+            resume = next((z for a, z in taken if a <= start < z), None)
+            if resume is not None:
                 continue
             sp = validated(kind, form, text, start, stop)
             for later in range(form + 1, len(forms)) if sp is None else ():
@@ -1735,18 +1958,37 @@ def find(text):
                     # A run of digits that is no card: a number inside it is
                     # not PII either (one starting where it starts may be).
                     no_card.append((start, stop))
+                elif kind == "email":
+                    # No other address starts before its `@`.
+                    at = text.find("@", start, stop)
+                    resume = stop if at < 0 else at + 1
+                else:
+                    # A number nothing validates: none starts inside it;
+                    # else the scan moves one character on.
+                    resume = start + 1
+                    while resume < len(text) and text[resume] in DIGITS and text[start] in DIGITS:
+                        resume += 1
                 continue
             end = sp[1]
-            if all(end <= a or start >= z for a, z in taken) and all(
-                    end <= a or start >= z or start == a for a, z in no_card):
+            hidden = next((z for a, z in no_card if a < start < z), None)
+            if all(end <= a or start >= z for a, z in taken) and hidden is None:
                 taken.append((start, end))
                 found.append((sp[0], sp[1], kind))
-    addresses = find_addresses(text, tokens)
+                resume = max(end, start + 1)
+            else:
+                resume = hidden
+    # A table's named columns come first: the column says what they are.
+    cells = [c for c in find_table_cells(text) if not any(s < c[1] and c[0] < e for s, e in tokens)]
+    addresses = [(a, z) for a, z in find_addresses(text, tokens)
+                 if not any(a < c[1] and c[0] < z for c in cells)]
     if addresses:
         # An address takes the place of what the patterns found inside it (a
         # ZIP+4 code is no phone number).
         found = [f for f in found if not any(f[0] < z and a < f[1] for a, z in addresses)]
         found.extend((a, z, "address") for a, z in addresses)
+    if cells:
+        found = [f for f in found if not any(f[0] < c[1] and c[0] < f[1] for c in cells)]
+        found.extend(cells)
     skip = sorted([(a, z) for a, z, _ in found] + tokens)
     found.extend((a, z, "person") for a, z in find_names(text, skip))
     found.sort()
@@ -1767,6 +2009,10 @@ def normalise(kind, value):
             return ascii_lower(value)
         # Rust writes an IPv4-mapped address with its IPv4 part dotted.
         return f"::ffff:{addr.ipv4_mapped}" if addr.ipv4_mapped else str(addr)
+    if kind == "person":
+        return " ".join(value.split()).lower()
+    if kind == "address":
+        return " ".join(w for w in re.split(r"[\s,]+", value) if w).lower()
     return value
 
 
