@@ -247,6 +247,8 @@ fn quality(min_seconds: f64) {
         "pii-corpus-intl.jsonl",
         "pii-corpus-names.jsonl",
         "pii-corpus-people.jsonl",
+        "pii-corpus-prompts.jsonl",
+        "pii-corpus-unseen.jsonl",
     ]
     .iter()
     .map(|f| data.join(f))
