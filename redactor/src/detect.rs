@@ -604,9 +604,8 @@ fn span(
         Kind::Bic => whole(id::bic(s) && near(text, start, end, cx::BIC)),
         Kind::BtcAddress => whole(crate::crypto_address::btc(s)),
         Kind::EthAddress => whole(crate::crypto_address::eth(s)),
-        Kind::Jwt | Kind::AwsKey | Kind::ApiKey | Kind::PrivateKey | Kind::WebhookUrl => {
-            Some((start, end))
-        }
+        Kind::AwsKey | Kind::ApiKey => whole(!crate::secret::key_placeholder(s)),
+        Kind::Jwt | Kind::PrivateKey | Kind::WebhookUrl => Some((start, end)),
         Kind::Address | Kind::Person => None,
     }
 }
@@ -646,7 +645,7 @@ mod tests {
                 ("ssn".into(), "123-45-6789".into()),
             ]
         );
-        let t = "iban DE89 3704 0044 0532 0130 00 from 10.2.3.4 and 2001:db8::8a2e:370:7334 key AKIAIOSFODNN7EXAMPLE";
+        let t = "iban DE89 3704 0044 0532 0130 00 from 10.2.3.4 and 2001:db8::8a2e:370:7334 key AKIAJ7Q2R4T6V8X0Z3B5";
         let k: Vec<String> = kinds(t).into_iter().map(|(k, _)| k).collect();
         assert_eq!(k, ["iban", "ipv4", "ipv6", "aws_key"]);
     }

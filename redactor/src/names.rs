@@ -158,6 +158,9 @@ const SIGNOFFS: &[&str] = &[
 
 /// Names that are everyday words in one of the five languages.
 const AMBIGUOUS_WORDS: &[&str] = &[
+    "vitória",
+    "marion",
+    "lorenz",
     "concepción",
     "rosario",
     "vittoria",
@@ -415,6 +418,19 @@ const AMBIGUOUS_WORDS: &[&str] = &[
 /// Never part of a name: products, places, titles and words the name lists
 /// hold by accident.
 const STOP_WORDS: &[&str] = &[
+    "floor",
+    "flat",
+    "add",
+    "review",
+    "manual",
+    "ihrem",
+    "ihren",
+    "konto",
+    "service",
+    "lending",
+    "loans",
+    "mortgage",
+    "mortgages",
     "oetker",
     "porsche",
     "bosch",
@@ -1137,6 +1153,10 @@ const PARTICLES: &[&str] = &[
 
 /// Companies and models whose words are all names.
 const NOT_PEOPLE: &[&str] = &[
+    "casas bahia",
+    "yves rocher",
+    "louis vuitton",
+    "hugo boss",
     "massimo dutti",
     "albert heijn",
     "morgan stanley",
@@ -1834,8 +1854,9 @@ fn accept(text: &str, w: &[Word], run: &[usize], f: &[u16], cue: Cue) -> bool {
     let n = run.len();
     let capitalised = (0..n).all(|j| w[run[j]].cap);
     let particle = |j: usize| f[j] & PARTICLE != 0;
-    if n == 1 && w[run[0]].end - w[run[0]].start < 2 {
-        // `last_name = 'X'`: one letter is no name.
+    if n == 1 && (w[run[0]].end - w[run[0]].start < 2 || f[0] & PARTICLE != 0) {
+        // `last_name = 'X'`: one letter is no name; nor "Le" alone ("Le
+        // service clients").
         return false;
     }
     match cue {
@@ -1904,10 +1925,31 @@ fn accept(text: &str, w: &[Word], run: &[usize], f: &[u16], cue: Cue) -> bool {
     false
 }
 
-/// Words that end the name of a place rather than a person's.
+/// Words that end the name of a place rather than a person's, without a
+/// cue ("Destiny Park"; "Hi Min-jun Park" is a person).
 const PLACE_WORDS: &[&str] = &[
     "park", "plaza", "square", "mall", "centre", "center", "gardens", "heights", "valley",
     "bridge", "station", "airport", "arena", "tower", "towers",
+];
+
+/// Words that end the name of a company rather than a person's, whatever
+/// the cue ("Northbridge Lending").
+const ORG_WORDS: &[&str] = &[
+    "lending",
+    "bank",
+    "capital",
+    "payments",
+    "credit",
+    "finance",
+    "financial",
+    "insurance",
+    "group",
+    "holdings",
+    "partners",
+    "ventures",
+    "solutions",
+    "logistics",
+    "consulting",
 ];
 
 /// Whether the run is a company, a model or a place named after people.
@@ -1925,16 +1967,24 @@ fn not_people(text: &str, w: &[Word], i: usize, last: usize) -> bool {
         }
     }
     let low = |x: &Word| lower(&text[x.start..x.end]);
-    if last > i && cue(text, w, i) == Cue::None && PLACE_WORDS.contains(&low(&w[last]).as_str()) {
-        // "Destiny Park", "Liberty Plaza".
+    let end_word = low(&w[last]);
+    if last > i
+        && (ORG_WORDS.contains(&end_word.as_str())
+            || (cue(text, w, i) == Cue::None && PLACE_WORDS.contains(&end_word.as_str())))
+    {
+        // "Destiny Park", "Liberty Plaza", "Northbridge Lending".
         return true;
     }
     let tail = text[w[last].start..w[last].end]
         .rsplit('-')
         .next()
         .unwrap_or("");
-    if text[w[last].start..w[last].end].contains('-') && tail.starts_with(char::is_lowercase) {
-        // "Albert Heijn-klanten": a name inside a compound word.
+    if text[w[last].start..w[last].end].contains('-')
+        && tail.starts_with(char::is_lowercase)
+        && tail.chars().count() >= 6
+    {
+        // "Albert Heijn-klanten": a name inside a compound word (not a
+        // Korean given name: "Seo-yeon", "Min-jun").
         return true;
     }
     if NOT_BEFORE.contains(&low(&w[i]).as_str()) {

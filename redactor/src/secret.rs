@@ -83,6 +83,37 @@ pub fn cloud_secret(s: &str) -> Option<(usize, usize)> {
 /// A `Basic` credential whose base64 decodes to `user:password`; its
 /// length without trailing sentence punctuation.
 pub fn basic_auth(s: &str) -> Option<usize> {
+    basic_auth_len(s)
+}
+
+/// Whether a key is a placeholder or a documentation example, not a
+/// secret: eight or more `x`, `X`, `*` or `0` in a row
+/// (`sk_live_XXXXXXXXXXXXXXXX`, `AKIAXXXXXXXXXXXXXXXX`), or AWS's own
+/// example key ids (`AKIAIOSFODNN7EXAMPLE`).
+pub fn key_placeholder(s: &str) -> bool {
+    if s.ends_with("EXAMPLE") || s.contains("EXAMPLEKEY") {
+        return true;
+    }
+    let mut run = 0;
+    let mut last = 0u8;
+    for c in s.bytes() {
+        let filler = matches!(c, b'x' | b'X' | b'*' | b'0');
+        run = if filler && (run == 0 || c == last) {
+            run + 1
+        } else if filler {
+            1
+        } else {
+            0
+        };
+        last = c;
+        if run >= 8 {
+            return true;
+        }
+    }
+    false
+}
+
+fn basic_auth_len(s: &str) -> Option<usize> {
     let t = s.trim_end_matches(['.', ',']);
     let token = t.split_whitespace().nth(1)?;
     let decoded = base64::engine::general_purpose::STANDARD

@@ -213,7 +213,12 @@ pub fn find(text: &str, enabled: &[Kind]) -> Vec<(Kind, usize, usize)> {
             }
             for &(col, kind) in &columns {
                 let (a, z) = cells[col];
-                let value = row[a..z].trim();
+                // SQL `VALUES ('Bérénice', 'Carpentier', ...)`: quotes
+                // and brackets are not part of the value.
+                let cell = &row[a..z];
+                let value = cell
+                    .trim()
+                    .trim_matches(|c| matches!(c, '\'' | '(' | ')' | ';'));
                 let fits = match kind {
                     // A phone column's field is a number: digits and the
                     // usual separators, seven digits or more.
@@ -225,8 +230,8 @@ pub fn find(text: &str, enabled: &[Kind]) -> Vec<(Kind, usize, usize)> {
                     }
                     _ => value.chars().any(char::is_alphanumeric),
                 };
-                if fits {
-                    let lead = row[a..z].len() - row[a..z].trim_start().len();
+                if fits && !value.is_empty() {
+                    let lead = cell.find(value).unwrap_or(0);
                     out.push((kind, offset + a + lead, offset + a + lead + value.len()));
                 }
             }

@@ -205,7 +205,7 @@ fn arb_text_with_pii() -> impl Strategy<Value = String> {
         "GB82WEST12345698765432",
         "192.168.10.20",
         "2001:db8:85a3::8a2e:370:7334",
-        "AKIAIOSFODNN7EXAMPLE",
+        "AKIAJ7Q2R4T6V8X0Z3B5",
         "sk-abcdefghijklmnopqrstuvwxyz012345",
         "Bearer abcdefghijklmnop0123456789",
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
