@@ -15,9 +15,11 @@ dob.rs) in `re` syntax; the validators and the value's span inside a match
 detect.rs `span` and `within_words`); the context words with the same byte
 windows (context.rs); the table pass (table.rs, detect.rs `scan`): under a
 header line naming a name, birth-date, address or phone column (a rule
-line under it skipped), each row's field in it (a phone column's if it is
-a number) is a finding of that kind, outside the tokens, first priority (a
-finding of another kind or an address that overlaps it is dropped); the
+line under it skipped), each row's field in it, trimmed of white space and
+then of quotes, brackets and semicolons (SQL `VALUES ('...', ...)`), is a
+finding of that kind (a phone column's if it is a number), outside the
+tokens, first priority (a finding of another kind or an address that
+overlaps it is dropped); the
 address pass (address.rs, detect.rs `scan` and `addresses`): the four forms
 scanned on their own, leftmost-first, outside the tokens, next priority (a
 pattern finding that overlaps an address is dropped); the names pass
@@ -166,7 +168,7 @@ ADDR_COUNTRIES = (
 )
 
 AMBIGUOUS_WORDS = (
-    "concepción rosario vittoria marsala destiny liberty "
+    "vitória marion lorenz concepción rosario vittoria marsala destiny liberty "
     "will may mark bill frank grant rose hope faith joy grace dawn ray guy art pat jack max don "
     "sue ben rich young king long white black brown green gray grey hall wood stone hill price "
     "summer june april august sun star sky rock river lake moon snow storm rain chance case law "
@@ -187,6 +189,7 @@ AMBIGUOUS_WORDS = (
 ).split()
 
 STOP_WORDS = (
+    "floor flat add review manual ihrem ihren konto service lending loans mortgage mortgages "
     "oetker porsche bosch siemens numbers column table alter drop create index date pan treasury "
     "payments collections accounts onboarding kyc fraud equipa apoio sud nord norte arbor "
     "claude julia gemini llama mistral falcon dolly cortana jarvis bard grok copilot devin siri "
@@ -293,7 +296,7 @@ PARTICLES = (
 ).split()
 
 NOT_PEOPLE = [
-    "massimo dutti", "albert heijn",
+    "casas bahia", "yves rocher", "louis vuitton", "hugo boss", "massimo dutti", "albert heijn",
     "morgan stanley", "goldman sachs", "wells fargo", "charles schwab", "lehman brothers",
     "merrill lynch", "bear stearns", "dow jones", "edward jones", "raymond james", "grant thornton",
     "fannie mae", "freddie mac", "sallie mae", "louis vuitton", "christian dior", "calvin klein",
@@ -304,10 +307,18 @@ NOT_PEOPLE = [
     "julius bär", "julius baer", "ford credit", "ford motor", "unter den linden",
 ]
 
-# Words that end the name of a place rather than a person's.
+# Words that end the name of a place rather than a person's, without a cue
+# ("Destiny Park"; "Hi Min-jun Park" is a person).
 PLACE_WORDS = frozenset(
     "park plaza square mall centre center gardens heights valley bridge station airport arena tower "
     "towers".split()
+)
+
+# Words that end the name of a company rather than a person's, whatever the
+# cue ("Northbridge Lending").
+ORG_WORDS = frozenset(
+    "lending bank capital payments credit finance financial insurance group holdings partners "
+    "ventures solutions logistics consulting".split()
 )
 
 SUFFIXES = "'s -san -sama -kun -chan -sensei -ssi -nim".split()
@@ -876,6 +887,23 @@ def basic_auth(s):
     return len(t) if ok else None
 
 
+def key_placeholder(s):
+    """Whether a key is a placeholder or a documentation example, not a
+    secret: eight or more `x`, `X`, `*` or `0` in a row
+    (`sk_live_XXXXXXXXXXXXXXXX`, `AKIAXXXXXXXXXXXXXXXX`), or AWS's own
+    example key ids (`AKIAIOSFODNN7EXAMPLE`)."""
+    if s.endswith("EXAMPLE") or "EXAMPLEKEY" in s:
+        return True
+    run, last = 0, ""
+    for c in s:
+        filler = c in "xX*0"
+        run = run + 1 if filler and (run == 0 or c == last) else 1 if filler else 0
+        last = c
+        if run >= 8:
+            return True
+    return False
+
+
 # --- Cryptocurrency addresses (crypto_address.rs) --------------------------
 
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -1272,7 +1300,9 @@ def span(kind, form, text, start, end):
         return whole(eth(s))
     if kind == "address":
         return address(text, start, end, form)
-    return (start, end)  # jwt, aws_key, api_key, private_key, webhook_url
+    if kind in ("aws_key", "api_key"):
+        return whole(not key_placeholder(s))
+    return (start, end)  # jwt, private_key, webhook_url
 
 
 def validated(kind, form, text, start, end):
@@ -1676,8 +1706,9 @@ def accept(text, w, run, f, c):
 
     n = len(run)
     capitalised = all(w[x].cap for x in run)
-    if n == 1 and not blen_gt1(text[w[run[0]].start:w[run[0]].end]):
-        # `last_name = 'X'`: one letter is no name.
+    if n == 1 and (not blen_gt1(text[w[run[0]].start:w[run[0]].end]) or f[0] & PARTICLE):
+        # `last_name = 'X'`: one letter is no name; nor "Le" alone ("Le
+        # service clients").
         return False
     # The arms of the Rust `match`, in order (a guard that fails falls
     # through to the next arm).
@@ -1743,12 +1774,16 @@ def not_people(text, w, i, last):
         if gap in (" & ", "-"):
             # "Johnson & Johnson", "Black-Scholes" split by the tokenizer.
             return True
-    if last > i and cue(text, w, i) == CUE_NONE and low(w[last]) in PLACE_WORDS:
-        # "Destiny Park", "Liberty Plaza".
+    end_word = low(w[last])
+    if last > i and (end_word in ORG_WORDS
+                     or (cue(text, w, i) == CUE_NONE and end_word in PLACE_WORDS)):
+        # "Destiny Park", "Liberty Plaza", "Northbridge Lending".
         return True
     word = text[w[last].start:w[last].end]
-    if "-" in word and word.rsplit("-", 1)[1][:1].islower():
-        # "Albert Heijn-klanten": a name inside a compound word.
+    tail = word.rsplit("-", 1)[1] if "-" in word else ""
+    if "-" in word and tail[:1].islower() and len(tail) >= 6:
+        # "Albert Heijn-klanten": a name inside a compound word (not a
+        # Korean given name: "Seo-yeon", "Min-jun").
         return True
     if low(w[i]) in NOT_BEFORE_SET:
         # "San Diego", "Santa Clara", "Mount Vernon".
@@ -1876,15 +1911,17 @@ def find_table_cells(text):
             for col, kind in columns:
                 a, z = cells[col]
                 field = row[a:z]
-                value = field.strip(RUST_WS)
+                # SQL `VALUES ('Bérénice', 'Carpentier', ...)`: quotes and
+                # brackets are not part of the value.
+                value = field.strip(RUST_WS).strip("'();")
                 if kind == "phone":
                     # A phone column's field is a number: digits and the
                     # usual separators, seven digits or more.
                     fits = sum(c in DIGITS for c in value) >= 7 and all(c in PHONE_FIELD for c in value)
                 else:
                     fits = any(c.isalnum() for c in value)
-                if fits:
-                    start = offset + a + len(field) - len(field.lstrip(RUST_WS))
+                if fits and value:
+                    start = offset + a + field.find(value)
                     out.append((start, start + len(value), kind))
             j += 1
         i = max(j, i + 1)
