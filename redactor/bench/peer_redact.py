@@ -1864,14 +1864,20 @@ def fields(line, sep):
 
 def header_of(line):
     """The separator and the (column, kind) pairs of a header line, if it is
-    one: two or more fields, none empty or over 40 bytes, one of them a
-    named column."""
+    one: two or more fields, none empty, over 40 bytes, over three words or
+    with a `?` or `!`, one of them a named column."""
     sep = next((c for c in ";\t|," if c in line), None)
     if sep is None or '":' in line or '" :' in line:
         # No separator, or a line of JSON (`"first_name": "Petr",`).
         return None
     cells = fields(line, sep)
-    if len(cells) < 2 or any(blen(line[a:z]) > 40 or not line[a:z].strip(RUST_WS) for a, z in cells):
+    def heading(h):
+        # Short, and no sentence ("Name, address and phone are required.");
+        # in `INSERT INTO t (a, b, c)` the first column starts after the `(`.
+        h = h.rsplit("(", 1)[-1]
+        return (bool(h.strip(RUST_WS)) and blen(h) <= 40 and len(h.split()) <= 3
+                and not any(c in h for c in "?!"))
+    if len(cells) < 2 or not all(heading(line[a:z]) for a, z in cells):
         return None
     columns = [(n, k) for n, (a, z) in enumerate(cells) if (k := column_kind(line[a:z]))]
     return (sep, columns) if columns else None

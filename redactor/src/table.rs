@@ -243,21 +243,28 @@ pub fn find(text: &str, enabled: &[Kind]) -> Vec<(Kind, usize, usize)> {
 }
 
 /// The separator and the columns of a header line, if it is one: two or
-/// more fields, one of them a column of a kind in `enabled`.
+/// more short fields (three words at most, no `?` or `!`), one
+/// of them a column of a kind in `enabled`.
 fn header_of(line: &str, enabled: &[Kind]) -> Option<(u8, Vec<(usize, Kind)>)> {
     let sep = [b';', b'\t', b'|', b',']
         .into_iter()
-        .find(|&s| line.bytes().filter(|&c| c == s).count() >= 1)?;
+        .find(|&s| line.as_bytes().contains(&s))?;
     if line.contains("\":") || line.contains("\" :") {
         // A line of JSON (`"first_name": "Petr",`), not a header.
         return None;
     }
     let cells = fields(line, sep);
-    if cells.len() < 2
-        || cells
-            .iter()
-            .any(|&(a, z)| z - a > 40 || line[a..z].trim().is_empty())
-    {
+    // Column names are short and are no sentence: "Name, address and
+    // phone are required." is prose, not a header.
+    // In `INSERT INTO t (a, b, c)` the first column starts after the `(`.
+    let heading = |h: &str| {
+        let h = h.rsplit('(').next().unwrap_or(h);
+        !h.trim().is_empty()
+            && h.len() <= 40
+            && h.split_whitespace().count() <= 3
+            && !h.contains(['?', '!'])
+    };
+    if cells.len() < 2 || !cells.iter().all(|&(a, z)| heading(&line[a..z])) {
         return None;
     }
     let columns: Vec<(usize, Kind)> = cells
@@ -307,6 +314,8 @@ mod tests {
             "region,amount,currency\nEMEA,12,EUR",
             "We met, talked, and agreed.\nThen we left, happy.",
             "name;\nno separator on the next line",
+            "Name, address and phone are required.\nPlease send them, thanks.",
+            "Name, please?\nSure, thanks",
         ] {
             assert_eq!(values(t), vec![], "{t}");
         }
