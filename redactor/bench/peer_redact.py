@@ -334,7 +334,7 @@ CX_SSN = [
 ]
 
 CX_SIN = [
-    "sin", "social insurance", "assurance sociale", "nas",
+    "=SIN", "social insurance", "assurance sociale", "=NAS", "numéro d'assurance sociale",
 ]
 
 CX_AADHAAR = [
@@ -343,7 +343,7 @@ CX_AADHAAR = [
 
 CX_DE_TAX_ID = [
     "steuer-id", "steuerid", "steuer", "steueridentifikationsnummer", "identifikationsnummer",
-    "idnr", "tax id", "tin",
+    "idnr", "tax id", "=TIN",
 ]
 
 CX_CPF = "cpf".split()
@@ -431,14 +431,22 @@ def has_word(text, lo, hi, words):
         return False
     a, z = max(0, lo - 51), min(len(text), hi + 51)
     region = TOKEN.sub(lambda m: " " * len(m.group()), text[a:z])
-    lower = region[lo - a:hi - a].lower()
+    window = region[lo - a:hi - a]
+    lower = window.lower()
     for w in words:
-        i = lower.find(w)
+        # An acronym that is also an everyday word counts only in capitals.
+        hay = lower
+        if w.startswith("="):
+            w, hay = w[1:], window
+        i = hay.find(w)
         while i >= 0:
             j = i + len(w)
-            if not (i > 0 and lower[i - 1].isalnum()) and not (j < len(lower) and lower[j].isalnum()):
+            # A plural is context too ("SSNs").
+            if j < len(hay) and hay[j] in "sS" and w[-1].isascii() and w[-1].isalpha():
+                j += 1
+            if not (i > 0 and hay[i - 1].isalnum()) and not (j < len(hay) and hay[j].isalnum()):
                 return True
-            i = lower.find(w, j)
+            i = hay.find(w, i + len(w))
     return False
 
 
@@ -797,6 +805,31 @@ def is_upper(c):
 def bic(s):
     return (len(s) in (8, 11) and all(is_upper(c) for c in s[:6]) and s[4:6] in COUNTRY
             and all(is_upper(c) or c in DIGITS for c in s[6:]))
+
+
+def in_capitals(text, start, end, s):
+    """A BIC candidate of letters only in a run of words in capitals
+    ("SWIFT CUSTOMER DETAILS") is a word (detect.rs `in_capitals`)."""
+    if not all(c.isascii() and c.isalpha() for c in s):
+        return False
+
+    def word(w):
+        return (len(w) >= 2 and all("A" <= c <= "Z" for c in w)
+                and w not in ("BIC", "SWIFT", "IBAN", "CODE", "BANK"))
+    before = after = None
+    if text[:start].endswith(" "):
+        t = text[:start - 1]
+        i = len(t)
+        while i > 0 and t[i - 1].isascii() and t[i - 1].isalpha():
+            i -= 1
+        before = t[i:]
+    if text[end:].startswith(" "):
+        t = text[end + 1:]
+        i = 0
+        while i < len(t) and t[i].isascii() and t[i].isalpha():
+            i += 1
+        after = t[:i]
+    return (before is not None and word(before)) or (after is not None and word(after))
 
 
 def in_pan(s):
@@ -1293,7 +1326,7 @@ def span(kind, form, text, start, end):
     if kind == "aba_routing":
         return whole_id(aba_routing(s) and near(text, start, end, CX_ABA))
     if kind == "bic":
-        return whole(bic(s) and near(text, start, end, CX_BIC))
+        return whole(bic(s) and near(text, start, end, CX_BIC) and not in_capitals(text, start, end, s))
     if kind == "btc_address":
         return whole(btc(s))
     if kind == "eth_address":
@@ -1965,7 +1998,30 @@ def leftmost(forms, text):
         pos = resume if resume is not None else m.end() if m.end() > m.start() else m.end() + 1
 
 
+SPACES = "\u00a0\u202f\u2009\u2007\u2008"
+ESCAPED = {"40": "@", "20": " ", "2b": "+", "2e": ".", "2d": "-", "5f": "_"}
+
+
 def find(text):
+    """`find_text` of the text as the detectors read it: no-break and thin
+    spaces as spaces, the percent escapes of punctuation decoded; spans are
+    the original's (normalize.rs)."""
+    if not any(c in text for c in SPACES) and not re.search(r"%(?:40|20|2[bBeEdD]|5[fF])", text):
+        return find_text(text)
+    out, idx, i = [], [], 0
+    while i < len(text):
+        c = text[i]
+        if c in SPACES:
+            out.append(" "); idx.append(i); i += 1
+        elif c == "%" and text[i + 1:i + 3].lower() in ESCAPED and len(text[i + 1:i + 3]) == 2:
+            out.append(ESCAPED[text[i + 1:i + 3].lower()]); idx.append(i); i += 3
+        else:
+            out.append(c); idx.append(i); i += 1
+    idx.append(len(text))
+    return [(idx[a], idx[z], k) for a, z, k in find_text("".join(out))]
+
+
+def find_text(text):
     """Every finding in `text` as (start, end, kind), left to right: each
     kind's patterns in priority order, a match kept when its validator
     accepts it (or that of the kind's next form matching at the same place)
@@ -1999,8 +2055,19 @@ def find(text):
             if sp is None:
                 if kind == "card":
                     # A run of digits that is no card: a number inside it is
-                    # not PII either (one starting where it starts may be).
+                    # not PII either (one starting where it starts may be),
+                    # except a card that starts at one of its later groups.
                     no_card.append((start, stop))
+                    for i in range(start + 1, stop):
+                        if not (text[i] in DIGITS and text[i - 1] not in DIGITS):
+                            continue
+                        n = forms[0].match(text, i)
+                        sp = n and validated(kind, 0, text, i, n.end())
+                        if sp:
+                            taken.append(sp)
+                            found.append((sp[0], sp[1], kind))
+                            resume = max(stop, sp[1])
+                            break
                 elif kind == "email":
                     # No other address starts before its `@`.
                     at = text.find("@", start, stop)

@@ -80,11 +80,27 @@ fn has_word(text: &str, lo: usize, hi: usize, words: &[&str]) -> bool {
     let lower = window.to_lowercase();
     let alnum = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
     words.iter().any(|w| {
-        lower.match_indices(w).any(|(i, _)| {
-            !alnum(lower[..i].chars().next_back()) && !alnum(lower[i + w.len()..].chars().next())
+        // An acronym that is also an everyday word ("sin" is Spanish for
+        // "without", "nas" Portuguese for "in the") counts only as written
+        // in capitals.
+        let (w, hay) = match w.strip_prefix(CAPS) {
+            Some(w) => (w, window.as_str()),
+            None => (*w, lower.as_str()),
+        };
+        hay.match_indices(w).any(|(i, _)| {
+            let rest = &hay[i + w.len()..];
+            // A plural is context too: "SSNs", "CPFs", "IBANs".
+            let rest = match rest.strip_prefix('s').or_else(|| rest.strip_prefix('S')) {
+                Some(r) if w.ends_with(|c: char| c.is_ascii_alphabetic()) => r,
+                _ => rest,
+            };
+            !alnum(hay[..i].chars().next_back()) && !alnum(rest.chars().next())
         })
     })
 }
+
+/// The mark of a context word that counts only as written (in capitals).
+const CAPS: &str = "=";
 
 fn floor_char(s: &str, mut i: usize) -> usize {
     while !s.is_char_boundary(i) {
@@ -103,7 +119,13 @@ fn ceil_char(s: &str, mut i: usize) -> usize {
 /// Words that say a number is a US social security number.
 pub const SSN: &[&str] = &["ssn", "ssn#", "ss#", "social security", "soc. sec."];
 /// Words that say a number is a Canadian social insurance number.
-pub const SIN: &[&str] = &["sin", "social insurance", "assurance sociale", "nas"];
+pub const SIN: &[&str] = &[
+    "=SIN",
+    "social insurance",
+    "assurance sociale",
+    "=NAS",
+    "numéro d'assurance sociale",
+];
 /// Words that say a number is an Aadhaar number.
 pub const AADHAAR: &[&str] = &["aadhaar", "aadhar", "uidai", "uid no", "uid number"];
 /// Words that say a number is a German tax id.
@@ -115,7 +137,7 @@ pub const DE_TAX_ID: &[&str] = &[
     "identifikationsnummer",
     "idnr",
     "tax id",
-    "tin",
+    "=TIN",
 ];
 /// Words that say a number is a Brazilian CPF.
 pub const CPF: &[&str] = &["cpf"];
@@ -230,6 +252,16 @@ mod tests {
         assert!(!near(t, s, s + 9, SIN), "'since' is not 'sin'");
         let t = "046 454 286 (SIN)";
         assert!(near(t, 0, 11, SIN));
+        let t = "precio sin IVA 046 454 286";
+        assert!(!near(t, 15, 26, SIN), "'sin' is Spanish for 'without'");
+        let t = "nas faturas 046 454 286";
+        assert!(!near(t, 12, 23, SIN), "'nas' is Portuguese for 'in the'");
+        let t = "NAS : 046 454 286";
+        assert!(near(t, 6, 17, SIN));
+        let t = "the SSNs 123456789 and";
+        assert!(near(t, 9, 18, SSN), "a plural is context");
+        let t = "the SSNss 123456789 and";
+        assert!(!near(t, 10, 19, SSN));
         let t = "Ünïcödé téléphone é 0612345678";
         let s = t.find("0612").unwrap();
         assert!(!near(t, s, t.len(), &["tel"]));

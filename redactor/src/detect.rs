@@ -310,8 +310,21 @@ impl Engine {
         out
     }
 
-    /// Calls `found` for each finding, left to right.
+    /// Calls `found` for each finding, left to right. No-break spaces and
+    /// the percent escapes of punctuation are read as what they stand for
+    /// (see [`crate::normalize`]); spans are always the original text's.
     pub fn scan(&self, text: &str, mut found: impl FnMut(Finding)) {
+        match crate::normalize::Normalized::of(text) {
+            None => self.scan_text(text, found),
+            Some(n) => self.scan_text(&n.text, |f| {
+                let (start, end) = n.original(f.start, f.end);
+                found(Finding { start, end, ..f })
+            }),
+        }
+    }
+
+    /// [`Engine::scan`] of a text as the detectors read it.
+    fn scan_text(&self, text: &str, mut found: impl FnMut(Finding)) {
         if !self.names && self.addresses.is_none() && self.table_kinds.is_empty() {
             return self.scan_patterns(text, |hit| {
                 if let Hit::Found(f) = hit {
@@ -442,8 +455,19 @@ impl Engine {
                 ) =>
                 {
                     // A run of digits that is no card: a number inside it
-                    // (an order number, a timestamp) is not PII either.
+                    // (an order number, a timestamp, an id whose key
+                    // failed) is not PII either, except a card that starts
+                    // at one of its later groups (`Acct 12345678
+                    // 4111111111111111`).
                     pos = m.end();
+                    if let Some((a, z)) = self.card_in_run(text, start, m.end(), m.pattern()) {
+                        hit(Hit::Found(Finding {
+                            kind: Detected::Builtin(Kind::Card),
+                            start: a,
+                            end: z,
+                        }));
+                        pos = pos.max(z);
+                    }
                 }
                 None if matches!(
                     self.slots[m.pattern().as_usize()],
@@ -468,6 +492,30 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The first card that starts at a later group of the digit run
+    /// `start..end` (pattern `card`), if one does.
+    fn card_in_run(
+        &self,
+        text: &str,
+        start: usize,
+        end: usize,
+        card: PatternID,
+    ) -> Option<(usize, usize)> {
+        let b = text.as_bytes();
+        (start + 1..end)
+            .filter(|&i| b[i].is_ascii_digit() && !b[i - 1].is_ascii_digit())
+            .find_map(|i| {
+                let input = Input::new(text)
+                    .range(i..)
+                    .anchored(Anchored::Pattern(card));
+                let m = self.regex.search(&input)?;
+                match self.validate(text, i, card.as_usize(), m.end())? {
+                    Resolved::Found(_, a, z) => Some((a, z)),
+                    Resolved::Token(_) => None,
+                }
+            })
     }
 
     /// The finding at `start`: the first pattern's match if it validates,
@@ -601,13 +649,43 @@ fn span(
         }
         Kind::CaSin => whole_id(id::ca_sin(s) && near(text, start, end, cx::SIN)),
         Kind::AbaRouting => whole_id(id::aba_routing(s) && near(text, start, end, cx::ABA)),
-        Kind::Bic => whole(id::bic(s) && near(text, start, end, cx::BIC)),
+        Kind::Bic => whole(
+            id::bic(s) && near(text, start, end, cx::BIC) && !in_capitals(text, start, end, s),
+        ),
         Kind::BtcAddress => whole(crate::crypto_address::btc(s)),
         Kind::EthAddress => whole(crate::crypto_address::eth(s)),
         Kind::AwsKey | Kind::ApiKey => whole(!crate::secret::key_placeholder(s)),
         Kind::Jwt | Kind::PrivateKey | Kind::WebhookUrl => Some((start, end)),
         Kind::Address | Kind::Person => None,
     }
+}
+
+/// Whether a BIC candidate made only of letters stands in a run of words
+/// written in capitals ("SWIFT CUSTOMER DETAILS"): such a word is a word,
+/// not a code. The context words themselves ("BIC DEUTDEFF") do not count,
+/// nor does a neighbour set off by punctuation ("SWIFT: DEUTDEFF").
+fn in_capitals(text: &str, start: usize, end: usize, s: &str) -> bool {
+    if !s.bytes().all(|c| c.is_ascii_alphabetic()) {
+        return false;
+    }
+    let word = |w: &str| {
+        w.len() >= 2
+            && w.bytes().all(|c| c.is_ascii_uppercase())
+            && !["BIC", "SWIFT", "IBAN", "CODE", "BANK"].contains(&w)
+    };
+    let before = text[..start].strip_suffix(' ').map(|t| {
+        let from = t
+            .rfind(|c: char| !c.is_ascii_alphabetic())
+            .map_or(0, |i| i + 1);
+        &t[from..]
+    });
+    let after = text[end..].strip_prefix(' ').map(|t| {
+        let to = t
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(t.len());
+        &t[..to]
+    });
+    before.is_some_and(word) || after.is_some_and(word)
 }
 
 /// Whether a finding at `start..end` neither starts nor ends inside a word
@@ -661,6 +739,9 @@ mod tests {
             "total $1,234.56",
             "card 4111 1111 1111 1112",
             "ssn 666-12-3456",
+            "PLEASE CHECK THE SWIFT CUSTOMER DETAILS",
+            "precio sin IVA 130 692 544",
+            "build 2026 0917 1234 5678 9012",
         ] {
             assert_eq!(kinds(t), vec![], "{t}");
         }
@@ -766,6 +847,29 @@ mod tests {
                 "email",
                 "jane@example.com",
             ),
+            ("the SSNs 123456789 and 219099999", "ssn", "123456789"),
+            (
+                "Acct 12345678 4111111111111111 declined",
+                "card",
+                "4111111111111111",
+            ),
+            (
+                "mailto:jane.doe%40example.com?subject=hi",
+                "email",
+                "jane.doe%40example.com",
+            ),
+            (
+                "Tel.\u{a0}+44\u{a0}20\u{a0}7946\u{a0}0958",
+                "phone",
+                "+44\u{a0}20\u{a0}7946\u{a0}0958",
+            ),
+            (
+                "IBAN DE89\u{a0}3704\u{a0}0044\u{a0}0532\u{a0}0130\u{a0}00",
+                "iban",
+                "DE89\u{a0}3704\u{a0}0044\u{a0}0532\u{a0}0130\u{a0}00",
+            ),
+            ("BIC DEUTDEFF for the transfer", "bic", "DEUTDEFF"),
+            ("SWIFT: COBADEFFXXX", "bic", "COBADEFFXXX"),
         ] {
             assert!(
                 found(t).contains(&(kind.to_string(), value.to_string())),

@@ -17,6 +17,7 @@ pub mod keys;
 mod kind;
 mod names;
 mod national_id;
+mod normalize;
 mod redact;
 mod secret;
 mod table;
