@@ -1,9 +1,11 @@
 //! Monthly chargeback: per team, the month's cost with breakdowns by user,
 //! environment, workload kind (idle GPU time is its own line; tool calls are
-//! `tool_call`) and GPU model. Amounts are summed exactly and rounded once:
-//! the total is the exact sum rounded to the currency's smallest unit, the
-//! team lines are split from it by largest remainder (so they add up to it
-//! exactly), and each breakdown is split from its team's line the same way.
+//! `tool_call`) and GPU model. Amounts are summed exactly and rounded once
+//! per line: each team line is its exact sum rounded to the currency's
+//! smallest unit (half away from zero), on its own; the total is the sum of
+//! the rounded lines (so it may differ from the exact sum rounded by up to
+//! half a unit per line); each breakdown is split from its team's line by
+//! largest remainder, so it adds up to the line exactly.
 
 use std::collections::BTreeMap;
 
