@@ -1519,7 +1519,8 @@ def cue(text, w, i):
     if f & SIGNOFF:
         g = gap.lstrip(",!. ")
         return CUE_GREETING if g.startswith("\n") or g.startswith("\r\n") or (tight(gap) and "." not in gap) else CUE_NONE
-    if not tight(gap):
+    if not tight(gap) or (("\"" in gap or "'" in gap) and "," in gap):
+        # The cue ends one field and the word starts another.
         return CUE_NONE
     if "." in gap and not f & TITLE:
         # A full stop ends the cue's sentence; only a title has one.

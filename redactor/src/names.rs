@@ -1513,7 +1513,9 @@ fn cue(text: &str, w: &[Word], i: usize) -> Cue {
             Cue::None
         };
     }
-    if !tight(gap) {
+    if !tight(gap) || (gap.contains(['"', '\'']) && gap.contains(',')) {
+        // A quote and a comma between them: the cue ends one field and the
+        // word starts another (`"tool":"lookup_customer","trace_id"`).
         return Cue::None;
     }
     let f = p.flags;
@@ -2038,6 +2040,7 @@ mod tests {
         assert_eq!(names("Best regards,\nJean-Luc Picard"), ["Jean-Luc Picard"]);
         assert_eq!(names("Dr. Wei Zhang reviewed it"), ["Wei Zhang"]);
         assert_eq!(names("signed: JOHN SMITH"), ["JOHN SMITH"]);
+        assert_eq!(names(r#"{"customer": "trace adkins"}"#), ["trace adkins"]);
         assert_eq!(
             names("Das Depot von Annegret Zwanziger wurde übertragen"),
             ["Annegret Zwanziger"]
@@ -2061,6 +2064,7 @@ mod tests {
             "Die Lage ist ernst, wir brauchen mehr",
             "Crédit Agricole et BNP Paribas ont publié",
             "on the search API yesterday evening. Summarise the open incidents",
+            r#"{"tool":"lookup_customer","trace_id":"5e85"}"#,
         ] {
             assert_eq!(names(t), Vec::<&str>::new(), "{t}");
         }
