@@ -1578,7 +1578,107 @@ def find_names(text, skip):
         else:
             out.append((with_particles(text, w, i), trim_suffix(text, w[j].start, w[j].end)))
             i = j + 1
+    # The speakers of a chat transcript (speakers.rs).
+    sp = [x for x in find_speakers(text, skip) if not any(a < x[1] and x[0] < z for a, z in out)]
+    if sp:
+        out = sorted(out + sp)
     return out
+
+
+SPEAKER_ROLES = frozenset(["a", "q", "ai", "bot", "me", "you", "user", "users", "assistant", "system", "human", "agent",
+    "customer", "client", "cliente", "kunde", "kundin", "support", "admin", "operator", "host",
+    "guest", "moderator", "caller", "note", "notes", "todo", "fixme", "fyi", "nb", "ps", "re",
+    "fwd", "subject", "from", "to", "cc", "bcc", "date", "time", "status", "error", "warning",
+    "warn", "info", "debug", "trace", "fatal", "step", "update", "question", "answer", "summary",
+    "action", "actions", "result", "results", "response", "request", "reply", "input", "output",
+    "prompt", "context", "example", "task", "goal", "issue", "problem", "solution", "fix",
+    "cause", "impact", "next steps", "decision", "owner", "reviewer", "team", "channel",
+    "thread", "message", "body", "title", "name", "email", "phone", "address", "tel", "mobile",
+    "iban", "bic", "amount", "total", "balance", "reason", "comment", "comments", "remarks",
+    "details", "description", "priority", "severity", "category", "type", "source", "target",
+    "host", "env", "url", "path", "file", "line", "code", "key", "value", "id", "ref",
+    "objet", "betreff", "asunto", "assunto", "datum", "fecha", "data", "hinweis", "nota",
+    "remarque", "resumen", "resumo", "zusammenfassung", "résumé", "agente", "atendente",
+    "sachbearbeiter", "conseiller", "conseillère", "kundin", "usuario", "usuário", "utilisateur",
+    "benutzer", "sistema", "système"])
+
+
+def speaker_word_end(line, j):
+    end, k = j, j
+    while k < len(line):
+        c = line[k]
+        nxt = line[k + 1] if k + 1 < len(line) else ""
+        ok = c.isalpha() or (k > j and ("\u0300" <= c <= "\u036f" or (c in "-'’." and nxt.isalpha())))
+        if not ok:
+            break
+        k += 1
+        end = k
+    return end
+
+
+def speaker_label(text, at):
+    """The speaker label at the start of the line at `at`: (start, end,
+    words) or None (speakers.rs `label_at`)."""
+    nl = text.find("\n", at)
+    line = text[at:len(text) if nl < 0 else nl]
+    i = 0
+    if line.startswith("["):
+        close = line.find("]")
+        if close < 0:
+            return None
+        i = close + 1
+        i += len(line[i:]) - len(line[i:].lstrip())
+    words, j = [], i
+    while True:
+        w_start = j
+        j = speaker_word_end(line, j)
+        if j == w_start:
+            return None
+        words.append((at + w_start, at + j))
+        after = line[j:]
+        if after.startswith(":") or after.startswith(" :"):
+            colon = j + after.find(":")
+            message = line[colon + 1:]
+            if not message[:1].isspace() or len(message.split()) < 2 or len(words) > 3:
+                return None
+            return at + i, at + j, words
+        if not after.startswith(" ") or len(words) == 3:
+            return None
+        j += 1
+
+
+def find_speakers(text, skip):
+    if ":" not in text:
+        return []
+
+    def first_name(wd):
+        f = flags(lower(wd))
+        return bool(f & FIRST) and not f & (STOP | AMBIGUOUS)
+
+    def listed(wd):
+        return bool(flags(lower(wd)) & (AMBIGUOUS | STOP | TITLE | GREETING | LABEL | VERB | SIGNOFF | NAME_LABEL | PREP))
+    starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    labels = []
+    for at in starts:
+        if at >= len(text):
+            continue
+        lab = speaker_label(text, at)
+        if lab is None or any(a < lab[1] and lab[0] < z for a, z in skip):
+            continue
+        a, z, ws = lab
+        if text[a:z].lower() in SPEAKER_ROLES:
+            continue
+        if not all((x.lower() not in SPEAKER_ROLES and not listed(x.lower()) and "." not in x) or first_name(x.lower())
+                   for x in (text[p:q] for p, q in ws)):
+            continue
+        if not any(c.islower() for c in text[a:z]):
+            continue
+        labels.append(lab)
+
+    def named(lab):
+        return any(first_name(text[p:q]) for p, q in lab[2])
+    transcript = any(named(l) for l in labels) and len({text[l[0]:l[1]].lower() for l in labels}) >= 2
+    return [(l[0], l[1]) for l in labels if named(l) or (transcript and len(l[2]) == 1)]
 
 
 def with_particles(text, w, i):
@@ -1668,7 +1768,7 @@ def name_at(text, w, i, in_list):
             # name when the sentence goes on after it.
             shaped = not nxt.cap and (nxt.flags & (FIRST | LAST) or (
                 nxt.flags == 0 and blen(text[nxt.start:nxt.end]) >= 3 and ends_name(text, w, k + 1)))
-        if not shaped or nxt.flags & STOP:
+        if not shaped or (nxt.flags & STOP and not nxt.initial):
             break
         run.append(k + 1)
         k += 1
@@ -1725,7 +1825,9 @@ def run_is_plain(text, w, run):
     article starting a sentence: "Das Depot von ...")."""
     first = run[0]
     return (first > 0 and not w[first - 1].cap
-            and all(b == a + 1 and text[w[a].end:w[b].start] == " " for a, b in zip(run, run[1:])))
+            and all(b == a + 1 and (text[w[a].end:w[b].start] == " "
+                                    or (w[a].initial and text[w[a].end:w[b].start] == ". "))
+                    for a, b in zip(run, run[1:])))
 
 
 def accept(text, w, run, f, c):
@@ -1748,7 +1850,13 @@ def accept(text, w, run, f, c):
     # through to the next arm).
     if c in (CUE_TITLE, CUE_NAME_LABEL, CUE_MENTION):
         return w[run[0]].cap or known(f[0])
-    if (c in (CUE_VERB, CUE_PREP) and n >= 2 and capitalised and all(not x & (STOP | AMBIGUOUS) for x in f)
+    # Capitalised words around middle initials, one a known name.
+    if (n >= 3 and capitalised and not initial(0) and all(initial(j) for j in range(1, n - 1))
+            and not f[0] & (STOP | AMBIGUOUS) and not f[n - 1] & (STOP | AMBIGUOUS)
+            and (known(f[0]) or known(f[n - 1]))):
+        return True
+    if (c in (CUE_VERB, CUE_PREP) and n >= 2 and capitalised
+            and all(not x & (STOP | AMBIGUOUS) or initial(j) for j, x in enumerate(f))
             and (c == CUE_VERB or any(known(x) for x in f)) and run_is_plain(text, w, run)):
         # "Spoke with Wenjie Shangguan", "addressed to Venkatesh
         # Subramaniam": two capitalised words, none an everyday one.

@@ -20,6 +20,7 @@ mod national_id;
 mod normalize;
 mod redact;
 mod secret;
+mod speakers;
 mod table;
 mod token;
 mod validate;

@@ -1598,6 +1598,26 @@ pub fn find(text: &str, skip: &[(usize, usize)]) -> Vec<(usize, usize)> {
             None => i += 1,
         }
     }
+    // The speakers of a chat transcript ("eilidh: anyone know ...").
+    let first_name = |w: &str| {
+        let f = lookup(w);
+        f & FIRST != 0 && f & (STOP | AMBIGUOUS) == 0
+    };
+    let listed = |w: &str| {
+        lookup(w)
+            & (AMBIGUOUS | STOP | TITLE | GREETING | LABEL | VERB | SIGNOFF | NAME_LABEL | PREP)
+            != 0
+    };
+    let speakers = crate::speakers::find(text, skip, first_name, listed);
+    if !speakers.is_empty() {
+        out.extend(
+            speakers
+                .into_iter()
+                .filter(|&(a, z)| !out.iter().any(|&(s, e)| s < z && a < e))
+                .collect::<Vec<_>>(),
+        );
+        out.sort_unstable();
+    }
     out
 }
 
@@ -1753,7 +1773,8 @@ fn name_at(text: &str, w: &[Word], i: usize, in_list: bool) -> Option<usize> {
                     // word ends a name when the sentence goes on after it.
                     || (next.flags == 0 && next.end - next.start >= 3 && ends_name(text, w, k + 1)))
         };
-        if !shaped || next.flags & STOP != 0 {
+        // An initial is no stop word ("Harriet M. Fletcher", "Imogen A.").
+        if !shaped || (next.flags & STOP != 0 && !next.initial) {
             break;
         }
         run.push(k + 1);
@@ -1844,9 +1865,10 @@ fn run_is_plain(text: &str, w: &[Word], run: &[usize]) -> bool {
     let first = run[0];
     let cue_lower = first > 0 && !w[first - 1].cap;
     cue_lower
-        && run
-            .windows(2)
-            .all(|p| p[1] == p[0] + 1 && &text[w[p[0]].end..w[p[1]].start] == " ")
+        && run.windows(2).all(|p| {
+            let gap = &text[w[p[0]].end..w[p[1]].start];
+            p[1] == p[0] + 1 && (gap == " " || (w[p[0]].initial && gap == ". "))
+        })
 }
 
 fn accept(text: &str, w: &[Word], run: &[usize], f: &[u16], cue: Cue) -> bool {
@@ -1861,6 +1883,18 @@ fn accept(text: &str, w: &[Word], run: &[usize], f: &[u16], cue: Cue) -> bool {
         // service clients").
         return false;
     }
+    // "Harpreet N. Patel", "Vikram M. Bhattacharya": capitalised words around
+    // middle initials, one of them a known name, none an everyday word.
+    if n >= 3
+        && capitalised
+        && !initial(0)
+        && (1..n - 1).all(initial)
+        && f[0] & (STOP | AMBIGUOUS) == 0
+        && f[n - 1] & (STOP | AMBIGUOUS) == 0
+        && (known(f[0]) || known(f[n - 1]))
+    {
+        return true;
+    }
     match cue {
         Cue::Title | Cue::NameLabel | Cue::Mention => return w[run[0]].cap || known(f[0]),
         // "Spoke with Wenjie Shangguan", "addressed to Venkatesh
@@ -1868,7 +1902,7 @@ fn accept(text: &str, w: &[Word], run: &[usize], f: &[u16], cue: Cue) -> bool {
         Cue::Verb | Cue::Prep
             if n >= 2
                 && capitalised
-                && (0..n).all(|j| f[j] & (STOP | AMBIGUOUS) == 0)
+                && (0..n).all(|j| f[j] & (STOP | AMBIGUOUS) == 0 || initial(j))
                 && (cue == Cue::Verb || (0..n).any(|j| known(f[j])))
                 && run_is_plain(text, w, run) =>
         {

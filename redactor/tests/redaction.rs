@@ -79,6 +79,16 @@ fn unseen_corpus_recall_and_precision() {
     score_corpus("pii-corpus-unseen.jsonl", 2000, 500, 0.83, 0.92);
 }
 
+/// A fourth reviewer's corpus (2,001 texts, 4,909 values, six languages),
+/// scored once unseen (89.0 % recall, 95.0 % precision) before anything was
+/// tuned on it (`fixtures/data/make_pii_corpus_fresh.py`). Its kinds do not
+/// include `ipv4` (private addresses in its logs are not labelled), so
+/// findings of that kind are not scored.
+#[test]
+fn fresh_corpus_recall_and_precision() {
+    score_corpus_with("pii-corpus-fresh.jsonl", 4000, 500, 0.89, 0.95, &["ipv4"]);
+}
+
 /// Scores the engine on a labelled corpus in `fixtures/data`, prints the
 /// table per kind and asserts the recall and precision given.
 fn score_corpus(
@@ -87,6 +97,39 @@ fn score_corpus(
     min_near_misses: usize,
     min_recall: f64,
     min_precision: f64,
+) {
+    score_corpus_with(
+        file,
+        min_pii,
+        min_near_misses,
+        min_recall,
+        min_precision,
+        &[],
+    );
+}
+
+/// Whether a finding's value is the labelled one. A corpus may label a
+/// bearer credential without the word "Bearer" that the redactor's span
+/// includes.
+fn same(kind: &str, labelled: &str, found: &str) -> bool {
+    labelled == found
+        || (kind == "bearer"
+            && found.len() > labelled.len()
+            && found.ends_with(labelled)
+            && found[..found.len() - labelled.len()]
+                .trim()
+                .eq_ignore_ascii_case("bearer"))
+}
+
+/// [`score_corpus`], with the findings of the `unscored` kinds (kinds the
+/// corpus does not label) left out.
+fn score_corpus_with(
+    file: &str,
+    min_pii: usize,
+    min_near_misses: usize,
+    min_recall: f64,
+    min_precision: f64,
+    unscored: &[&str],
 ) {
     let corpus = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -120,12 +163,13 @@ fn score_corpus(
             .find(text)
             .into_iter()
             .map(|f| (f.kind.name().to_string(), text[f.start..f.end].to_string()))
+            .filter(|(k, _)| !unscored.contains(&k.as_str()))
             .collect();
         for (kind, value) in &labels {
             pii_total += 1;
             let s = by_kind.entry(kind.clone()).or_default();
             s.labelled += 1;
-            if found.iter().any(|(k, v)| k == kind && v == value) {
+            if found.iter().any(|(k, v)| k == kind && same(k, value, v)) {
                 s.found += 1;
             } else {
                 misses.push(format!("{kind}: {value:?} in {text:?} (found {found:?})"));
@@ -134,7 +178,7 @@ fn score_corpus(
         for (kind, value) in &found {
             let s = by_kind.entry(kind.clone()).or_default();
             s.flagged += 1;
-            if labels.iter().any(|(k, v)| k == kind && v == value) {
+            if labels.iter().any(|(k, v)| k == kind && same(k, v, value)) {
                 s.correct += 1;
             } else {
                 false_positives.push(format!("{kind}: {value:?} in {text:?}"));
