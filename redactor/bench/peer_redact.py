@@ -869,13 +869,34 @@ def password(s):
     return (a, z) if blen(v) >= 3 and not placeholder(v) and "<" not in v and ">" not in v else None
 
 
+def prose_password(s):
+    """The last word of a sentence that gives a password (secret.rs)."""
+    a = max(s.rfind(" "), s.rfind("\t"))
+    if a < 0:
+        return None
+    a += 1
+    z = len(s.rstrip(",;)"))
+    v = s[a:z]
+    strong = any(c.isalpha() for c in v) and any(c in DIGITS or c in PUNCTUATION for c in v)
+    return (a, z) if len(v) >= 6 and strong and not placeholder(v) else None
+
+
+def mysql_password(s):
+    """The password of a MySQL client's `-p<password>` (secret.rs)."""
+    i = max(s.rfind(" -p"), s.rfind("\t-p"))
+    if i < 0:
+        return None
+    v = s[i + 3:]
+    return (i + 3, len(s)) if blen(v) >= 3 and not placeholder(v) else None
+
+
 def password_pair(s, quoted):
     sep = min((i for i in (s.find(":"), s.find("=")) if i >= 0), default=-1)
     if sep < 0:
         return None
     rest = s[sep + 1:]
     a = sep + 1 + len(rest) - len(rest.lstrip(" \t\"'"))
-    z = len(s.rstrip("\"'.)"))
+    z = len(s) - 1 if quoted else len(s.rstrip("\"'.)"))
     if a > z:
         return None
     v = s[a:z]
@@ -1190,9 +1211,17 @@ PATTERNS = [
         (r"(?i:password|passwd|pwd|passphrase|pass|secret|client_secret|api_?key|access_token|auth_token|token)"
          rf"""=[^{WS}&;"'<>]{{3,}}""", U),
         (rf"""(?i:thin):[A-Za-z0-9_$#]{{1,30}}/[^{WS}/@<>"']{{1,128}}@""", U),
-        (r"""(?i:password|passwd|passphrase|pwd|client_secret|secret_key)["']?[ \t]*[:=][ \t]*["']"""
+        (r"""(?i:password|passwd|passphrase|pwd|client_secret|secret_key|passwort|kennwort|mot de passe|senha|"""
+         r"""contraseña|contrasena|palavra-passe)["']?[ \t]*[:=][ \t]*["']"""
          rf"""[^{WS}"'<>]{{3,128}}["']""", U),
-        (rf"""(?i:password|passwd|passphrase|pwd)[ \t]*[:=][ \t]*[^{WS}"'<>,;]{{3,128}}""", U),
+        (r"(?i:password|passwd|passphrase|pwd|passwort|kennwort|mot de passe|senha|contraseña|contrasena|palavra-passe)"
+         rf"""[ \t]*[:=][ \t]*[^{WS}"'<>,;]{{3,128}}""", U),
+        (r"(?i:password|passwort|kennwort|passcode|mot de passe|senha|contraseña|contrasena)[^\n:=]{0,60}?[ \t]"
+         rf"""(?i:is|ist|lautet|est|es|é|was|war)[ \t]+[^{WS}"'<>]{{6,64}}""", U),
+        (r"(?i:temporary|temp|new|initial|one-time|neues|temporäres|vorläufiges|nouveau|provisoire|nueva|temporal|"
+         r"nova|provisória)[ \t]+(?i:password|passwort|kennwort|mot de passe|contraseña|senha)"
+         rf"""[ \t]+[^{WS}"'<>]{{6,64}}""", U),
+        (rf"""(?i:mysql|mysqldump|mysqladmin|mariadb)[ \t][^\n]{{0,120}}?[ \t]-p[^{WS}"'<>]{{3,128}}""", U),
     ]),
     ("aws_key", [(r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b", A)]),
     ("cloud_secret", [
@@ -1292,7 +1321,8 @@ def span(kind, form, text, start, end):
     if kind == "email":
         return email(text, start, end)
     if kind == "password":
-        sp = inner(password_pair(s, True) if form == 3 else password_pair(s, False) if form == 4 else password(s))
+        sp = inner(password_pair(s, True) if form == 3 else password_pair(s, False) if form == 4
+                   else prose_password(s) if form in (5, 6) else mysql_password(s) if form == 7 else password(s))
         if sp is not None:
             # `HF_TOKEN=hf_...` is an API key of a known provider: found as one.
             m = API_KEY_RX.match(text[sp[0]:sp[1]])
@@ -1340,7 +1370,8 @@ def span(kind, form, text, start, end):
 
 def validated(kind, form, text, start, end):
     sp = span(kind, form, text, start, end)
-    return sp if sp is not None and within_words(text, sp[0], sp[1]) else None
+    mysql = kind == "password" and form == 7  # `-p<password>` starts inside a word
+    return sp if sp is not None and (mysql or within_words(text, sp[0], sp[1])) else None
 
 
 def within_words(text, start, end):

@@ -76,8 +76,14 @@ fn builtin_patterns(kind: Kind) -> Vec<String> {
             r#"(?i:password|passwd|pwd|passphrase|pass|secret|client_secret|api_?key|access_token|auth_token|token)=[^\s&;"'<>]{3,}"#,
             r#"(?i:thin):[A-Za-z0-9_$#]{1,30}/[^\s/@<>"']{1,128}@"#,
             // password: "S3cr3t!", "password": "...", DB_PASSWORD='...'
-            r#"(?i:password|passwd|passphrase|pwd|client_secret|secret_key)["']?[ \t]*[:=][ \t]*["'][^\s"'<>]{3,128}["']"#,
-            r#"(?i:password|passwd|passphrase|pwd)[ \t]*[:=][ \t]*[^\s"'<>,;]{3,128}"#,
+            r#"(?i:password|passwd|passphrase|pwd|client_secret|secret_key|passwort|kennwort|mot de passe|senha|contraseña|contrasena|palavra-passe)["']?[ \t]*[:=][ \t]*["'][^\s"'<>]{3,128}["']"#,
+            r#"(?i:password|passwd|passphrase|pwd|passwort|kennwort|mot de passe|senha|contraseña|contrasena|palavra-passe)[ \t]*[:=][ \t]*[^\s"'<>,;]{3,128}"#,
+            // In prose: "my password is ...", "das Passwort für ... ist ...".
+            r#"(?i:password|passwort|kennwort|passcode|mot de passe|senha|contraseña|contrasena)[^\n:=]{0,60}?[ \t](?i:is|ist|lautet|est|es|é|was|war)[ \t]+[^\s"'<>]{6,64}"#,
+            // "set a temporary password ...".
+            r#"(?i:temporary|temp|new|initial|one-time|neues|temporäres|vorläufiges|nouveau|provisoire|nueva|temporal|nova|provisória)[ \t]+(?i:password|passwort|kennwort|mot de passe|contraseña|senha)[ \t]+[^\s"'<>]{6,64}"#,
+            // The MySQL client's `-p<password>`.
+            r#"(?i:mysql|mysqldump|mysqladmin|mariadb)[ \t][^\n]{0,120}?[ \t]-p[^\s"'<>]{3,128}"#,
         ],
         Kind::AwsKey => &[r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?-u:\b)"],
         Kind::CloudSecret => &[
@@ -562,7 +568,10 @@ impl Engine {
             Slot::Builtin(k, f) => (*k, *f),
         };
         let (from, to) = span(kind, form, text, start, end, s)?;
-        within_words(text.as_bytes(), from, to).then_some(Resolved::Found(
+        // `-p<password>` of a MySQL command line is the one value that
+        // starts inside a word: what is left of it (`-p`) matches nothing.
+        let mysql = kind == Kind::Password && form == 7;
+        (mysql || within_words(text.as_bytes(), from, to)).then_some(Resolved::Found(
             Detected::Builtin(kind),
             from,
             to,
@@ -621,6 +630,8 @@ fn span(
         Kind::Password => inner(match form {
             3 => crate::secret::password_pair(s, true),
             4 => crate::secret::password_pair(s, false),
+            5 | 6 => crate::secret::prose_password(s),
+            7 => crate::secret::mysql_password(s),
             _ => crate::secret::password(s),
         })
         .filter(|&(a, z)| {
@@ -742,6 +753,9 @@ mod tests {
             "PLEASE CHECK THE SWIFT CUSTOMER DETAILS",
             "precio sin IVA 130 692 544",
             "build 2026 0917 1234 5678 9012",
+            "the password is required and the new password must differ",
+            "Ihr Passwort ist abgelaufen, bitte ändern",
+            "mysql -h db -u reporting -p loans",
         ] {
             assert_eq!(kinds(t), vec![], "{t}");
         }
@@ -869,6 +883,41 @@ mod tests {
                 "DE89\u{a0}3704\u{a0}0044\u{a0}0532\u{a0}0130\u{a0}00",
             ),
             ("BIC DEUTDEFF for the transfer", "bic", "DEUTDEFF"),
+            (
+                "my password is 0BhB9J__UPhJ8X can you",
+                "password",
+                "0BhB9J__UPhJ8X",
+            ),
+            (
+                "das Passwort für den SFTP-Zugang ist Cobalt16., läuft",
+                "password",
+                "Cobalt16.",
+            ),
+            (
+                "set a temporary password I0e5z1jr2lOZEVC_ now",
+                "password",
+                "I0e5z1jr2lOZEVC_",
+            ),
+            (
+                "mot de passe : tiger-winter-orion15 (à changer)",
+                "password",
+                "tiger-winter-orion15",
+            ),
+            (
+                "usuario x y contraseña: Maple1584!",
+                "password",
+                "Maple1584!",
+            ),
+            (
+                r#"{"password": "Yg$giCA7DzMGO."}"#,
+                "password",
+                "Yg$giCA7DzMGO.",
+            ),
+            (
+                "mysql -h db -u reporting -pHarbor1268$ loans",
+                "password",
+                "Harbor1268$",
+            ),
             ("SWIFT: COBADEFFXXX", "bic", "COBADEFFXXX"),
         ] {
             assert!(

@@ -51,12 +51,41 @@ pub fn password_pair(s: &str, quoted: bool) -> Option<(usize, usize)> {
     let sep = s.find([':', '='])?;
     let rest = &s[sep + 1..];
     let start = sep + 1 + (rest.len() - rest.trim_start_matches([' ', '\t', '"', '\'']).len());
-    let end = s.trim_end_matches(['"', '\'', '.', ')']).len();
+    // Quoted, the value ends at its closing quote (a final `.` is part of
+    // it); unquoted, sentence punctuation after it is not.
+    let end = if quoted {
+        s.len() - 1
+    } else {
+        s.trim_end_matches(['"', '\'', '.', ')']).len()
+    };
     let v = s.get(start..end)?;
     let strong = quoted
         || v.bytes()
             .any(|b| b.is_ascii_digit() || b.is_ascii_punctuation());
     (v.len() >= 3 && strong && !placeholder(v) && !v.contains(['<', '>'])).then_some((start, end))
+}
+
+/// The span (relative to `s`) of the password a sentence gives ("my
+/// password is ...", "a temporary password ..."): its last word, without
+/// a trailing `,`, `;` or `)`. It must look like one: six characters or
+/// more, a letter and a digit or a symbol ("the password is required" is
+/// prose).
+pub fn prose_password(s: &str) -> Option<(usize, usize)> {
+    let start = s.rfind([' ', '\t'])? + 1;
+    let end = s.trim_end_matches([',', ';', ')']).len();
+    let v = s.get(start..end)?;
+    let strong = v.chars().any(char::is_alphabetic)
+        && v.bytes()
+            .any(|b| b.is_ascii_digit() || b.is_ascii_punctuation());
+    (v.chars().count() >= 6 && strong && !placeholder(v)).then_some((start, end))
+}
+
+/// The span (relative to `s`) of the password in a MySQL client command
+/// line's `-p<password>` (the last `-p` of the match).
+pub fn mysql_password(s: &str) -> Option<(usize, usize)> {
+    let start = s.rfind(" -p").or_else(|| s.rfind("\t-p"))? + 3;
+    let v = s.get(start..)?;
+    (v.len() >= 3 && !placeholder(v)).then_some((start, s.len()))
 }
 
 /// The span of the secret in a matched cloud-secret pattern: after the
