@@ -1989,6 +1989,14 @@ for _kind, _names in (
     ("address", "address mailingaddress streetaddress homeaddress billingaddress shippingaddress "
                 "postaladdress adresse anschrift wohnadresse direccion dirección domicilio morada "
                 "endereco endereço indirizzo adres"),
+    ("ssn", "ssn socialsecurity socialsecuritynumber ssnnumber"),
+    ("aba_routing", "routing routingnumber routingno aba abanumber abarouting rtn"),
+    ("in_aadhaar", "aadhaar aadhar aadhaarno aadhaarnumber"),
+    ("de_tax_id", "steuerid steueridentifikationsnummer idnr taxid"),
+    ("br_cpf", "cpf"),
+    ("ca_sin", "sin socialinsurancenumber nas"),
+    ("bic", "bic swift swiftcode biccode bicswift swiftbic"),
+    ("passport", "passport passportno passportnumber reisepass reisepassnummer passnummer passeport pasaporte passaporte"),
 ):
     for _name in _names.split():
         TABLE_COLUMNS.setdefault(_name, _kind)  # the first list that holds it wins
@@ -2056,6 +2064,17 @@ def header_of(line):
     return (sep, columns) if columns else None
 
 
+def id_fits(kind, value):
+    """Whether a field of an id column is that id (table.rs `id_fits`)."""
+    if kind == "ssn":
+        return ssn(value)
+    if kind == "aba_routing":
+        return len(value) == 9 and aba_routing(value)
+    if kind == "passport":
+        return 6 <= len(value) <= 9 and all(c in ASCII_ALNUM for c in value) and any(c in DIGITS for c in value)
+    return {"in_aadhaar": aadhaar, "de_tax_id": de_tax_id, "br_cpf": br_cpf, "ca_sin": ca_sin, "bic": bic}[kind](value)
+
+
 def find_table_cells(text):
     """Every value in a named column of a table in `text` as (start, end,
     kind): the rows under a header line while they have its number of
@@ -2097,8 +2116,10 @@ def find_table_cells(text):
                     # A phone column's field is a number: digits and the
                     # usual separators, seven digits or more.
                     fits = sum(c in DIGITS for c in value) >= 7 and all(c in PHONE_FIELD for c in value)
-                else:
+                elif kind in ("person", "dob", "address"):
                     fits = any(c.isalnum() for c in value)
+                else:
+                    fits = id_fits(kind, value)
                 if fits and value:
                     start = offset + a + field.find(value)
                     out.append((start, start + len(value), kind))

@@ -278,10 +278,23 @@ impl Engine {
             slots,
             names: enabled.contains(&Kind::Person),
             addresses,
-            table_kinds: [Kind::Person, Kind::Dob, Kind::Address, Kind::Phone]
-                .into_iter()
-                .filter(|k| enabled.contains(k))
-                .collect(),
+            table_kinds: [
+                Kind::Person,
+                Kind::Dob,
+                Kind::Address,
+                Kind::Phone,
+                Kind::Ssn,
+                Kind::AbaRouting,
+                Kind::Aadhaar,
+                Kind::DeTaxId,
+                Kind::BrCpf,
+                Kind::CaSin,
+                Kind::Bic,
+                Kind::Passport,
+            ]
+            .into_iter()
+            .filter(|k| enabled.contains(k))
+            .collect(),
         })
     }
 

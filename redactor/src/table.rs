@@ -130,6 +130,40 @@ fn column_kind(header: &str) -> Option<Kind> {
         "cellulare",
         "telefoon",
     ];
+    // Columns of ids: a field counts when its check digits hold.
+    let ssn = ["ssn", "socialsecurity", "socialsecuritynumber", "ssnnumber"];
+    let aba_routing = [
+        "routing",
+        "routingnumber",
+        "routingno",
+        "aba",
+        "abanumber",
+        "abarouting",
+        "rtn",
+    ];
+    let in_aadhaar = ["aadhaar", "aadhar", "aadhaarno", "aadhaarnumber"];
+    let de_tax_id = ["steuerid", "steueridentifikationsnummer", "idnr", "taxid"];
+    let br_cpf = ["cpf"];
+    let ca_sin = ["sin", "socialinsurancenumber", "nas"];
+    let bic = [
+        "bic",
+        "swift",
+        "swiftcode",
+        "biccode",
+        "bicswift",
+        "swiftbic",
+    ];
+    let passport = [
+        "passport",
+        "passportno",
+        "passportnumber",
+        "reisepass",
+        "reisepassnummer",
+        "passnummer",
+        "passeport",
+        "pasaporte",
+        "passaporte",
+    ];
     if person.contains(&h) {
         Some(Kind::Person)
     } else if phone.contains(&h) {
@@ -138,6 +172,22 @@ fn column_kind(header: &str) -> Option<Kind> {
         Some(Kind::Dob)
     } else if address.contains(&h) {
         Some(Kind::Address)
+    } else if ssn.contains(&h) {
+        Some(Kind::Ssn)
+    } else if aba_routing.contains(&h) {
+        Some(Kind::AbaRouting)
+    } else if in_aadhaar.contains(&h) {
+        Some(Kind::Aadhaar)
+    } else if de_tax_id.contains(&h) {
+        Some(Kind::DeTaxId)
+    } else if br_cpf.contains(&h) {
+        Some(Kind::BrCpf)
+    } else if ca_sin.contains(&h) {
+        Some(Kind::CaSin)
+    } else if bic.contains(&h) {
+        Some(Kind::Bic)
+    } else if passport.contains(&h) {
+        Some(Kind::Passport)
     } else {
         None
     }
@@ -228,7 +278,10 @@ pub fn find(text: &str, enabled: &[Kind]) -> Vec<(Kind, usize, usize)> {
                                 .bytes()
                                 .all(|c| c.is_ascii_digit() || b"+-/(). ".contains(&c))
                     }
-                    _ => value.chars().any(char::is_alphanumeric),
+                    Kind::Person | Kind::Dob | Kind::Address => {
+                        value.chars().any(char::is_alphanumeric)
+                    }
+                    id => id_fits(id, value),
                 };
                 if fits && !value.is_empty() {
                     let lead = cell.find(value).unwrap_or(0);
@@ -240,6 +293,26 @@ pub fn find(text: &str, enabled: &[Kind]) -> Vec<(Kind, usize, usize)> {
         i = j.max(i + 1);
     }
     out
+}
+
+/// Whether a field of an id column is that id: its shape and check digits.
+fn id_fits(kind: Kind, value: &str) -> bool {
+    use crate::national_id as id;
+    match kind {
+        Kind::Ssn => crate::validate::ssn(value),
+        Kind::AbaRouting => value.len() == 9 && id::aba_routing(value),
+        Kind::Aadhaar => id::aadhaar(value),
+        Kind::DeTaxId => id::de_tax_id(value),
+        Kind::BrCpf => id::br_cpf(value),
+        Kind::CaSin => id::ca_sin(value),
+        Kind::Bic => id::bic(value),
+        Kind::Passport => {
+            (6..=9).contains(&value.len())
+                && value.bytes().all(|b| b.is_ascii_alphanumeric())
+                && value.bytes().any(|b| b.is_ascii_digit())
+        }
+        _ => false,
+    }
 }
 
 /// The separator and the columns of a header line, if it is one: two or
@@ -305,6 +378,19 @@ mod tests {
         assert_eq!(
             values(t),
             vec![("person", "rim ben ammar"), ("person", "Heikkilä, Tuomas")]
+        );
+    }
+
+    #[test]
+    fn id_columns_count_when_their_check_digits_hold() {
+        let t = "employee,routing_number,aadhaar,steuer_id\nA,243466304,234123412346,12345679998\nB,243466305,234123412345,12345679999";
+        assert_eq!(
+            values(t),
+            vec![
+                ("aba_routing", "243466304"),
+                ("in_aadhaar", "234123412346"),
+                ("de_tax_id", "12345679998"),
+            ]
         );
     }
 
