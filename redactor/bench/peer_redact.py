@@ -1069,15 +1069,36 @@ DATE = (rf"[0-9]{{1,2}}[./-][0-9]{{1,2}}[./-][0-9]{{2,4}}"
         rf"|[0-9]{{1,2}}(?:st|nd|rd|th|er|º|°)?\.?[ \t]+(?:de[ \t]+|of[ \t]+)?[^\W\d_]{{3,10}}\.?,?[ \t]+(?:de[ \t]+)?[0-9]{{4}}"
         rf"|[^\W\d_]{{3,10}}\.?[ \t]+[0-9]{{1,2}}(?:st|nd|rd|th)?,?[ \t]+[0-9]{{4}}"
         rf"|[0-9]{{1,2}}[-/ ][^\W\d_]{{3}}\.?[-/ ][0-9]{{4}}")
-DOB_CUE = (r"(?i:d\.?o\.?b\.?|date[ \t_]+of[ \t_]+birth|dateofbirth|birth[ \t_]?date|birthday|born(?:[ \t]+on)?"
+DOB_CUE = (r"(?i:d\.?o\.?b\.?s?|date[ \t_]+of[ \t_]+birth|dateofbirth|birth[ \t_]?date|birthday|born(?:[ \t]+on)?"
            r"|geboren(?:[ \t]+(?:am|op))?|geboortedatum|geburtsdatum|geburtstag|geb\.(?:-datum|[ \t]+am)?"
-           r"|née?(?:[ \t]+le)?|date[ \t_]+(?:de[ \t_]+)?naissance|fecha[ \t_]+(?:de[ \t_]+)?nacimiento"
+           r"|née?(?:\(e\))?(?:[ \t]+le)?|nasci(?:[ \t]+(?:em|a))?|nací(?:[ \t]+el)?|date[ \t_]+(?:de[ \t_]+)?naissance|fecha[ \t_]+(?:de[ \t_]+)?nacimiento"
            r"|fecha[ \t]+(?:de[ \t]+)?nac\.|nacimiento|nacid[oa](?:[ \t]+el)?|data[ \t_]+(?:de[ \t_]+)?nascimento"
            r"|data[ \t]+(?:de[ \t]+)?nasc\.|nascimento"
            r"|nascid[oa](?:[ \t]+em)?|data[ \t]+di[ \t]+nascita|nat[oa][ \t]+il)")
 DATE_RX = re.compile(DATE)
 ALPHA_RUN = re.compile(r"[^\W\d_]+")
 MONTH_SET = frozenset(MONTHS)
+
+
+DOB_LIST = re.compile(r"(?:,[ \t]*(?:(?:and|or|et|ou|y|o|e|und|oder)[ \t]+)?|[ \t]+(?:and|or|et|ou|y|o|e|und|oder)[ \t]+)")
+
+
+def dob_list_after(text, end):
+    """The dates that continue a list after a date of birth (dob.rs)."""
+    out = []
+    while True:
+        sep = DOB_LIST.match(text, end)
+        if not sep:
+            return out
+        at = sep.end()
+        m = DATE_RX.match(text, at)
+        if not m:
+            return out
+        d = text[at:m.end()]
+        if dob(d) != (0, len(d)) or (m.end() < len(text) and text[m.end()].isalnum()):
+            return out
+        out.append((at, m.end()))
+        end = m.end()
 
 
 def dob(s):
@@ -1240,7 +1261,7 @@ PATTERNS = [
     ("passport", [(r"(?i:passport|reisepass|passeport|pasaporte|passaporte|passaporto|passnummer|pass-nr\.?)"
                    r"(?i:[ \t_-]*(?:numbers?|nummer|num[ée]ro|n[úu]mero|no\.?|nr\.?|n\.?[°º]\.?|#))?"
                    rf"""(?i:[ \t]+(?:is|was|ist|est|es|é))?[ \t]*[-:#(="'/]*[ \t]*[A-Za-z0-9]{{6,9}}{UB}""", U)]),
-    ("dob", [(rf"""{UB}{DOB_CUE}(?:[ \t\r\n]*(?i:is|was|ist|est|es|é|on[ \t]+(?:file|record)|[:=,(\-"']))*[ \t\r\n]*(?:{DATE})""", U)]),
+    ("dob", [(rf"""{UB}{DOB_CUE}(?:[ \t\r\n]*(?i:is|was|ist|est|es|é|c|le|el|em|as|(?:keyed|entered|given|listed|recorded|stated)[ \t]+as|shows|reads|on[ \t]+(?:file|record)|[:=,(\-"']))*[ \t\r\n]*(?:{DATE})""", U)]),
     ("iban", [(r"\b(?i:[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30})\b", A)]),
     ("btc_address", [(r"\b(?:[13][1-9A-HJ-NP-Za-km-z]{25,34}|bc1[02-9ac-hj-np-z]{11,71}|BC1[02-9AC-HJ-NP-Z]{11,71})\b", A)]),
     ("eth_address", [(r"\b0[xX][0-9a-fA-F]{40}\b", A)]),
@@ -2016,6 +2037,20 @@ def column_kind(header):
 
 
 def fields(line, sep):
+    """`split_fields`, without the empty fields outside a Markdown row's
+    outer pipes (table.rs `fields`)."""
+    out = split_fields(line, sep)
+    if sep == "|":
+        def blank(f):
+            return not line[f[0]:f[1]].strip(RUST_WS)
+        if line.lstrip(RUST_WS).startswith("|") and out and blank(out[0]):
+            out.pop(0)
+        if line.rstrip(RUST_WS).endswith("|") and len(out) > 1 and blank(out[-1]):
+            out.pop()
+    return out
+
+
+def split_fields(line, sep):
     """The fields of a line split at `sep` as (start, end); a field in
     double quotes may hold the separator, the quotes are not part of it."""
     out, i, n = [], 0, len(line)
@@ -2246,6 +2281,12 @@ def find_text(text):
                 taken.append((start, end))
                 found.append((sp[0], sp[1], kind))
                 resume = max(end, start + 1)
+                if kind == "dob":
+                    # The dates that continue a list after it.
+                    for a, z in dob_list_after(text, end):
+                        taken.append((a, z))
+                        found.append((a, z, "dob"))
+                        resume = z
             else:
                 resume = hidden
     # A table's named columns come first: the column says what they are.

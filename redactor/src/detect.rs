@@ -461,8 +461,20 @@ impl Engine {
             let start = m.start();
             match self.resolve(text, start, m.pattern(), m.end()) {
                 Some(Resolved::Found(kind, start, end)) => {
+                    let dob = kind == Detected::Builtin(Kind::Dob);
                     hit(Hit::Found(Finding { kind, start, end }));
                     pos = end;
+                    if dob {
+                        // "DOBs 04/20/1951, 07/21/1958 and 10/02/1963".
+                        for (a, z) in crate::dob::list_after(text, end) {
+                            hit(Hit::Found(Finding {
+                                kind: Detected::Builtin(Kind::Dob),
+                                start: a,
+                                end: z,
+                            }));
+                            pos = z;
+                        }
+                    }
                 }
                 Some(Resolved::Token(end)) => {
                     hit(Hit::Token(start, end));

@@ -15,17 +15,49 @@ const DATE: &str = r"(?x)
   | [0-9]{1,2}[-/\ ]\p{L}{3}\.?[-/\ ][0-9]{4}";
 
 /// The words that introduce a date of birth.
-const CUE: &str = r"(?i:d\.?o\.?b\.?|date[ \t_]+of[ \t_]+birth|dateofbirth|birth[ \t_]?date|birthday|born(?:[ \t]+on)?|geboren(?:[ \t]+(?:am|op))?|geboortedatum|geburtsdatum|geburtstag|geb\.(?:-datum|[ \t]+am)?|née?(?:[ \t]+le)?|date[ \t_]+(?:de[ \t_]+)?naissance|fecha[ \t_]+(?:de[ \t_]+)?nacimiento|fecha[ \t]+(?:de[ \t]+)?nac\.|nacimiento|nacid[oa](?:[ \t]+el)?|data[ \t_]+(?:de[ \t_]+)?nascimento|data[ \t]+(?:de[ \t]+)?nasc\.|nascimento|nascid[oa](?:[ \t]+em)?|data[ \t]+di[ \t]+nascita|nat[oa][ \t]+il)";
+const CUE: &str = r"(?i:d\.?o\.?b\.?s?|date[ \t_]+of[ \t_]+birth|dateofbirth|birth[ \t_]?date|birthday|born(?:[ \t]+on)?|geboren(?:[ \t]+(?:am|op))?|geboortedatum|geburtsdatum|geburtstag|geb\.(?:-datum|[ \t]+am)?|née?(?:\(e\))?(?:[ \t]+le)?|nasci(?:[ \t]+(?:em|a))?|nací(?:[ \t]+el)?|date[ \t_]+(?:de[ \t_]+)?naissance|fecha[ \t_]+(?:de[ \t_]+)?nacimiento|fecha[ \t]+(?:de[ \t]+)?nac\.|nacimiento|nacid[oa](?:[ \t]+el)?|data[ \t_]+(?:de[ \t_]+)?nascimento|data[ \t]+(?:de[ \t]+)?nasc\.|nascimento|nascid[oa](?:[ \t]+em)?|data[ \t]+di[ \t]+nascita|nat[oa][ \t]+il)";
 
 /// The pattern of the `dob` kind: a cue, separators, a date.
 pub fn pattern() -> String {
     let date = DATE.trim_start_matches("(?x)");
     format!(
-        r#"(?-u:\b){CUE}(?:[ \t\r\n]*(?i:is|was|ist|est|es|é|on[ \t]+(?:file|record)|[:=,(\-"']))*[ \t\r\n]*(?x:{date})"#
+        r#"(?-u:\b){CUE}(?:[ \t\r\n]*(?i:is|was|ist|est|es|é|c|le|el|em|as|(?:keyed|entered|given|listed|recorded|stated)[ \t]+as|shows|reads|on[ \t]+(?:file|record)|[:=,(\-"']))*[ \t\r\n]*(?x:{date})"#
     )
 }
 
 static DATE_RE: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(DATE).ok());
+
+/// What joins the dates of a list ("DOBs 04/20/1951, 07/21/1958 and
+/// 10/02/1963").
+static LIST_RE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"^(?:,[ \t]*(?:(?:and|or|et|ou|y|o|e|und|oder)[ \t]+)?|[ \t]+(?:and|or|et|ou|y|o|e|und|oder)[ \t]+)").ok()
+});
+
+/// The dates that continue a list after a date of birth ending at `end`:
+/// each a date of birth too.
+pub fn list_after(text: &str, mut end: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let (Some(list), Some(date)) = (LIST_RE.as_ref(), DATE_RE.as_ref()) else {
+        return out;
+    };
+    while let Some(sep) = list.find(&text[end..]) {
+        let at = end + sep.end();
+        let Some(m) = date
+            .find(regex_automata::Input::new(&text[at..]).anchored(regex_automata::Anchored::Yes))
+        else {
+            break;
+        };
+        let d = &text[at..at + m.end()];
+        if dob(d) != Some((0, d.len()))
+            || text[at + m.end()..].starts_with(|c: char| c.is_alphanumeric())
+        {
+            break;
+        }
+        out.push((at, at + m.end()));
+        end = at + m.end();
+    }
+    out
+}
 
 const MONTHS: &[&str] = &[
     // English
@@ -192,6 +224,15 @@ mod tests {
             Some("5 de mayo de 1980")
         );
         assert_eq!(d("born 1985-13-01"), None);
+        assert_eq!(d("né(e) le 06/03/1981"), Some("06/03/1981"));
+        assert_eq!(d("nasci em 5 de junho de 1982"), Some("5 de junho de 1982"));
+        assert_eq!(
+            d("date of birth keyed as 11/21/1980 instead"),
+            Some("11/21/1980")
+        );
+        let t = "DOBs 04/20/1951, 07/21/1958 and 10/02/1963 across";
+        let dates: Vec<&str> = list_after(t, 15).iter().map(|&(a, z)| &t[a..z]).collect();
+        assert_eq!(dates, ["07/21/1958", "10/02/1963"]);
         assert_eq!(d("born on Monday 3, 1990"), None);
     }
 }

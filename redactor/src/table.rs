@@ -194,8 +194,24 @@ fn column_kind(header: &str) -> Option<Kind> {
 }
 
 /// The fields of a line split at `sep`, as byte ranges (a field in double
-/// quotes may hold the separator; the quotes are not part of the range).
+/// quotes may hold the separator; the quotes are not part of the range). A
+/// Markdown row's outer pipes (`| a | b |`) delimit no empty fields.
 fn fields(line: &str, sep: u8) -> Vec<(usize, usize)> {
+    let mut out = split_fields(line, sep);
+    if sep == b'|' {
+        let blank =
+            |f: Option<&(usize, usize)>| f.is_some_and(|&(a, z)| line[a..z].trim().is_empty());
+        if line.trim_start().starts_with('|') && blank(out.first()) {
+            out.remove(0);
+        }
+        if line.trim_end().ends_with('|') && out.len() > 1 && blank(out.last()) {
+            out.pop();
+        }
+    }
+    out
+}
+
+fn split_fields(line: &str, sep: u8) -> Vec<(usize, usize)> {
     let b = line.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -391,6 +407,15 @@ mod tests {
                 ("in_aadhaar", "234123412346"),
                 ("de_tax_id", "12345679998"),
             ]
+        );
+    }
+
+    #[test]
+    fn markdown_tables() {
+        let t = "| Applicant | DOB | Score |\n|---|---|---|\n| Samira Saleh | 06/14/1999 | 749 |";
+        assert_eq!(
+            values(t),
+            vec![("person", "Samira Saleh"), ("dob", "06/14/1999")]
         );
     }
 
