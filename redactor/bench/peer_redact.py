@@ -360,7 +360,8 @@ CX_PHONE = (
     "tel tel. tél phone mobile mobil cell handy telefon telefono teléfono telefone telemóvel "
     "telemovel celular portable móvil movil whatsapp fax rufnummer telefonnummer call sms ring "
     "mob ph telephone téléphone contact llámame llamar ligue ligar cellulare handynummer mobilnummer "
-    "mobilfunknummer contacto contato tlf tfno telf cel cel. tel: mob."
+    "mobilfunknummer contacto contato tlf tfno telf cel cel. tel: mob. tlm tlm. telem. callback chamada llamada "
+    "ligação ligacao contactado contactada contacted rappeler anrufen"
 ).split()
 
 CX_REFERENCE = (
@@ -1285,7 +1286,7 @@ PATTERNS = [
         (r"\b0[1-9][0-9]{8,11}\b", A),
         (r"\b[3-9][0-9]{2,4}(?:[ .-]?[0-9]{2,5}){1,3}\b", A),
         (r"\b0[1-9](?:\.[0-9]{2}){4}\b", A),
-        (r"\([1-9][0-9]\) ?9?[0-9]{4}-[0-9]{4}\b", A),
+        (r"\([1-9][0-9]\) ?9?[0-9]{4}-?[0-9]{4}\b", A),
         (r"\(0[1-9][0-9]{1,4}\) ?[0-9]{3,8}(?:[ -][0-9]{2,8})?\b", A),
         (r"\b3[0-9]{2}/[0-9]{6,7}\b", A),
         (r"\b[1-9][0-9] 9[0-9]{4}[ -][0-9]{4}\b", A),
@@ -2003,7 +2004,7 @@ for _kind, _names in (
                "inhaber kunde kundenname voornaam achternaam naam"),
     ("phone", "phone phonenumber telephone tel mobile mobilephone cell cellphone telefon telefonnummer "
               "handy mobil mobilnummer téléphone telephone portable teléfono telefono móvil movil telefone "
-              "telemóvel celular cellulare telefoon"),
+              "telemóvel telemovel tlm whatsapp mobilenumber mobileno phoneno contactnumber celular cellulare telefoon"),
     ("dob", "dob dateofbirth birthdate birthday datenaissance datedenaissance geburtsdatum geburtstag "
             "fechanacimiento fechadenacimiento fnac datanascimento datadenascimento datadinascita "
             "geboortedatum"),
@@ -2099,6 +2100,20 @@ def header_of(line):
     return (sep, columns) if columns else None
 
 
+def unwrap_sql(cell):
+    """A field without SQL's quotes, `;` and unmatched brackets (table.rs)."""
+    v = cell.strip(RUST_WS)
+    while True:
+        before = len(v)
+        v = v.strip("';")
+        if v.startswith("(") and ")" not in v[1:]:
+            v = v[1:]
+        if v.endswith(")") and "(" not in v[:-1]:
+            v = v[:-1]
+        if len(v) == before:
+            return v
+
+
 def id_fits(kind, value):
     """Whether a field of an id column is that id (table.rs `id_fits`)."""
     if kind == "ssn":
@@ -2146,7 +2161,7 @@ def find_table_cells(text):
                 field = row[a:z]
                 # SQL `VALUES ('Bérénice', 'Carpentier', ...)`: quotes and
                 # brackets are not part of the value.
-                value = field.strip(RUST_WS).strip("'();")
+                value = unwrap_sql(field)
                 if kind == "phone":
                     # A phone column's field is a number: digits and the
                     # usual separators, seven digits or more.

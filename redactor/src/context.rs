@@ -194,6 +194,19 @@ pub const PHONE: &[&str] = &[
     "cel.",
     "tel:",
     "mob.",
+    "tlm",
+    "tlm.",
+    "telem.",
+    "callback",
+    "chamada",
+    "llamada",
+    "ligação",
+    "ligacao",
+    "contactado",
+    "contactada",
+    "contacted",
+    "rappeler",
+    "anrufen",
 ];
 /// Words that say a number with a leading 0 is a reference, not a phone.
 pub const REFERENCE: &[&str] = &[

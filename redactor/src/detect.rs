@@ -159,7 +159,7 @@ fn builtin_patterns(kind: Kind) -> Vec<String> {
             // French numbers written with dots: 06.12.34.56.78.
             r"(?-u:\b)0[1-9](?:\.[0-9]{2}){4}(?-u:\b)",
             // Brazilian numbers with the area code in brackets: (11) 98765-4321.
-            r"\([1-9][0-9]\) ?9?[0-9]{4}-[0-9]{4}(?-u:\b)",
+            r"\([1-9][0-9]\) ?9?[0-9]{4}-?[0-9]{4}(?-u:\b)",
             // The trunk 0 and area code in brackets: (069) 76515958.
             r"\(0[1-9][0-9]{1,4}\) ?[0-9]{3,8}(?:[ -][0-9]{2,8})?(?-u:\b)",
             // Italian mobiles with a slash: 345/8337684.

@@ -126,6 +126,13 @@ fn column_kind(header: &str) -> Option<Kind> {
         "movil",
         "telefone",
         "telemóvel",
+        "telemovel",
+        "tlm",
+        "whatsapp",
+        "mobilenumber",
+        "mobileno",
+        "phoneno",
+        "contactnumber",
         "celular",
         "cellulare",
         "telefoon",
@@ -282,9 +289,7 @@ pub fn find(text: &str, enabled: &[Kind]) -> Vec<(Kind, usize, usize)> {
                 // SQL `VALUES ('Bérénice', 'Carpentier', ...)`: quotes
                 // and brackets are not part of the value.
                 let cell = &row[a..z];
-                let value = cell
-                    .trim()
-                    .trim_matches(|c| matches!(c, '\'' | '(' | ')' | ';'));
+                let value = unwrap_sql(cell);
                 let fits = match kind {
                     // A phone column's field is a number: digits and the
                     // usual separators, seven digits or more.
@@ -309,6 +314,26 @@ pub fn find(text: &str, enabled: &[Kind]) -> Vec<(Kind, usize, usize)> {
         i = j.max(i + 1);
     }
     out
+}
+
+/// A field without what SQL puts around a value (`('Bérénice'`,
+/// `'Carpentier');`): quotes, `;`, and a bracket that is not matched inside
+/// it, so `(61) 4268-2268` keeps its own.
+fn unwrap_sql(cell: &str) -> &str {
+    let mut v = cell.trim();
+    loop {
+        let before = v.len();
+        v = v.trim_matches(|c| matches!(c, '\'' | ';'));
+        if let Some(rest) = v.strip_prefix('(').filter(|r| !r.contains(')')) {
+            v = rest;
+        }
+        if let Some(rest) = v.strip_suffix(')').filter(|r| !r.contains('(')) {
+            v = rest;
+        }
+        if v.len() == before {
+            return v;
+        }
+    }
 }
 
 /// Whether a field of an id column is that id: its shape and check digits.
