@@ -189,6 +189,7 @@ AMBIGUOUS_WORDS = (
 ).split()
 
 STOP_WORDS = (
+    "codice fiscale loan alta markt "
     "floor flat add review manual ihrem ihren konto service lending loans mortgage mortgages "
     "oetker porsche bosch siemens numbers column table alter drop create index date pan treasury "
     "payments collections accounts onboarding kyc fraud equipa apoio sud nord norte arbor "
@@ -311,7 +312,7 @@ NOT_PEOPLE = [
 # ("Destiny Park"; "Hi Min-jun Park" is a person).
 PLACE_WORDS = frozenset(
     "park plaza square mall centre center gardens heights valley bridge station airport arena tower "
-    "towers".split()
+    "towers wharf".split()
 )
 
 # Words that end the name of a company rather than a person's, whatever the
@@ -1526,7 +1527,12 @@ def flags(lower):
             ambiguous |= f & AMBIGUOUS
             last_part = f
         return (FIRST if all_first else 0) | (last_part & LAST) | ambiguous
+    if len(lower) >= 7 and lower.endswith(NOUN_ENDINGS):
+        return STOP  # an unknown word that ends as nouns do (names.rs `noun_ending`)
     return 0
+
+
+NOUN_ENDINGS = ("ung", "ungen", "heit", "keit", "schaft", "tät", "tion", "ción", "ção", "ismus")
 
 
 def strip_suffix(lower):
@@ -1638,7 +1644,7 @@ def find_names(text, skip):
     return out
 
 
-SPEAKER_ROLES = frozenset(["a", "q", "ai", "bot", "me", "you", "user", "users", "assistant", "system", "human", "agent",
+SPEAKER_ROLES = frozenset(["author", "committer", "reporter", "assignee", "approver", "requester", "sender", "recipient", "autor", "auteur", "a", "q", "ai", "bot", "me", "you", "user", "users", "assistant", "system", "human", "agent",
     "customer", "client", "cliente", "kunde", "kundin", "support", "admin", "operator", "host",
     "guest", "moderator", "caller", "note", "notes", "todo", "fixme", "fyi", "nb", "ps", "re",
     "fwd", "subject", "from", "to", "cc", "bcc", "date", "time", "status", "error", "warning",
@@ -1932,7 +1938,8 @@ def accept(text, w, run, f, c):
     if c == CUE_VERB and any(clean(x) for x in f):
         return True
     # "DELACROIX Margaux": a surname in capitals, then a known first name.
-    if n >= 2 and w[run[0]].caps and not w[run[n - 1]].caps and clean(f[n - 1]) and f[n - 1] & FIRST:
+    if (n >= 2 and w[run[0]].caps and (known(f[0]) or blen(text[w[run[0]].start:w[run[0]].end]) > 3)
+            and not w[run[n - 1]].caps and clean(f[n - 1]) and f[n - 1] & FIRST):
         return True
     # "Approved by K. Zielińska".
     if c in (CUE_VERB, CUE_LABEL) and initial(0) and capitalised and n >= 2:
@@ -1971,7 +1978,10 @@ def not_people(text, w, i, last):
             return True
     end_word = low(w[last])
     if last > i and (end_word in ORG_WORDS
-                     or (cue(text, w, i) == CUE_NONE and end_word in PLACE_WORDS)):
+                     or (end_word in PLACE_WORDS and (
+                         cue(text, w, i) == CUE_NONE
+                         or (cue(text, w, i) in (CUE_PREP, CUE_VERB)
+                             and (not w[i].flags & FIRST or w[i].flags & (STOP | AMBIGUOUS)))))):
         # "Destiny Park", "Liberty Plaza", "Northbridge Lending".
         return True
     word = text[w[last].start:w[last].end]

@@ -418,6 +418,11 @@ const AMBIGUOUS_WORDS: &[&str] = &[
 /// Never part of a name: products, places, titles and words the name lists
 /// hold by accident.
 const STOP_WORDS: &[&str] = &[
+    "codice",
+    "fiscale",
+    "loan",
+    "alta",
+    "markt",
     "floor",
     "flat",
     "add",
@@ -1424,7 +1429,21 @@ fn flags(lower: &str) -> u16 {
         let first = if all_first { FIRST } else { 0 };
         return first | (last_part & LAST) | ambiguous;
     }
+    if noun_ending(lower) {
+        return STOP;
+    }
     0
+}
+
+/// Whether an unknown word ends as nouns of the five languages do and
+/// names do not ("Kündigung", "Transaktion", "Dirección", "Aprovação").
+fn noun_ending(lower: &str) -> bool {
+    lower.chars().count() >= 7
+        && [
+            "ung", "ungen", "heit", "keit", "schaft", "tät", "tion", "ción", "ção", "ismus",
+        ]
+        .iter()
+        .any(|e| lower.ends_with(e))
 }
 
 /// Endings that are not part of a name: the possessive ("Sarah's") and
@@ -1920,9 +1939,11 @@ fn accept(text: &str, w: &[Word], run: &[usize], f: &[u16], cue: Cue) -> bool {
         Cue::Label if capitalised || (0..n).any(|j| clean(f[j])) => return true,
         Cue::Verb if n == 1 => return clean(f[0]) && f[0] & FIRST != 0,
         Cue::Verb if (0..n).any(|j| clean(f[j])) => return true,
-        // "DELACROIX Margaux": a surname in capitals, then a known first name.
+        // "DELACROIX Margaux": a surname in capitals, then a known first name
+        // (an unknown word of three capitals is an acronym: "UBO Davide").
         _ if n >= 2
             && w[run[0]].caps
+            && (known(f[0]) || w[run[0]].end - w[run[0]].start > 3)
             && !w[run[n - 1]].caps
             && clean(f[n - 1])
             && f[n - 1] & FIRST != 0 =>
@@ -1962,10 +1983,11 @@ fn accept(text: &str, w: &[Word], run: &[usize], f: &[u16], cue: Cue) -> bool {
 }
 
 /// Words that end the name of a place rather than a person's, without a
-/// cue ("Destiny Park"; "Hi Min-jun Park" is a person).
+/// cue or after a preposition ("Destiny Park", "from Canary Wharf"; "Hi
+/// Min-jun Park" is a person).
 const PLACE_WORDS: &[&str] = &[
     "park", "plaza", "square", "mall", "centre", "center", "gardens", "heights", "valley",
-    "bridge", "station", "airport", "arena", "tower", "towers",
+    "bridge", "station", "airport", "arena", "tower", "towers", "wharf",
 ];
 
 /// Words that end the name of a company rather than a person's, whatever
@@ -2006,7 +2028,15 @@ fn not_people(text: &str, w: &[Word], i: usize, last: usize) -> bool {
     let end_word = low(&w[last]);
     if last > i
         && (ORG_WORDS.contains(&end_word.as_str())
-            || (cue(text, w, i) == Cue::None && PLACE_WORDS.contains(&end_word.as_str())))
+            || (PLACE_WORDS.contains(&end_word.as_str())
+                && match cue(text, w, i) {
+                    Cue::None => true,
+                    // "from Canary Wharf", but "from Min-jun Park".
+                    Cue::Prep | Cue::Verb => {
+                        w[i].flags & FIRST == 0 || w[i].flags & (STOP | AMBIGUOUS) != 0
+                    }
+                    _ => false,
+                }))
     {
         // "Destiny Park", "Liberty Plaza", "Northbridge Lending".
         return true;
@@ -2099,6 +2129,9 @@ mod tests {
             "Crédit Agricole et BNP Paribas ont publié",
             "on the search API yesterday evening. Summarise the open incidents",
             r#"{"tool":"lookup_customer","trace_id":"5e85"}"#,
+            "UBO Davide — CF",
+            "The team moves from Canary Wharf in June",
+            "Codice Fiscale GLLFRC85S42L219Y",
         ] {
             assert_eq!(names(t), Vec::<&str>::new(), "{t}");
         }

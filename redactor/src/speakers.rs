@@ -152,6 +152,16 @@ const ROLES: &[&str] = &[
     "benutzer",
     "sistema",
     "système",
+    "author",
+    "committer",
+    "reporter",
+    "assignee",
+    "approver",
+    "requester",
+    "sender",
+    "recipient",
+    "autor",
+    "auteur",
 ];
 
 /// A speaker label at a line start: its span and its words' spans.
