@@ -1695,12 +1695,23 @@ def speaker_label(text, at):
             return None
         words.append((at + w_start, at + j))
         after = line[j:]
+        # A role and the speaker in brackets, or the speaker and a role.
+        label = (at + i, at + j, list(words))
+        colon_at = j
+        if after.startswith(" ("):
+            a = j + 2
+            z = speaker_word_end(line, a)
+            if z > a and line[z:].startswith(")"):
+                if line[i:j].lower() in SPEAKER_ROLES:
+                    label = (at + a, at + z, [(at + a, at + z)])
+                colon_at = z + 1
+        after = line[colon_at:]
         if after.startswith(":") or after.startswith(" :"):
-            colon = j + after.find(":")
+            colon = colon_at + after.find(":")
             message = line[colon + 1:]
             if not message[:1].isspace() or len(message.split()) < 2 or len(words) > 3:
                 return None
-            return at + i, at + j, words
+            return label
         if not after.startswith(" ") or len(words) == 3:
             return None
         j += 1

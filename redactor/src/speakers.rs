@@ -194,8 +194,27 @@ fn label_at(text: &str, at: usize) -> Option<Label> {
         }
         words.push((at + w_start, at + j));
         let after = &line[j..];
+        // "agente (Raúl): ..." names the speaker in brackets after a role;
+        // "thang (agent): ..." gives the role after the name.
+        let bracket = after
+            .strip_prefix(" (")
+            .map(|_| (j + 2, word_end(line, j + 2)))
+            .filter(|&(a, z)| z > a && line[z..].starts_with(')'));
+        let (colon_at, label) = match bracket {
+            Some((a, z)) => {
+                let outer = line[i..j].to_lowercase();
+                let label = if ROLES.contains(&outer.as_str()) {
+                    (at + a, at + z, vec![(at + a, at + z)])
+                } else {
+                    (at + i, at + j, words.clone())
+                };
+                (z + 1, label)
+            }
+            None => (j, (at + i, at + j, words.clone())),
+        };
+        let after = &line[colon_at..];
         if after.starts_with(':') || after.starts_with(" :") {
-            let colon = j + after.find(':')?;
+            let colon = colon_at + after.find(':')?;
             let message = &line[colon + 1..];
             if !message.starts_with(char::is_whitespace)
                 || message.split_whitespace().nth(1).is_none()
@@ -203,11 +222,8 @@ fn label_at(text: &str, at: usize) -> Option<Label> {
             {
                 return None;
             }
-            return Some(Label {
-                start: at + i,
-                end: at + j,
-                words,
-            });
+            let (start, end, words) = label;
+            return Some(Label { start, end, words });
         }
         if !after.starts_with(' ') || words.len() == 3 {
             return None;
@@ -290,7 +306,7 @@ mod tests {
 
     fn speakers(text: &str) -> Vec<&str> {
         let first = |w: &str| {
-            ["daisuke", "federica", "élodie", "anna"].contains(&w.to_lowercase().as_str())
+            ["daisuke", "federica", "élodie", "anna", "raúl"].contains(&w.to_lowercase().as_str())
         };
         let listed = |w: &str| ["hi", "thanks"].contains(&w);
         find(text, &[], first, listed)
@@ -308,6 +324,14 @@ mod tests {
         assert_eq!(speakers("[10:32] Federica: ok then"), ["Federica"]);
         assert_eq!(speakers("élodie : qqn peut rappeler ?"), ["élodie"]);
         assert_eq!(speakers("anna smith: done now"), ["anna smith"]);
+        assert_eq!(
+            speakers("agente (Raúl): disculpe las molestias\ncliente: vale gracias"),
+            ["Raúl"]
+        );
+        assert_eq!(
+            speakers("[14:43] daisuke (agent): thanks for holding"),
+            ["daisuke"]
+        );
     }
 
     #[test]
