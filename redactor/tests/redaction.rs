@@ -48,7 +48,7 @@ fn international_corpus_recall_and_precision() {
 /// apart from the gazetteers (`fixtures/data/make_pii_corpus_names.py`).
 #[test]
 fn names_corpus_recall_and_precision() {
-    score_corpus("pii-corpus-names.jsonl", 280, 50, 0.90, 0.97);
+    score_corpus("pii-corpus-names.jsonl", 280, 50, 0.96, 0.99);
 }
 
 /// Names and postal addresses of the US, UK, Germany and France in tickets,
@@ -56,7 +56,7 @@ fn names_corpus_recall_and_precision() {
 /// without the code (`fixtures/data/make_pii_corpus_people.py`).
 #[test]
 fn people_corpus_recall_and_precision() {
-    score_corpus("pii-corpus-people.jsonl", 600, 500, 0.90, 0.97);
+    score_corpus("pii-corpus-people.jsonl", 600, 500, 0.92, 0.98);
 }
 
 /// Prompts with every kind mixed (CRM exports in CSV and JSON, KYC notes,
@@ -67,26 +67,27 @@ fn people_corpus_recall_and_precision() {
 /// not at all), which the floors below include.
 #[test]
 fn prompts_corpus_recall_and_precision() {
-    score_corpus("pii-corpus-prompts.jsonl", 2500, 500, 0.84, 0.93);
+    score_corpus("pii-corpus-prompts.jsonl", 2500, 500, 0.87, 0.94);
 }
 
 /// A third reviewer's corpus of every kind in six languages, scored once
 /// unseen (83.5 % recall, 92.9 % precision) before anything was tuned on
-/// it; the floors keep that level
+/// it; the floors keep the level reached since
 /// (`fixtures/data/make_pii_corpus_unseen.py`).
 #[test]
 fn unseen_corpus_recall_and_precision() {
-    score_corpus("pii-corpus-unseen.jsonl", 2000, 500, 0.83, 0.92);
+    score_corpus("pii-corpus-unseen.jsonl", 2000, 500, 0.84, 0.95);
 }
 
 /// A fourth reviewer's corpus (2,001 texts, 4,909 values, six languages),
-/// scored once unseen (89.0 % recall, 95.0 % precision) before anything was
-/// tuned on it (`fixtures/data/make_pii_corpus_fresh.py`). Its kinds do not
-/// include `ipv4` (private addresses in its logs are not labelled), so
-/// findings of that kind are not scored.
+/// scored once unseen (89.9 % recall, 97.0 % precision) before anything was
+/// tuned on it (`fixtures/data/make_pii_corpus_fresh.py`); the floors keep
+/// the level reached since. Its kinds do not include `ipv4` (private
+/// addresses in its logs are not labelled), so findings of that kind are
+/// not scored.
 #[test]
 fn fresh_corpus_recall_and_precision() {
-    score_corpus_with("pii-corpus-fresh.jsonl", 4000, 500, 0.89, 0.95, &["ipv4"]);
+    score_corpus_with("pii-corpus-fresh.jsonl", 4000, 500, 0.94, 0.97, &["ipv4"]);
 }
 
 /// Scores the engine on a labelled corpus in `fixtures/data`, prints the
