@@ -16,7 +16,8 @@ fn redactor() -> &'static Redactor {
             keys: BTreeMap::from([("fuzz".to_string(), key.into())]),
             ..RedactionConfig::default()
         };
-        Redactor::new(&config, &std::env::temp_dir()).expect("redactor")
+        let storage = tollgate_storage::StorageConfig::local(&std::env::temp_dir());
+        Redactor::new(&config, &storage).expect("redactor")
     })
 }
 
