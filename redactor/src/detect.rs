@@ -78,12 +78,17 @@ fn builtin_patterns(kind: Kind) -> Vec<String> {
             // password: "S3cr3t!", "password": "...", DB_PASSWORD='...'
             r#"(?i:password|passwd|passphrase|pwd|client_secret|secret_key|passwort|kennwort|mot de passe|senha|contraseña|contrasena|palavra-passe)["']?[ \t]*[:=][ \t]*["'][^\s"'<>]{3,128}["']"#,
             r#"(?i:password|passwd|passphrase|pwd|passwort|kennwort|mot de passe|senha|contraseña|contrasena|palavra-passe)[ \t]*[:=][ \t]*[^\s"'<>,;]{3,128}"#,
+            // Three forms whose value lies further on: only their first
+            // words are in the automaton (long bounded repetitions there
+            // made every failed candidate's fallback search a third
+            // slower); the rest is matched from the end of these
+            // (`secret::PASSWORD_AFTER`).
             // In prose: "my password is ...", "das Passwort für ... ist ...".
-            r#"(?i:password|passwort|kennwort|passcode|mot de passe|senha|contraseña|contrasena)[^\n:=]{0,60}?[ \t](?i:is|ist|lautet|est|es|é|was|war)[ \t]+[^\s"'<>]{6,64}"#,
+            r#"(?i:password|passwort|kennwort|passcode|mot de passe|senha|contraseña|contrasena)"#,
             // "set a temporary password ...".
-            r#"(?i:temporary|temp|new|initial|one-time|neues|temporäres|vorläufiges|nouveau|provisoire|nueva|temporal|nova|provisória)[ \t]+(?i:password|passwort|kennwort|mot de passe|contraseña|senha)[ \t]+[^\s"'<>]{6,64}"#,
+            r#"(?i:temporary|temp|new|initial|one-time|neues|temporäres|vorläufiges|nouveau|provisoire|nueva|temporal|nova|provisória)[ \t]+(?i:password|passwort|kennwort|mot de passe|contraseña|senha)"#,
             // The MySQL client's `-p<password>`.
-            r#"(?i:mysql|mysqldump|mysqladmin|mariadb)[ \t][^\n]{0,120}?[ \t]-p[^\s"'<>]{3,128}"#,
+            r#"(?i:mysql|mysqldump|mysqladmin|mariadb)[ \t]"#,
         ],
         Kind::AwsKey => &[r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?-u:\b)"],
         Kind::CloudSecret => &[
@@ -652,13 +657,14 @@ fn span(
         Kind::Ipv4 => whole(validate::ipv4(text, start, end)),
         Kind::Ipv6 => prefix(validate::ipv6(s).map(|(n, _)| n)),
         Kind::Email => validate::email(text, start, end),
-        Kind::Password => inner(match form {
-            3 => crate::secret::password_pair(s, true),
-            4 => crate::secret::password_pair(s, false),
-            5 | 6 => crate::secret::prose_password(s),
-            7 => crate::secret::mysql_password(s),
-            _ => crate::secret::password(s),
-        })
+        Kind::Password => match form {
+            5..=7 => crate::secret::password_after(text, start, end, form - 5),
+            _ => inner(match form {
+                3 => crate::secret::password_pair(s, true),
+                4 => crate::secret::password_pair(s, false),
+                _ => crate::secret::password(s),
+            }),
+        }
         .filter(|&(a, z)| {
             // `HF_TOKEN=hf_...` is an API key of a known provider: found as one.
             !API_KEY.as_ref().is_some_and(|re| {

@@ -2,7 +2,10 @@
 //! `password=...`, `scheme://user:password@`, `AccountKey=...`,
 //! `"private_key_id": "..."` or `aws_secret_access_key ... <40 chars>`.
 
+use std::sync::LazyLock;
+
 use base64::Engine as _;
+use regex_automata::{meta::Regex, Anchored, Input};
 
 /// Values that stand for a secret without being one (templates, masks).
 fn placeholder(v: &str) -> bool {
@@ -63,6 +66,33 @@ pub fn password_pair(s: &str, quoted: bool) -> Option<(usize, usize)> {
         || v.bytes()
             .any(|b| b.is_ascii_digit() || b.is_ascii_punctuation());
     (v.len() >= 3 && strong && !placeholder(v) && !v.contains(['<', '>'])).then_some((start, end))
+}
+
+/// What follows the first words of the password forms whose value lies
+/// further on (detect.rs, `Kind::Password` forms 5 to 7), in their order:
+/// a sentence that gives the password, the password after "temporary
+/// password", a MySQL command line's `-p<password>`.
+static PASSWORD_AFTER: LazyLock<[Option<Regex>; 3]> = LazyLock::new(|| {
+    [
+        r#"[^\n:=]{0,60}?[ \t](?i:is|ist|lautet|est|es|é|was|war)[ \t]+[^\s"'<>]{6,64}"#,
+        r#"[ \t]+[^\s"'<>]{6,64}"#,
+        r#"[^\n]{0,120}?[ \t]-p[^\s"'<>]{3,128}"#,
+    ]
+    .map(|p| Regex::new(p).ok())
+});
+
+/// The span (in `text`) of the password of form `n` (0 to 2, see
+/// [`PASSWORD_AFTER`]) whose first words were matched at `start..end`.
+pub fn password_after(text: &str, start: usize, end: usize, n: usize) -> Option<(usize, usize)> {
+    let re = PASSWORD_AFTER.get(n)?.as_ref()?;
+    let m = re.find(Input::new(text).range(end..).anchored(Anchored::Yes))?;
+    let s = &text[start..m.end()];
+    let (a, z) = if n == 2 {
+        mysql_password(s)?
+    } else {
+        prose_password(s)?
+    };
+    Some((start + a, start + z))
 }
 
 /// The span (relative to `s`) of the password a sentence gives ("my
