@@ -669,10 +669,14 @@ def passport(s):
         i -= 1
     if i == 0:
         return None
-    v = s[i:]
+    return (i, len(s)) if passport_number(s[i:]) else None
+
+
+def passport_number(v):
+    """A passport number's shape (validate.rs `passport_number`)."""
     german = len(v) == 9 and all(c in "CFGHJKLMNPRTVWXYZ" for c in v)
-    ok = 6 <= len(v) <= 9 and (any(c in DIGITS for c in v) or german)
-    return (i, len(s)) if ok else None
+    return (6 <= len(v) <= 9 and all(c in ASCII_ALNUM for c in v)
+            and (any(c in DIGITS for c in v) or german))
 
 
 # --- National identifiers and bank codes (national_id.rs) ------------------
@@ -2142,7 +2146,7 @@ def id_fits(kind, value):
     if kind == "aba_routing":
         return len(value) == 9 and aba_routing(value)
     if kind == "passport":
-        return 6 <= len(value) <= 9 and all(c in ASCII_ALNUM for c in value) and any(c in DIGITS for c in value)
+        return passport_number(value)
     return {"in_aadhaar": aadhaar, "de_tax_id": de_tax_id, "br_cpf": br_cpf, "ca_sin": ca_sin, "bic": bic}[kind](value)
 
 

@@ -100,7 +100,7 @@ pub fn password_after(text: &str, start: usize, end: usize, n: usize) -> Option<
 /// a trailing `,`, `;` or `)`. It must look like one: six characters or
 /// more, a letter and a digit or a symbol ("the password is required" is
 /// prose).
-pub fn prose_password(s: &str) -> Option<(usize, usize)> {
+fn prose_password(s: &str) -> Option<(usize, usize)> {
     let start = s.rfind([' ', '\t'])? + 1;
     let end = s.trim_end_matches([',', ';', ')']).len();
     let v = s.get(start..end)?;
@@ -112,7 +112,7 @@ pub fn prose_password(s: &str) -> Option<(usize, usize)> {
 
 /// The span (relative to `s`) of the password in a MySQL client command
 /// line's `-p<password>` (the last `-p` of the match).
-pub fn mysql_password(s: &str) -> Option<(usize, usize)> {
+fn mysql_password(s: &str) -> Option<(usize, usize)> {
     let start = s.rfind(" -p").or_else(|| s.rfind("\t-p"))? + 3;
     let v = s.get(start..)?;
     (v.len() >= 3 && !placeholder(v)).then_some((start, s.len()))

@@ -115,7 +115,6 @@ const ROLES: &[&str] = &[
     "type",
     "source",
     "target",
-    "host",
     "env",
     "url",
     "path",
@@ -145,7 +144,6 @@ const ROLES: &[&str] = &[
     "sachbearbeiter",
     "conseiller",
     "conseillère",
-    "kundin",
     "usuario",
     "usuário",
     "utilisateur",
@@ -200,30 +198,28 @@ fn label_at(text: &str, at: usize) -> Option<Label> {
             .strip_prefix(" (")
             .map(|_| (j + 2, word_end(line, j + 2)))
             .filter(|&(a, z)| z > a && line[z..].starts_with(')'));
-        let (colon_at, label) = match bracket {
-            Some((a, z)) => {
-                let outer = line[i..j].to_lowercase();
-                let label = if ROLES.contains(&outer.as_str()) {
-                    (at + a, at + z, vec![(at + a, at + z)])
-                } else {
-                    (at + i, at + j, words.clone())
-                };
-                (z + 1, label)
-            }
-            None => (j, (at + i, at + j, words.clone())),
-        };
+        let colon_at = bracket.map_or(j, |(_, z)| z + 1);
         let after = &line[colon_at..];
         if after.starts_with(':') || after.starts_with(" :") {
             let colon = colon_at + after.find(':')?;
             let message = &line[colon + 1..];
             if !message.starts_with(char::is_whitespace)
                 || message.split_whitespace().nth(1).is_none()
-                || words.len() > 3
             {
                 return None;
             }
-            let (start, end, words) = label;
-            return Some(Label { start, end, words });
+            return Some(match bracket {
+                Some((a, z)) if ROLES.contains(&line[i..j].to_lowercase().as_str()) => Label {
+                    start: at + a,
+                    end: at + z,
+                    words: vec![(at + a, at + z)],
+                },
+                _ => Label {
+                    start: at + i,
+                    end: at + j,
+                    words,
+                },
+            });
         }
         if !after.starts_with(' ') || words.len() == 3 {
             return None;

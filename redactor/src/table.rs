@@ -347,11 +347,7 @@ fn id_fits(kind: Kind, value: &str) -> bool {
         Kind::BrCpf => id::br_cpf(value),
         Kind::CaSin => id::ca_sin(value),
         Kind::Bic => id::bic(value),
-        Kind::Passport => {
-            (6..=9).contains(&value.len())
-                && value.bytes().all(|b| b.is_ascii_alphanumeric())
-                && value.bytes().any(|b| b.is_ascii_digit())
-        }
+        Kind::Passport => crate::validate::passport_number(value),
         _ => false,
     }
 }

@@ -347,12 +347,17 @@ pub fn passport(s: &str) -> Option<(usize, usize)> {
         .rev()
         .find(|(_, c)| !c.is_ascii_alphanumeric())
         .map(|(i, c)| i + c.len_utf8())?;
-    let v = &s[start..];
-    // A digit in it, or nine letters of the German alphabet of passport
-    // numbers (no vowels, so no word).
+    passport_number(&s[start..]).then_some((start, s.len()))
+}
+
+/// Whether `v` has a passport number's shape: 6 to 9 letters and digits,
+/// a digit among them or nine letters of the German alphabet of passport
+/// numbers (no vowels, so no word).
+pub fn passport_number(v: &str) -> bool {
     let german = v.len() == 9 && v.bytes().all(|b| b"CFGHJKLMNPRTVWXYZ".contains(&b));
-    (v.len() >= 6 && v.len() <= 9 && (v.bytes().any(|b| b.is_ascii_digit()) || german))
-        .then_some((start, s.len()))
+    (6..=9).contains(&v.len())
+        && v.bytes().all(|b| b.is_ascii_alphanumeric())
+        && (v.bytes().any(|b| b.is_ascii_digit()) || german)
 }
 
 #[cfg(test)]
