@@ -716,9 +716,12 @@ fn in_capitals(text: &str, start: usize, end: usize, s: &str) -> bool {
             && !["BIC", "SWIFT", "IBAN", "CODE", "BANK"].contains(&w)
     };
     let before = text[..start].strip_suffix(' ').map(|t| {
+        // The character before the word may be of several bytes ("café").
         let from = t
-            .rfind(|c: char| !c.is_ascii_alphabetic())
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !c.is_ascii_alphabetic())
+            .map_or(0, |(i, c)| i + c.len_utf8());
         &t[from..]
     });
     let after = text[end..].strip_prefix(' ').map(|t| {
@@ -914,6 +917,7 @@ mod tests {
                 "DE89\u{a0}3704\u{a0}0044\u{a0}0532\u{a0}0130\u{a0}00",
             ),
             ("BIC DEUTDEFF for the transfer", "bic", "DEUTDEFF"),
+            ("SWIFT café DEUTDEFF", "bic", "DEUTDEFF"),
             (
                 "my password is 0BhB9J__UPhJ8X can you",
                 "password",
