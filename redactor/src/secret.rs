@@ -26,6 +26,19 @@ fn placeholder(v: &str) -> bool {
         .contains(&lower.as_str())
 }
 
+/// Whether a URL scheme ends at `at` (where `://` starts): a letter, then 1
+/// to 15 letters, digits, `+`, `.` or `-` (`postgres`, `git+ssh`).
+pub fn scheme_before(text: &str, at: usize) -> bool {
+    let scheme_char = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'-');
+    text.as_bytes()[..at]
+        .iter()
+        .rev()
+        .take(16)
+        .take_while(|b| scheme_char(b))
+        .enumerate()
+        .any(|(i, b)| i >= 1 && b.is_ascii_alphabetic())
+}
+
 /// The span (relative to `s`) of the password in a matched URL userinfo
 /// (`scheme://user:password@`), Oracle-style `user/password@`, or
 /// `key=value` pair.
@@ -220,5 +233,21 @@ mod tests {
         );
         assert_eq!(basic_auth("Basic YWxhZGRpbjpvcGVuc2VzYW1l."), Some(30));
         assert_eq!(basic_auth("basic configuration"), None);
+    }
+
+    #[test]
+    fn url_schemes() {
+        let at = |t: &str| scheme_before(t, t.find("://").unwrap());
+        assert!(at("see postgres://app:S3cr3t!@db"));
+        assert!(at("git+ssh://u:p4ss@h"));
+        assert!(at("a1://"));
+        // The scheme of the last 16 characters of a longer run.
+        assert!(at("0123456789012345678901234567a0://"));
+        // One character, no letter, or no scheme at all.
+        assert!(!at("x://u:p4ss@h"));
+        assert!(!at("12://u:p4ss@h"));
+        assert!(!at("://u:p4ss@h"));
+        assert!(!at("é1://u:p4ss@h"));
+        assert!(!at("01234567890123456a://"));
     }
 }
