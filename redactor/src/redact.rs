@@ -215,9 +215,13 @@ impl Redactor {
             }
         }
         // Extension attributes are free-form: their values (strings, and
-        // numbers that are PII as a whole) always pass through the
-        // detectors (a `traceparent` has nothing to find).
-        for value in event.envelope.extensions.values_mut() {
+        // numbers that are PII as a whole) pass through the detectors, all
+        // but a W3C `traceparent` of its exact form (hexadecimal ids,
+        // nothing else: every event of a traced producer has one).
+        for (name, value) in event.envelope.extensions.iter_mut() {
+            if name == "traceparent" && value.as_str().is_some_and(w3c_traceparent) {
+                continue;
+            }
             redact_value(engine, &key, value, &mut counts);
         }
         if self.policy.unknown_fields && !event.extra.is_empty() {
@@ -491,6 +495,20 @@ fn redact_once<'t>(
             Cow::Owned(s)
         }
     }
+}
+
+/// Whether `s` is a W3C Trace Context `traceparent` of version 00:
+/// `00-<32 hex>-<16 hex>-<2 hex>`, lower case.
+fn w3c_traceparent(s: &str) -> bool {
+    let hex = |p: &str, n: usize| {
+        p.len() == n
+            && p.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let mut parts = s.split('-');
+    let mut next = |n: usize| parts.next().is_some_and(|p| hex(p, n));
+    let shaped = next(2) && next(32) && next(16) && next(2);
+    shaped && s.starts_with("00-") && s.len() == 55
 }
 
 fn redact_value(engine: &Engine, key: &TenantKey, value: &mut Value, counts: &mut Counts) {

@@ -551,6 +551,32 @@ fn extension_attributes_are_redacted() {
         ext["traceparent"],
         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     );
+    // A W3C traceparent holds ids only, even one whose span id reads as a
+    // card number; a `traceparent` of any other form is scanned.
+    for (parent, kept) in [
+        (
+            "00-0af7651916cd43dd8448eb211c80319c-4111111111111111-01",
+            true,
+        ),
+        (
+            "00-0af7651916cd43dd8448eb211c80319c-4111111111111111-01 ",
+            false,
+        ),
+        (
+            "01-0af7651916cd43dd8448eb211c80319c-4111111111111111-01",
+            false,
+        ),
+        ("call alice@example.com", false),
+    ] {
+        let mut raw: Value = serde_json::from_slice(&raw).unwrap();
+        raw["traceparent"] = json!(parent);
+        let mut event =
+            tollgate_event::decode(&serde_json::to_vec(&raw).unwrap(), &Default::default(), at)
+                .unwrap();
+        r.redact_event(&mut event).unwrap();
+        let out = event.envelope.extensions["traceparent"].as_str().unwrap();
+        assert_eq!(out == parent, kept, "{parent:?} became {out:?}");
+    }
 }
 
 #[test]
