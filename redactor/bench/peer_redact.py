@@ -456,6 +456,13 @@ def before(text, start, words):
     return has_word(text, back(text, start, BEFORE), start, words)
 
 
+def token_near(text, start, end, check):
+    """Whether a word of ASCII letters and digits in the context windows
+    passes `check` (context.rs)."""
+    parts = (text[back(text, start, BEFORE):start], text[end:ahead(text, end, AFTER)])
+    return any(check(w) for part in parts for w in re.split(r"[^A-Za-z0-9]", part))
+
+
 def near(text, start, end, words):
     return before(text, start, words) or has_word(text, end, ahead(text, end, AFTER), words)
 
@@ -615,7 +622,7 @@ def phone(text, start, s, form):
                   or (trimmed.startswith(("015", "016", "017")) and 11 <= digits <= 12))
         ok = (mobile or said()) and 10 <= digits <= 13
     elif form == 4:
-        ok = 9 <= digits <= 10 and said()
+        ok = 9 <= digits <= 11 and said()
     elif form == 5:
         ok = digits == 10 and (said() or not before(text, start, CX_REFERENCE))
     elif form == 6:
@@ -626,9 +633,12 @@ def phone(text, start, s, form):
     elif form == 8:
         # 345/8337684: an Italian mobile.
         ok = 9 <= digits <= 10
-    else:
+    elif form == 9:
         # 21 99731 6690: a Brazilian mobile with its area code.
         ok = digits == 11
+    else:
+        # 48 3274-8828: a Brazilian landline with its area code.
+        ok = digits == 10
     return len(trimmed) if ok else None
 
 
@@ -811,6 +821,24 @@ def is_upper(c):
 def bic(s):
     return (len(s) in (8, 11) and all(is_upper(c) for c in s[:6]) and s[4:6] in COUNTRY
             and all(is_upper(c) or c in DIGITS for c in s[6:]))
+
+
+def after_iban(text, start):
+    """A valid IBAN ends right before `start`, at most three of ` (,/;`
+    between them (detect.rs `after_iban`)."""
+    end = start
+    while end > 0 and start - end < 3 and text[end - 1] in " (,/;":
+        end -= 1
+    if end == start:
+        return False
+    for i in range(max(0, end - 42), max(0, end - 14)):
+        if ((i == 0 or not (text[i - 1].isascii() and text[i - 1].isalnum()))
+                and text[i] in string.ascii_uppercase and text[i + 1] in string.ascii_uppercase
+                and text[i + 2] in DIGITS and text[i + 3] in DIGITS
+                and all(c in ASCII_ALNUM or c == " " for c in text[i:end])
+                and iban(text[i:end]) == end - i):
+            return True
+    return False
 
 
 def in_capitals(text, start, end, s):
@@ -1266,7 +1294,7 @@ PATTERNS = [
     # address: scanned on its own (`find_addresses`), first priority.
     ("passport", [(r"(?i:passport|reisepass|passeport|pasaporte|passaporte|passaporto|passnummer|pass-nr\.?)"
                    r"(?i:[ \t_-]*(?:numbers?|nummer|num[ée]ro|n[úu]mero|no\.?|nr\.?|n\.?[°º]\.?|#))?"
-                   rf"""(?i:[ \t]+(?:is|was|ist|est|es|é))?[ \t]*[-:#(="'/]*[ \t]*[A-Za-z0-9]{{6,9}}{UB}""", U)]),
+                   rf"""(?i:[ \t]+(?:is|was|ist|est|es|é))?[ \t]*[-:#(="'/]*[ \t]*["']?[A-Za-z0-9]{{6,9}}{UB}""", U)]),
     ("dob", [(rf"""{UB}{DOB_CUE}(?:[ \t\r\n]*(?i:is|was|ist|est|es|é|c|le|el|em|as|(?:keyed|entered|given|listed|recorded|stated)[ \t]+as|shows|reads|on[ \t]+(?:file|record)|[:=,(\-"']))*[ \t\r\n]*(?:{DATE})""", U)]),
     ("iban", [(r"\b(?i:[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30})\b", A)]),
     ("btc_address", [(r"\b(?:[13][1-9A-HJ-NP-Za-km-z]{25,34}|bc1[02-9ac-hj-np-z]{11,71}|BC1[02-9AC-HJ-NP-Z]{11,71})\b", A)]),
@@ -1289,12 +1317,13 @@ PATTERNS = [
         (r"(?:\b1[ .-]?)?(?:\([2-9][0-9]{2}\) ?|\b[2-9][0-9]{2}[ .-])[0-9]{3}[ .-][0-9]{4}\b", A),
         (r"\b0[1-9][0-9]{0,4}(?:[ /-][0-9]{2,8}){1,4}\b", A),
         (r"\b0[1-9][0-9]{8,11}\b", A),
-        (r"\b[3-9][0-9]{2,4}(?:[ .-]?[0-9]{2,5}){1,3}\b", A),
+        (r"\b(?:[3-9][0-9]{2,4}(?:[ .-]?[0-9]{2,5}){1,3}|[1-9][0-9](?: [0-9]{3} [0-9]{4}|[0-9]{7,9}))\b", A),
         (r"\b0[1-9](?:\.[0-9]{2}){4}\b", A),
         (r"\([1-9][0-9]\) ?9?[0-9]{4}-?[0-9]{4}\b", A),
         (r"\(0[1-9][0-9]{1,4}\) ?[0-9]{3,8}(?:[ -][0-9]{2,8})?\b", A),
         (r"\b3[0-9]{2}/[0-9]{6,7}\b", A),
         (r"\b[1-9][0-9] 9[0-9]{4}[ -][0-9]{4}\b", A),
+        (r"\b[1-9][0-9] [2-5][0-9]{3}-[0-9]{4}\b", A),
     ]),
     ("ipv4", [(r"\b[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\b", A)]),
     ("ipv6", [(r"\b[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){2,7}", A)]),
@@ -1334,7 +1363,9 @@ def span(kind, form, text, start, end):
     if kind == "iban":
         return prefix(iban(s))
     if kind == "ssn":
-        return whole_id(ssn(s) and (form == 0 or near(text, start, end, CX_SSN)))
+        return whole_id(ssn(s) and (form == 0 or (
+            near(text, start, end, CX_SSN)
+            and not (ca_sin(s) and has_word(text, back(text, start, 16), start, CX_SIN)))))
     if kind == "phone":
         return prefix(phone(text, start, s, form))
     if kind == "bearer":
@@ -1373,7 +1404,8 @@ def span(kind, form, text, start, end):
     if kind == "it_fiscal_code":
         return whole(it_fiscal_code(s))
     if kind == "in_aadhaar":
-        return whole_id(aadhaar(s) and (" " in s or near(text, start, end, CX_AADHAAR)))
+        return whole_id(aadhaar(s) and (" " in s or near(text, start, end, CX_AADHAAR)
+                                        or token_near(text, start, end, in_pan)))
     if kind == "in_pan":
         return whole(in_pan(s))
     if kind == "br_cpf":
@@ -1383,7 +1415,8 @@ def span(kind, form, text, start, end):
     if kind == "aba_routing":
         return whole_id(aba_routing(s) and near(text, start, end, CX_ABA))
     if kind == "bic":
-        return whole(bic(s) and near(text, start, end, CX_BIC) and not in_capitals(text, start, end, s))
+        return whole(bic(s) and (near(text, start, end, CX_BIC) or after_iban(text, start))
+                     and not in_capitals(text, start, end, s))
     if kind == "btc_address":
         return whole(btc(s))
     if kind == "eth_address":

@@ -102,6 +102,17 @@ fn has_word(text: &str, lo: usize, hi: usize, words: &[&str]) -> bool {
 /// The mark of a context word that counts only as written (in capitals).
 const CAPS: &str = "=";
 
+/// Whether a word of ASCII letters and digits within [`BEFORE`] bytes
+/// before `start` or [`AFTER`] bytes after `end` passes `check`.
+pub fn token_near(text: &str, start: usize, end: usize, check: fn(&str) -> bool) -> bool {
+    let lo = ceil_char(text, start.saturating_sub(BEFORE));
+    let hi = floor_char(text, (end + AFTER).min(text.len()));
+    [&text[lo..start], &text[end.min(hi)..hi]]
+        .into_iter()
+        .flat_map(|part| part.split(|c: char| !c.is_ascii_alphanumeric()))
+        .any(check)
+}
+
 fn floor_char(s: &str, mut i: usize) -> usize {
     while !s.is_char_boundary(i) {
         i -= 1;

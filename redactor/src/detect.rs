@@ -124,7 +124,7 @@ fn builtin_patterns(kind: Kind) -> Vec<String> {
         Kind::Passport => &[concat!(
             r"(?i:passport|reisepass|passeport|pasaporte|passaporte|passaporto|passnummer|pass-nr\.?)",
             r"(?i:[ \t_-]*(?:numbers?|nummer|num[ée]ro|n[úu]mero|no\.?|nr\.?|n\.?[°º]\.?|#))?",
-            r#"(?i:[ \t]+(?:is|was|ist|est|es|é))?[ \t]*[-:#(="'/]*[ \t]*[A-Za-z0-9]{6,9}(?-u:\b)"#
+            r#"(?i:[ \t]+(?:is|was|ist|est|es|é))?[ \t]*[-:#(="'/]*[ \t]*["']?[A-Za-z0-9]{6,9}(?-u:\b)"#
         )],
         Kind::Dob => return vec![crate::dob::pattern()],
         // Scanned by an automaton of their own.
@@ -165,7 +165,9 @@ fn builtin_patterns(kind: Kind) -> Vec<String> {
             r"(?:(?-u:\b)1[ .-]?)?(?:\([2-9][0-9]{2}\) ?|(?-u:\b)[2-9][0-9]{2}[ .-])[0-9]{3}[ .-][0-9]{4}(?-u:\b)",
             r"(?-u:\b)0[1-9][0-9]{0,4}(?:[ /-][0-9]{2,8}){1,4}(?-u:\b)",
             r"(?-u:\b)0[1-9][0-9]{8,11}(?-u:\b)",
-            r"(?-u:\b)[3-9][0-9]{2,4}(?:[ .-]?[0-9]{2,5}){1,3}(?-u:\b)",
+            // National numbers without a trunk 0: grouped, or Portuguese
+            // (21 763 3191) and compact (218625181, 11914043244) ones.
+            r"(?-u:\b)(?:[3-9][0-9]{2,4}(?:[ .-]?[0-9]{2,5}){1,3}|[1-9][0-9](?: [0-9]{3} [0-9]{4}|[0-9]{7,9}))(?-u:\b)",
             // French numbers written with dots: 06.12.34.56.78.
             r"(?-u:\b)0[1-9](?:\.[0-9]{2}){4}(?-u:\b)",
             // Brazilian numbers with the area code in brackets: (11) 98765-4321.
@@ -176,6 +178,8 @@ fn builtin_patterns(kind: Kind) -> Vec<String> {
             r"(?-u:\b)3[0-9]{2}/[0-9]{6,7}(?-u:\b)",
             // Brazilian mobiles with the area code: 21 99731 6690.
             r"(?-u:\b)[1-9][0-9] 9[0-9]{4}[ -][0-9]{4}(?-u:\b)",
+            // Brazilian landlines with the area code: 48 3274-8828.
+            r"(?-u:\b)[1-9][0-9] [2-5][0-9]{3}-[0-9]{4}(?-u:\b)",
         ],
         Kind::Ipv4 => &[r"(?-u:\b)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?-u:\b)"],
         Kind::Ipv6 => &[r"(?-u:\b)[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){2,7}"],
@@ -655,7 +659,15 @@ fn span(
     match kind {
         Kind::Card => prefix(validate::card(s)),
         Kind::Iban => prefix(validate::iban(s)),
-        Kind::Ssn => whole_id(validate::ssn(s) && (form == 0 || near(text, start, end, cx::SSN))),
+        // Nine bare digits right after a SIN cue are the Canadian number,
+        // even with "SSN" further on ("Canadian SIN 648142305 and US SSN
+        // ..."): left to the SIN pattern when they pass its Luhn check.
+        Kind::Ssn => whole_id(
+            validate::ssn(s)
+                && (form == 0
+                    || (near(text, start, end, cx::SSN)
+                        && !(id::ca_sin(s) && cx::before_within(text, start, 16, cx::SIN)))),
+        ),
         Kind::Phone => prefix(validate::phone(text, start, s, form)),
         Kind::Bearer => prefix(validate::bearer(s)),
         Kind::BasicAuth => prefix(crate::secret::basic_auth(s)),
@@ -688,9 +700,14 @@ fn span(
         Kind::FrNir => whole_id(id::fr_nir(s)),
         Kind::EsDni => whole_id(id::es_dni(s)),
         Kind::ItFiscalCode => whole(id::it_fiscal_code(s)),
-        Kind::Aadhaar => {
-            whole_id(id::aadhaar(s) && (s.contains(' ') || near(text, start, end, cx::AADHAAR)))
-        }
+        // Twelve bare digits are an Aadhaar number with a cue, or beside an
+        // Indian PAN (a customer record: "Arjun Iyer,WJFPI4776O,921743203778").
+        Kind::Aadhaar => whole_id(
+            id::aadhaar(s)
+                && (s.contains(' ')
+                    || near(text, start, end, cx::AADHAAR)
+                    || cx::token_near(text, start, end, id::in_pan)),
+        ),
         Kind::InPan => whole(id::in_pan(s)),
         Kind::BrCpf => {
             whole_id(id::br_cpf(s) && (s.contains('.') || near(text, start, end, cx::CPF)))
@@ -698,7 +715,9 @@ fn span(
         Kind::CaSin => whole_id(id::ca_sin(s) && near(text, start, end, cx::SIN)),
         Kind::AbaRouting => whole_id(id::aba_routing(s) && near(text, start, end, cx::ABA)),
         Kind::Bic => whole(
-            id::bic(s) && near(text, start, end, cx::BIC) && !in_capitals(text, start, end, s),
+            id::bic(s)
+                && (near(text, start, end, cx::BIC) || after_iban(text, start))
+                && !in_capitals(text, start, end, s),
         ),
         Kind::BtcAddress => whole(crate::crypto_address::btc(s)),
         Kind::EthAddress => whole(crate::crypto_address::eth(s)),
@@ -706,6 +725,32 @@ fn span(
         Kind::Jwt | Kind::PrivateKey | Kind::WebhookUrl => Some((start, end)),
         Kind::Address | Kind::Person => None,
     }
+}
+
+/// Whether a valid IBAN ends right before `start` (a space, `(`, `,`, `/`
+/// or `;` between them, at most three): the code after an account number
+/// is its bank's BIC ("NL02 ASNB 8029 0724 33 (TRIONL2U)").
+fn after_iban(text: &str, start: usize) -> bool {
+    let b = text.as_bytes();
+    let mut end = start;
+    while end > 0 && start - end < 3 && matches!(b[end - 1], b' ' | b'(' | b',' | b'/' | b';') {
+        end -= 1;
+    }
+    if end == start {
+        return false;
+    }
+    (end.saturating_sub(42)..end.saturating_sub(14)).any(|i| {
+        let starts = (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+            && b[i].is_ascii_uppercase()
+            && b[i + 1].is_ascii_uppercase()
+            && b[i + 2].is_ascii_digit()
+            && b[i + 3].is_ascii_digit();
+        starts
+            && b[i..end]
+                .iter()
+                .all(|&c| c.is_ascii_alphanumeric() || c == b' ')
+            && validate::iban(&text[i..end]) == Some(end - i)
+    })
 }
 
 /// Whether a BIC candidate made only of letters stands in a run of words
@@ -799,6 +844,55 @@ mod tests {
         ] {
             assert_eq!(kinds(t), vec![], "{t}");
         }
+    }
+
+    #[test]
+    fn ids_told_apart_by_what_is_beside_them() {
+        // A SIN cue right before wins over "SSN" further on.
+        let t = "Canadian SIN 648142305 and US SSN 749-76-3568 both needed";
+        assert_eq!(
+            kinds(t),
+            vec![
+                ("ca_sin".into(), "648142305".into()),
+                ("ssn".into(), "749-76-3568".into()),
+            ]
+        );
+        // Without the cue it stays an SSN.
+        let t = "SSN 648142305 on file";
+        assert_eq!(kinds(t), vec![("ssn".into(), "648142305".into())]);
+        // Twelve bare digits beside a PAN are an Aadhaar number; alone they
+        // are not.
+        let t = "Arjun Iyer,WJFPI4776O,921743203778,a.iyer@yahoo.co.in";
+        assert!(kinds(t).contains(&("in_aadhaar".into(), "921743203778".into())));
+        assert!(!kinds("ref 921743203778 filed")
+            .iter()
+            .any(|(k, _)| k == "in_aadhaar"));
+        // The code in brackets after an IBAN is its bank's BIC; the same
+        // word elsewhere is not.
+        let t = "Refund to NL02 ASNB 8029 0724 33 (TRIONL2U).";
+        assert!(kinds(t).contains(&("bic".into(), "TRIONL2U".into())));
+        assert!(!kinds("Refund (TRIONL2U).").iter().any(|(k, _)| k == "bic"));
+        // A passport number under a quoted key.
+        let t = r#"{"passaporte": "C896653"}"#;
+        assert_eq!(kinds(t), vec![("passport".into(), "C896653".into())]);
+    }
+
+    #[test]
+    fn national_phone_numbers() {
+        for (t, phone) in [
+            ("Telemóvel: 22 021 0316", "22 021 0316"),
+            ("Tlm. 218625181 | aline@example.pt", "218625181"),
+            ("Cel.: 11914043244", "11914043244"),
+            ("Abraço,\nLuiz\n48 3274-8828", "48 3274-8828"),
+        ] {
+            assert!(
+                kinds(t).contains(&("phone".into(), phone.into())),
+                "{t}: {:?}",
+                kinds(t)
+            );
+        }
+        // Without a phone word, nine bare digits are no phone.
+        assert_eq!(kinds("Ticket 218625181 closed"), vec![]);
     }
 
     #[test]

@@ -272,8 +272,9 @@ pub fn phone(text: &str, start: usize, s: &str, form: usize) -> Option<usize> {
             (mobile || said()) && (10..=13).contains(&digits)
         }
         // National numbers without a trunk 0 (Spain, Portugal, Italy,
-        // India): only beside a phone word.
-        4 => (9..=10).contains(&digits) && said(),
+        // India, Brazil's mobiles with their area code): only beside a
+        // phone word.
+        4 => (9..=11).contains(&digits) && said(),
         // 06.12.34.56.78
         5 => digits == 10 && (said() || !before(text, start, REFERENCE)),
         // (11) 98765-4321
@@ -283,7 +284,9 @@ pub fn phone(text: &str, start: usize, s: &str, form: usize) -> Option<usize> {
         // 345/8337684: an Italian mobile.
         8 => (9..=10).contains(&digits),
         // 21 99731 6690: a Brazilian mobile with its area code.
-        _ => digits == 11,
+        9 => digits == 11,
+        // 48 3274-8828: a Brazilian landline with its area code.
+        _ => digits == 10,
     };
     ok.then_some(trimmed.len())
 }
