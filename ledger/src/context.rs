@@ -118,15 +118,60 @@ pub struct LedgerContext {
     tail: Option<arrow::array::RecordBatch>,
 }
 
-/// A session with the settings every ledger session uses.
-pub(crate) fn new_session() -> SessionContext {
-    SessionContext::new_with_config(session_config())
-}
-
+/// The settings every ledger session uses.
 fn session_config() -> SessionConfig {
     SessionConfig::new()
         .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
         .with_information_schema(true)
+}
+
+/// Parquet footers and per-file statistics, shared by every session this
+/// process opens over the same storage.
+///
+/// A session is opened per request (the query API opens one per principal
+/// and call). Without sharing, every request read the footer of every file
+/// again and collected its statistics: in a debug build that was most of a
+/// small query's time, and against S3 it is one ranged GET per file. The
+/// shared entries are checked against each file's size and modification
+/// time on every use, and both caches keep DataFusion's memory bounds (50
+/// MiB of metadata, 20 MiB of statistics per storage). The listing of
+/// files is not shared: each session lists the tables afresh, so new
+/// commits are seen at once.
+mod file_caches {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    use datafusion::execution::cache::cache_manager::{
+        CacheManager, CacheManagerConfig, FileMetadataCache, FileStatisticsCache,
+    };
+
+    type Shared = (Option<Arc<FileStatisticsCache>>, Arc<FileMetadataCache>);
+
+    /// The cache configuration of a session over the storage named `key`.
+    pub(super) fn config(key: &str) -> CacheManagerConfig {
+        static BY_STORAGE: OnceLock<Mutex<HashMap<String, Shared>>> = OnceLock::new();
+        let defaults = CacheManagerConfig::default();
+        let mut map = BY_STORAGE
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let shared = match map.get(key) {
+            Some(s) => s.clone(),
+            None => match CacheManager::try_new(&defaults) {
+                Ok(m) => {
+                    let s = (m.get_file_statistic_cache(), m.get_file_metadata_cache());
+                    map.insert(key.to_string(), s.clone());
+                    s
+                }
+                // Not reached with the defaults; the session then has
+                // caches of its own, as before.
+                Err(_) => return defaults,
+            },
+        };
+        defaults
+            .with_file_statistics_cache(shared.0)
+            .with_file_metadata_cache(Some(shared.1))
+    }
 }
 
 /// How a session is set up beyond the defaults: for a principal's session,
@@ -206,16 +251,19 @@ impl LedgerContext {
         book: &PriceBook,
         setup: SessionSetup,
     ) -> Result<Self, Error> {
-        let ctx = match setup.memory_limit {
-            None => new_session(),
-            Some(bytes) => {
-                let rt = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-                    .with_memory_limit(bytes, 1.0)
-                    .build_arc()
-                    .map_err(|e| Error::Query(format!("memory limit: {e}")))?;
-                SessionContext::new_with_config_rt(session_config(), rt)
-            }
-        };
+        let key = storage
+            .url
+            .clone()
+            .unwrap_or_else(|| storage.data_dir.display().to_string());
+        let mut rt = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_cache_manager(file_caches::config(&key));
+        if let Some(bytes) = setup.memory_limit {
+            rt = rt.with_memory_limit(bytes, 1.0);
+        }
+        let rt = rt
+            .build_arc()
+            .map_err(|e| Error::Query(format!("session runtime: {e}")))?;
+        let ctx = SessionContext::new_with_config_rt(session_config(), rt);
         if let Some(schema) = setup.schema {
             let options = ctx.state().config().options().catalog.clone();
             let catalog = ctx
@@ -355,5 +403,37 @@ impl LedgerContext {
             .collect()
             .await
             .map_err(|e| Error::Query(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::file_caches;
+
+    #[test]
+    fn sessions_over_one_storage_share_footers_and_statistics_not_listings() {
+        let (a, b) = (
+            file_caches::config("s3://bucket/one"),
+            file_caches::config("s3://bucket/one"),
+        );
+        let other = file_caches::config("s3://bucket/two");
+        let metadata = |c: &datafusion::execution::cache::cache_manager::CacheManagerConfig| {
+            c.file_metadata_cache
+                .clone()
+                .expect("a shared metadata cache")
+        };
+        let statistics = |c: &datafusion::execution::cache::cache_manager::CacheManagerConfig| {
+            c.file_statistics_cache
+                .clone()
+                .expect("a shared statistics cache")
+        };
+        assert!(Arc::ptr_eq(&metadata(&a), &metadata(&b)));
+        assert!(Arc::ptr_eq(&statistics(&a), &statistics(&b)));
+        assert!(!Arc::ptr_eq(&metadata(&a), &metadata(&other)));
+        assert!(!Arc::ptr_eq(&statistics(&a), &statistics(&other)));
+        // Each session lists the files afresh: no listing is shared.
+        assert!(a.list_files_cache.is_none() && b.list_files_cache.is_none());
     }
 }
