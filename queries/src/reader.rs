@@ -173,6 +173,9 @@ impl Reader {
         principal: &Principal,
         sql_text: &str,
     ) -> Result<QueryResult, QueryError> {
+        // A statement its parse refuses (DDL, a second statement, a limit)
+        // is answered before a session is opened for it.
+        sql::check_statement(sql_text, &self.config.limits)?;
         let ctx = self.open(principal).await?;
         let (text, max_rows, limits) = (
             sql_text.to_string(),
