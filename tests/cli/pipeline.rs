@@ -261,12 +261,27 @@ fn writers(dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
     out
 }
 
+/// A free port on 127.0.0.1, for a process the test starts.
+///
+/// The port is released before the caller's process binds it, and the
+/// kernel may hand the same port to the next `bind` on port 0: a port
+/// given out once is never given out again by this process (a test that
+/// asked for four ports once got the gateway's port for `serve` as well).
 pub(super) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// One HTTP/1.1 request; the status code, headers and body.
