@@ -19,6 +19,9 @@ use super::text;
 const START: &str = "2026-10-10";
 const DAYS: u32 = 35;
 const SEED: u64 = 7;
+/// Events a day: a third of the demo's default, enough for every team to
+/// have usage in each month and zone checked.
+const PER_DAY: u32 = 600;
 
 /// Runs tollgate; a report (other than `close`) runs twice, reading the
 /// hourly rollups and with `--no-rollups` (the raw tables only), and both
@@ -52,6 +55,8 @@ fn stored(dir: &Path) -> PricingConfig {
             &DAYS.to_string(),
             "--seed",
             &SEED.to_string(),
+            "--events-per-day",
+            &PER_DAY.to_string(),
         ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -93,6 +98,7 @@ fn priced_usage(book: &PriceBook) -> Vec<(String, String, DateTime<Utc>, Decimal
     let start = NaiveDate::parse_from_str(START, "%Y-%m-%d").unwrap();
     let mut params = tollgate_fixtures::Params::ending_before(start + Duration::days(DAYS.into()));
     (params.days, params.seed, params.start) = (DAYS, SEED, start);
+    params.events_per_day = PER_DAY;
     let generator =
         tollgate_fixtures::Generator::new(params, tollgate_fixtures::demo_price_book().unwrap())
             .unwrap();

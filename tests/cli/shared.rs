@@ -182,6 +182,8 @@ fn two_alert_evaluators_on_one_s3_storage_send_each_email_once() {
             &days.to_string(),
             "--seed",
             "7",
+            "--events-per-day",
+            "600",
         ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -271,6 +273,7 @@ fn two_alert_evaluators_on_one_s3_storage_send_each_email_once() {
     // `pii find` reads the tables where storage.url says (here S3).
     let mut params = tollgate_fixtures::Params::ending_before(last);
     (params.days, params.seed, params.start) = (days as u32, 7, first - chrono::Duration::days(1));
+    params.events_per_day = 600;
     let generator =
         tollgate_fixtures::Generator::new(params, tollgate_fixtures::demo_price_book().unwrap())
             .unwrap();
