@@ -20,8 +20,8 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::alerts::{received, Sink};
+use super::isolation::call;
 use super::pipeline::{first_day, free_port, http, labelled};
-use super::queries::call;
 use super::{column, parquet_strings, test_broker, text, tollgate};
 
 const DAYS: u32 = 35;

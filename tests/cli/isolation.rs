@@ -272,7 +272,7 @@ fn isolation_suite_two_orgs_three_teams_every_role_endpoint_and_sql_shape() {
             "--start",
             "2026-10-01",
             "--days",
-            "35",
+            "28",
             "--teams",
             "6",
             "--seed",
@@ -417,9 +417,9 @@ fn isolation_suite_two_orgs_three_teams_every_role_endpoint_and_sql_shape() {
             assert!(head.contains("www-authenticate: bearer"));
             assert!(text(&body).contains("no credentials"), "{}", text(&body));
             sent.push((sha(q), String::new(), "unauthenticated".into()));
-            for who in &people {
+            let answers = two_at_a_time(&people, |who| {
                 let (s, _, body) = call(&addr, &method.to_uppercase(), &url, Some(&who.token), b"");
-                sent.push((
+                let entry = (
                     sha(q),
                     who.subject.clone(),
                     if allowed.contains(&who.role) {
@@ -427,8 +427,8 @@ fn isolation_suite_two_orgs_three_teams_every_role_endpoint_and_sql_shape() {
                     } else {
                         "forbidden"
                     }
-                    .into(),
-                ));
+                    .to_string(),
+                );
                 if !allowed.contains(&who.role) {
                     assert_eq!(
                         s,
@@ -442,10 +442,13 @@ fn isolation_suite_two_orgs_three_teams_every_role_endpoint_and_sql_shape() {
                         "{}",
                         text(&body)
                     );
-                    continue;
+                    return (entry, 0);
                 }
                 assert_eq!(s, 200, "{path} as {}: {}", who.subject, text(&body));
-                let n = assert_no_leak(who, path, &body);
+                (entry, assert_no_leak(who, path, &body))
+            });
+            for (entry, n) in answers {
+                sent.push(entry);
                 *saw_rows.entry(path.clone()).or_default() += n;
             }
         }
@@ -538,7 +541,8 @@ fn isolation_suite_two_orgs_three_teams_every_role_endpoint_and_sql_shape() {
         v[0]["event_id"].as_str().unwrap().to_string()
     };
     let ids: BTreeMap<&str, String> = ORGS.iter().map(|(o, _)| (*o, other_id(o))).collect();
-    for who in &people {
+    let per_principal = |who: &Who| -> Vec<(String, String, String)> {
+        let mut sent = Vec::new();
         for (shape, sql) in SHAPES {
             let sql = sql.replace("{other_id}", &ids[who.org]);
             let body =
@@ -609,7 +613,9 @@ fn isolation_suite_two_orgs_three_teams_every_role_endpoint_and_sql_shape() {
                 .to_string();
             assert!(reason.len() > 20, "{sql}: reason {reason:?}");
         }
-    }
+        sent
+    };
+    sent.extend(two_at_a_time(&people, per_principal).into_iter().flatten());
     assert!(!Path::new("/tmp/leak.parquet").exists());
 
     // Bad credentials: 401 with a reason, never data.
@@ -1008,9 +1014,30 @@ fn sql_call(addr: &str, who: &Who, sql: &str) -> (u16, String, Value) {
 /// division: every one answers the caller's own count (the rows that would
 /// fail never reach the expression); expressions that fail on the caller's
 /// own rows answer 400 naming the expression, never a value.
+/// `check` run for every principal, two principals at a time (the server
+/// runs one query per core): the suite is the CLI suite's longest test, and
+/// its request loops are most of it. A failed check fails the test, its
+/// message printed by the thread that failed.
+fn two_at_a_time<T: Send>(people: &[Who], check: impl Fn(&Who) -> T + Sync) -> Vec<T> {
+    std::thread::scope(|s| {
+        let check = &check;
+        let handles: Vec<_> = people
+            .chunks(people.len().div_ceil(2).max(1))
+            .map(|chunk| s.spawn(move || chunk.iter().map(check).collect::<Vec<T>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a principal's checks failed (above)"))
+            .collect()
+    })
+}
+
 fn error_channel(addr: &str, people: &[Who], events: &BTreeMap<(String, String), u64>, dir: &Path) {
-    let mut probes = 0;
-    for who in people.iter().filter(|w| w.role != "viewer") {
+    let probes: usize = two_at_a_time(people, |who| {
+        if who.role == "viewer" {
+            return 0;
+        }
+        let mut probes = 0;
         let o = outside(who, "");
         let oe = outside(who, "e.");
         let visible: u64 = events
@@ -1072,7 +1099,10 @@ fn error_channel(addr: &str, people: &[Who], events: &BTreeMap<(String, String),
                 );
             }
         }
-    }
+        probes
+    })
+    .into_iter()
+    .sum();
     assert!(probes > 100, "{probes} probes");
     // User mistakes found while planning are 400 too, with the reason.
     let who = people.iter().find(|w| w.role == "finance").unwrap();
