@@ -134,9 +134,13 @@ fn session_config() -> SessionConfig {
 /// small query's time, and against S3 it is one ranged GET per file. The
 /// shared entries are checked against each file's size and modification
 /// time on every use, and both caches keep DataFusion's memory bounds (50
-/// MiB of metadata, 20 MiB of statistics per storage). The listing of
-/// files is not shared: each session lists the tables afresh, so new
-/// commits are seen at once.
+/// MiB of metadata, 20 MiB of statistics per storage).
+///
+/// File listings are not cached at all. DataFusion 55 keeps a table's
+/// listing for ever by default (`list_files_cache_ttl = None`), so a
+/// context that lives long (the rollup maintainer in `run`, the alert
+/// evaluator, `serve`'s refresher) would never read a commit's new files;
+/// every scan lists the table again instead.
 mod file_caches {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex, OnceLock};
@@ -164,13 +168,14 @@ mod file_caches {
                     s
                 }
                 // Not reached with the defaults; the session then has
-                // caches of its own, as before.
-                Err(_) => return defaults,
+                // caches of its own, but still no listing cache.
+                Err(_) => return defaults.with_list_files_cache_limit(0),
             },
         };
         defaults
             .with_file_statistics_cache(shared.0)
             .with_file_metadata_cache(Some(shared.1))
+            .with_list_files_cache_limit(0)
     }
 }
 
@@ -413,7 +418,7 @@ mod tests {
     use super::file_caches;
 
     #[test]
-    fn sessions_over_one_storage_share_footers_and_statistics_not_listings() {
+    fn sessions_over_one_storage_share_footers_and_statistics_and_cache_no_listing() {
         let (a, b) = (
             file_caches::config("s3://bucket/one"),
             file_caches::config("s3://bucket/one"),
@@ -433,7 +438,10 @@ mod tests {
         assert!(Arc::ptr_eq(&statistics(&a), &statistics(&b)));
         assert!(!Arc::ptr_eq(&metadata(&a), &metadata(&other)));
         assert!(!Arc::ptr_eq(&statistics(&a), &statistics(&other)));
-        // Each session lists the files afresh: no listing is shared.
-        assert!(a.list_files_cache.is_none() && b.list_files_cache.is_none());
+        // No listing is cached (the integration test
+        // a_long_lived_context_sees_commits_made_after_it_opened fails with
+        // DataFusion's default listing cache).
+        assert_eq!((a.list_files_cache_limit, b.list_files_cache_limit), (0, 0));
+        assert!(a.list_files_cache.is_none());
     }
 }
