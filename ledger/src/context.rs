@@ -138,9 +138,9 @@ fn session_config() -> SessionConfig {
 ///
 /// File listings are not cached at all. DataFusion 55 keeps a table's
 /// listing for ever by default (`list_files_cache_ttl = None`), so a
-/// context that lives long (the rollup maintainer in `run`, the alert
-/// evaluator, `serve`'s refresher) would never read a commit's new files;
-/// every scan lists the table again instead.
+/// context that lives long (the alert evaluator, the quota and admission
+/// API) would never read a later commit's files in its raw reads; every
+/// scan lists the table again instead.
 mod file_caches {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex, OnceLock};

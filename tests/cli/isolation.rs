@@ -1009,11 +1009,6 @@ fn sql_call(addr: &str, who: &Who, sql: &str) -> (u16, String, Value) {
     (s, head, v)
 }
 
-/// Values through errors: expressions that fail only on out-of-scope rows,
-/// in WHERE, JOIN ON and OR branches, with CAST, regex, timestamp and
-/// division: every one answers the caller's own count (the rows that would
-/// fail never reach the expression); expressions that fail on the caller's
-/// own rows answer 400 naming the expression, never a value.
 /// `check` run for every principal, two principals at a time (the server
 /// runs one query per core): the suite is the CLI suite's longest test, and
 /// its request loops are most of it. A failed check fails the test, its
@@ -1032,6 +1027,11 @@ fn two_at_a_time<T: Send>(people: &[Who], check: impl Fn(&Who) -> T + Sync) -> V
     })
 }
 
+/// Values through errors: expressions that fail only on out-of-scope rows,
+/// in WHERE, JOIN ON and OR branches, with CAST, regex, timestamp and
+/// division: every one answers the caller's own count (the rows that would
+/// fail never reach the expression); expressions that fail on the caller's
+/// own rows answer 400 naming the expression, never a value.
 fn error_channel(addr: &str, people: &[Who], events: &BTreeMap<(String, String), u64>, dir: &Path) {
     let probes: usize = two_at_a_time(people, |who| {
         if who.role == "viewer" {
